@@ -1,0 +1,188 @@
+"""The ``descent`` command.
+
+``descent up`` is the embedded default: migrations, the API and a supervised worker,
+with SQLite files under one data directory and nothing else to install. The other
+commands run one part each, for the full stack (docker-compose or your own hosts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="descent",
+    help="Descent: train and tune neural networks from declarative job specs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+log = logging.getLogger("descent")
+
+HostOpt = Annotated[str, typer.Option(help="Interface to bind.")]
+PortOpt = Annotated[int, typer.Option(help="Port to listen on.")]
+
+
+def _settings():  # noqa: ANN202 - imported lazily so `descent --help` stays instant
+    from service.config import Settings
+
+    return Settings()
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class WorkerSupervisor:
+    """Keeps ``count`` worker processes running: a worker that dies is started again."""
+
+    def __init__(self, count: int, env: dict[str, str]) -> None:
+        self.count = count
+        self.env = env
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+
+    def _spawn(self, i: int) -> None:
+        cmd = [sys.executable, "-m", "workers", "--gpus", "0"]
+        self.procs[i] = subprocess.Popen(cmd, env={**self.env, "DESCENT_WORKER_INDEX": str(i)})
+        log.info("worker %d started (pid %d)", i, self.procs[i].pid)  # type: ignore[union-attr]
+
+    def start(self) -> None:
+        for i in range(self.count):
+            self._spawn(i)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        backoff = [1.0] * self.count
+        while not self._stopping.wait(1.0):
+            for i, proc in enumerate(self.procs):
+                if proc is not None and proc.poll() is not None and not self._stopping.is_set():
+                    log.warning(
+                        "worker %d exited with %s; restarting in %.0fs",
+                        i,
+                        proc.returncode,
+                        backoff[i],
+                    )
+                    if self._stopping.wait(backoff[i]):
+                        return
+                    backoff[i] = min(backoff[i] * 2, 30.0)
+                    self._spawn(i)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        live = [p for p in self.procs if p is not None and p.poll() is None]
+        for p in live:
+            p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for p in live:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@app.command()
+def up(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the database, broker and artifacts live "
+            "[env DESCENT_DATA_DIR; default ./.descent]."
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes to supervise.")] = 1,
+) -> None:
+    """Run everything: migrations, the API and supervised worker(s) (embedded default)."""
+    import uvicorn
+
+    from service.main import create_app
+    from service.migrate import upgrade
+
+    _logging()
+    if data_dir is not None:
+        os.environ["DESCENT_DATA_DIR"] = str(data_dir)
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(str(settings.database_url))
+    log.info("database ready: %s", settings.database_url)
+    supervisor = WorkerSupervisor(workers, dict(os.environ))
+    supervisor.start()
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        supervisor.stop()
+
+
+@app.command()
+def api(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Run the API alone (the database must be migrated: `descent migrate`)."""
+    import uvicorn
+
+    _logging()
+    uvicorn.run(
+        "service.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """Run training workers: one process per visible GPU, or one on CPU.
+
+    Options pass through to `python -m workers` (--concurrency, --loglevel, --gpus).
+    """
+    os.execv(sys.executable, [sys.executable, "-m", "workers", *ctx.args])
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (once, before the API starts)."""
+    from service.migrate import upgrade
+
+    _logging()
+    settings = _settings()
+    upgrade(str(settings.database_url))
+    typer.echo(f"migrated {settings.database_url.split('@')[-1]}")
+
+
+@app.command("db-check")
+def db_check() -> None:
+    """Exit 0 when the database answers, 1 otherwise (for healthchecks)."""
+    from sqlalchemy import text
+
+    from service.db import make_engine
+
+    engine = make_engine(str(_settings().database_url))
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        typer.echo(f"database unreachable: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    typer.echo("database ok")
+
+
+if __name__ == "__main__":
+    app()

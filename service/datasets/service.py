@@ -1,0 +1,124 @@
+"""Uploaded datasets: parse and check a CSV, store its arrays, list, read, delete."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from typing import Literal
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.datasets.csv_parse import CsvLimits, DatasetError, parse_csv
+from service.datasets.models import Dataset
+from service.errors import Conflict, Invalid, NotFound
+from service.jobs.models import QUEUED, RUNNING, Job
+from service.spec import FieldError
+
+#: Most classes an uploaded classification dataset may have.
+MAX_CLASSES = 1000
+
+
+def csv_limits(settings: Settings) -> CsvLimits:
+    return CsvLimits(
+        max_bytes=settings.max_upload_bytes,
+        max_rows=settings.max_dataset_rows,
+        max_columns=settings.max_dataset_columns,
+        max_line_bytes=settings.max_line_bytes,
+    )
+
+
+def create(
+    *,
+    session: Session,
+    settings: Settings,
+    data: bytes,
+    filename: str | None,
+    name: str | None,
+    target: str | None,
+    task: Literal["classification", "regression"] | None,
+) -> Dataset:
+    """Parse ``data``; on success write ``<id>.npz`` then the row. A rejected file writes
+    nothing; a failed commit removes the file again."""
+    try:
+        parsed = parse_csv(data, target=target, task=task, limits=csv_limits(settings))
+    except DatasetError as exc:
+        raise Invalid(
+            exc.message,
+            fields=[FieldError(exc.field, exc.message)],
+            code="invalid_dataset",
+        ) from exc
+    if parsed.classes and len(parsed.classes) > MAX_CLASSES:
+        message = (
+            f"the target column {parsed.target_name!r} has {len(parsed.classes)} distinct "
+            f"values; classification allows at most {MAX_CLASSES} classes (for a numeric "
+            "target, upload with task=regression)"
+        )
+        raise Invalid(message, fields=[FieldError("target", message)], code="invalid_dataset")
+    dataset_id = str(uuid.uuid4())
+    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.datasets_dir / f"{dataset_id}.npz"
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        features=parsed.features,
+        target=parsed.target,
+        task=np.array(parsed.task),
+        n_classes=np.array(len(parsed.classes) if parsed.classes else 0),
+    )
+    # Write to a temporary name and rename, so a worker never sees half a file.
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, path)
+    row = Dataset(
+        id=dataset_id,
+        name=(name or (filename or "dataset").rsplit(".", 1)[0])[:200],
+        filename=(filename or None) and filename[:255],
+        target=parsed.target_name,
+        task=parsed.task,
+        n_rows=parsed.n_rows,
+        n_features=len(parsed.feature_names),
+        n_classes=len(parsed.classes) if parsed.classes else None,
+        feature_names=parsed.feature_names,
+        classes=parsed.classes,
+        size_bytes=len(data),
+    )
+    try:
+        session.add(row)
+        session.commit()
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return row
+
+
+def get(*, session: Session, dataset_id: str) -> Dataset:
+    row = session.get(Dataset, dataset_id)
+    if row is None:
+        raise NotFound(f"no dataset with id {dataset_id!r}")
+    return row
+
+
+def list_datasets(*, session: Session, limit: int, offset: int) -> tuple[list[Dataset], int]:
+    total = session.scalar(select(func.count()).select_from(Dataset)) or 0
+    rows = session.scalars(
+        select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def delete(*, session: Session, settings: Settings, dataset_id: str) -> None:
+    row = get(session=session, dataset_id=dataset_id)
+    in_use = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.dataset_id == dataset_id, Job.status.in_((QUEUED, RUNNING)))
+    )
+    if in_use:
+        raise Conflict(f"dataset {dataset_id} is used by {in_use} queued or running job(s)")
+    session.delete(row)
+    session.commit()
+    (settings.datasets_dir / f"{dataset_id}.npz").unlink(missing_ok=True)

@@ -1,0 +1,71 @@
+"""Request and response shapes of the jobs API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXAMPLE_SPEC: dict[str, Any] = {
+    "name": "digits-adam",
+    "dataset": {"name": "digits", "val_fraction": 0.2, "scaling": "standard"},
+    "model": {
+        "kind": "mlp",
+        "hidden": [128, 64],
+        "activation": "relu",
+        "batch_norm": False,
+        "dropout": 0.1,
+        "init": "he_normal",
+    },
+    "optimizer": {"name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "weight_decay": 0.0},
+    "schedule": {"name": "one_cycle", "max_lr": 0.01},
+    "regularization": {
+        "l1": 0.0,
+        "l2": 0.0001,
+        "early_stopping": {"monitor": "val_loss", "patience": 5},
+        "grad_clip": {"max_norm": 1.0},
+    },
+    "training": {"epochs": 20, "batch_size": 32, "seed": 0, "device": "auto"},
+}
+
+
+class JobRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    kind: str
+    status: str = Field(description="queued → running → succeeded | failed | cancelled | diverged")
+    status_reason: str | None = Field(None, description="Why a job failed, diverged or stopped.")
+    task: str = Field(description="classification or regression")
+    spec: dict[str, Any] = Field(description="The spec with every default filled in.")
+    dataset_id: str | None
+    n_parameters: int
+    cancel_requested: bool
+    epochs: int = Field(description="Epochs asked for.")
+    epochs_completed: int
+    stop_epoch: int | None = Field(None, description="Epoch at which early stopping ended it.")
+    best_epoch: int | None = None
+    best_value: float | None = Field(None, description="Best value of the monitored metric.")
+    final_metrics: dict[str, float] | None = None
+    device: str | None = None
+    has_model: bool
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    links: dict[str, str]
+
+
+class JobPage(BaseModel):
+    items: list[JobRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class MetricsRead(BaseModel):
+    job_id: str
+    status: str
+    names: list[str] = Field(description="The metric names in each row, `epoch` first.")
+    epochs: list[dict[str, float | int | None]]

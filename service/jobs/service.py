@@ -1,0 +1,190 @@
+"""What the jobs API does, without HTTP: create, list, read, cancel, metrics."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.datasets.models import Dataset
+from service.db import utcnow
+from service.errors import Conflict, Invalid, NotFound, Unavailable
+from service.jobs.models import (
+    CANCELLED,
+    JOB_STATUSES,
+    QUEUED,
+    RUNNING,
+    TERMINAL_STATUSES,
+    EpochMetric,
+    Job,
+)
+from service.queue import Producer
+from service.spec import (
+    COMMON_METRICS,
+    TASK_METRICS,
+    DatasetShape,
+    FieldError,
+    JobSpec,
+    Limits,
+    SpecError,
+    UploadedDataset,
+    check_job,
+)
+from service.spec.common import CYCLED_METRICS
+
+log = logging.getLogger(__name__)
+
+#: Columns ``GET /v1/jobs?sort=`` accepts; a leading ``-`` sorts descending.
+SORTABLE = {
+    "created_at": Job.created_at,
+    "started_at": Job.started_at,
+    "finished_at": Job.finished_at,
+    "name": Job.name,
+    "status": Job.status,
+    "epochs_completed": Job.epochs_completed,
+}
+
+
+def limits(settings: Settings) -> Limits:
+    return Limits(settings.max_epochs, settings.max_parameters, settings.max_synthetic_samples)
+
+
+def dataset_shape(*, session: Session, spec: JobSpec) -> DatasetShape:
+    ds = spec.dataset
+    if isinstance(ds, UploadedDataset):
+        row = session.get(Dataset, ds.id)
+        if row is None:
+            raise SpecError([FieldError("dataset.id", f"no uploaded dataset with id {ds.id!r}")])
+        return DatasetShape(row.n_rows, row.n_features, row.task, row.n_classes)  # type: ignore[arg-type]
+    return ds.known_shape()
+
+
+def create(*, session: Session, settings: Settings, producer: Producer, spec: JobSpec) -> Job:
+    """Validate ``spec`` against its dataset and the caps, commit the job, then enqueue it.
+
+    The row is committed before the message is sent, so a worker always finds it. If the
+    broker refuses the message the row is removed again: nothing half-written stays.
+    """
+    shape = dataset_shape(session=session, spec=spec)
+    errors = check_job(spec, shape, limits(settings))
+    if errors:
+        raise SpecError(errors)
+    job = Job(
+        id=str(uuid.uuid4()),
+        name=spec.name or spec.default_name(),
+        status=QUEUED,
+        spec=spec.model_dump(mode="json"),
+        task=shape.task,
+        dataset_id=spec.dataset.id if isinstance(spec.dataset, UploadedDataset) else None,
+        n_parameters=spec.model.count_parameters(shape),
+    )
+    session.add(job)
+    session.commit()
+    try:
+        producer.enqueue_training(job.id)
+    except Exception as exc:
+        log.warning("could not enqueue job %s: %s", job.id, exc)
+        session.delete(job)
+        session.commit()
+        raise Unavailable("the task broker is unavailable; the job was not created") from exc
+    return job
+
+
+def get(*, session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id!r}")
+    return job
+
+
+def list_jobs(
+    *, session: Session, statuses: Sequence[str], sort: str, limit: int, offset: int
+) -> tuple[list[Job], int]:
+    bad = [s for s in statuses if s not in JOB_STATUSES]
+    if bad:
+        raise Invalid(
+            f"status: unknown status {bad[0]!r}",
+            fields=[FieldError("status", f"unknown status {bad[0]!r}", list(JOB_STATUSES))],
+        )
+    key = sort.removeprefix("-")
+    if key not in SORTABLE:
+        allowed = [*SORTABLE, *(f"-{k}" for k in SORTABLE)]
+        raise Invalid(
+            f"sort: cannot sort by {sort!r}",
+            fields=[FieldError("sort", f"cannot sort by {sort!r}", allowed)],
+        )
+    column = SORTABLE[key]
+    query = select(Job)
+    if statuses:
+        query = query.where(Job.status.in_(statuses))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    order = column.desc() if sort.startswith("-") else column.asc()
+    rows = session.scalars(query.order_by(order, Job.id).limit(limit).offset(offset)).all()
+    return list(rows), total
+
+
+def cancel(*, session: Session, job_id: str) -> Job:
+    """A queued job is cancelled at once and never starts; a running one is asked to stop
+    and does so at its next batch boundary."""
+    job = get(session=session, job_id=job_id)
+    if job.status in TERMINAL_STATUSES:
+        raise Conflict(f"job {job_id} already ended as {job.status}; nothing to cancel")
+    # Conditional updates, so a worker that claims the job at the same moment cannot
+    # both start it and have it marked cancelled.
+    done = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == QUEUED)
+        .values(
+            status=CANCELLED,
+            status_reason="cancelled before it started",
+            cancel_requested=True,
+            finished_at=utcnow(),
+        )
+    ).rowcount
+    if not done:
+        session.execute(
+            update(Job).where(Job.id == job_id, Job.status == RUNNING).values(cancel_requested=True)
+        )
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def metric_names(task: str) -> list[str]:
+    return [*COMMON_METRICS, *TASK_METRICS[task], *CYCLED_METRICS]
+
+
+def metrics(
+    *,
+    session: Session,
+    job: Job,
+    names: Sequence[str],
+    epoch_from: int | None,
+    epoch_to: int | None,
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Rows of ``epoch`` plus the asked-for metrics (all when ``names`` is empty)."""
+    known = metric_names(job.task)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise Invalid(
+            f"names: unknown metric {unknown[0]!r} for a {job.task} job",
+            fields=[FieldError("names", f"unknown metric {unknown[0]!r}", known)],
+        )
+    query = select(EpochMetric).where(EpochMetric.job_id == job.id)
+    if epoch_from is not None:
+        query = query.where(EpochMetric.epoch >= epoch_from)
+    if epoch_to is not None:
+        query = query.where(EpochMetric.epoch <= epoch_to)
+    rows = session.scalars(query.order_by(EpochMetric.epoch)).all()
+    if names:
+        columns = ["epoch", *(n for n in names if n != "epoch")]
+    else:
+        present = {k for r in rows for k in r.values}
+        columns = [n for n in known if n in present] or ["epoch"]
+    out = [{c: (r.epoch if c == "epoch" else r.values.get(c)) for c in columns} for r in rows]
+    return columns, out

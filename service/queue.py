@@ -1,0 +1,87 @@
+"""The Celery app as the API (the producer) sees it, and the task names.
+
+The API only ever sends tasks by name, so it never imports ``workers`` (or torch).
+Task names are constants: renaming a function never strands a queued message.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy import make_url
+
+from service.config import Settings
+
+TRAIN_JOB = "descent.train_job"
+
+
+def celery_config(settings: Settings) -> dict[str, object]:
+    """Configuration shared by the producer (API) and the consumer (worker)."""
+    broker_url = str(settings.broker_url)
+    conf: dict[str, object] = {
+        "broker_url": broker_url,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_ignore_result": True,
+        "task_default_queue": settings.queue,
+        "task_routes": {TRAIN_JOB: {"queue": settings.queue}},
+        # Long training tasks: acknowledge after the task ran, take one at a time,
+        # and put the message back if the worker process dies mid-task.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 5,
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0.2,
+            "interval_step": 0.5,
+            "interval_max": 2,
+        },
+        "worker_send_task_events": False,
+    }
+    if broker_url.startswith("sqla+sqlite"):
+        prepare_sqlite_broker(broker_url)
+        # The busy timeout lets the API and the worker share the broker's SQLite file.
+        conf["broker_transport_options"] = {"connect_args": {"timeout": 30}}
+    elif broker_url.startswith(("redis://", "rediss://")):
+        # Far longer than any job, so Redis never redelivers a message while its task
+        # still runs; a dead worker's message is re-queued by task_reject_on_worker_lost.
+        conf["broker_transport_options"] = {"visibility_timeout": 7 * 24 * 3600}
+    return conf
+
+
+def prepare_sqlite_broker(broker_url: str) -> None:
+    """Create the broker's SQLite file in WAL mode (persistent per file), so the API's
+    writes and the worker's polling do not block each other."""
+    path = make_url(broker_url.removeprefix("sqla+")).database
+    if not path or path == ":memory:":
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=30) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def make_celery(settings: Settings, *, name: str = "descent") -> Celery:
+    app = Celery(name)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+class Producer:
+    """Sends tasks by name. One per API process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = make_celery(settings, name="descent-api")
+
+    def enqueue_training(self, job_id: str) -> None:
+        self.app.send_task(TRAIN_JOB, args=[job_id], queue=self.settings.queue)
+
+    def ping(self) -> None:
+        """Raise if the broker cannot be reached."""
+        with self.app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)

@@ -1,0 +1,71 @@
+"""Pieces every part of the job language shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Task = Literal["classification", "regression"]
+
+#: Metrics recorded every epoch, by task. The same names in SQL, the API, events and plots.
+COMMON_METRICS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "lr",
+    "grad_norm",
+    "weight_norm",
+    "epoch_seconds",
+    "samples_per_second",
+)
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("train_accuracy", "val_accuracy"),
+    "regression": ("train_mse", "val_mse", "val_mae", "val_r2"),
+}
+#: Recorded only when a schedule cycles them (one_cycle with cycle_momentum).
+CYCLED_METRICS = ("momentum", "beta1")
+#: Wall-clock measurements: they differ between two runs of the same spec.
+TIMING_METRICS = ("epoch_seconds", "samples_per_second")
+
+
+def monitorable_metrics(task: str) -> tuple[str, ...]:
+    """Metrics that early stopping and reduce_on_plateau may watch."""
+    return ("train_loss", "val_loss", *TASK_METRICS[task])
+
+
+def metric_mode(metric: str) -> Literal["min", "max"]:
+    """Whether a larger value of ``metric`` is better."""
+    return "max" if metric.endswith(("accuracy", "_r2")) else "min"
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: unknown fields and non-finite numbers are errors."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of a request, in the words a user can act on."""
+
+    field: str
+    message: str
+    allowed: list[Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"field": self.field, "message": self.message}
+        if self.allowed is not None:
+            out["allowed"] = self.allowed
+        return out
+
+
+@dataclass
+class SpecError(Exception):
+    """A spec that parsed but does not fit its dataset or the configured caps."""
+
+    errors: list[FieldError] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{e.field}: {e.message}" for e in self.errors)

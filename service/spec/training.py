@@ -1,0 +1,47 @@
+"""The job spec: one training run, fully described as data."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from service.spec.common import SpecModel
+from service.spec.datasets import DatasetSpec, DigitsDataset
+from service.spec.models import MLPModel, ModelSpec
+from service.spec.optimizers import Adam, OptimizerSpec
+from service.spec.regularization import Regularization
+from service.spec.schedules import Constant, ScheduleSpec
+
+
+class Training(SpecModel):
+    epochs: int = Field(20, ge=1, le=100_000, description="Epochs to train (capped by the server).")
+    batch_size: Annotated[int, Field(ge=1, le=10_000_000)] | Literal["full"] = Field(
+        32,
+        description="Samples per step, or `full` for full-batch gradient descent. "
+        "Batch size 1 is classic SGD.",
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds weights, shuffling and dropout.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="`auto` uses a GPU when the worker has one."
+    )
+
+    def resolve_batch_size(self, n_train: int) -> int:
+        return n_train if self.batch_size == "full" else self.batch_size
+
+
+class JobSpec(SpecModel):
+    """A training job. Every field has a default: ``{"dataset": {"name": "digits"}}`` is a job."""
+
+    name: str | None = Field(
+        None, min_length=1, max_length=200, description="A label; default: made from the spec."
+    )
+    dataset: DatasetSpec = Field(default_factory=lambda: DigitsDataset(name="digits"))
+    model: ModelSpec = Field(default_factory=lambda: MLPModel(kind="mlp"))
+    optimizer: OptimizerSpec = Field(default_factory=lambda: Adam(name="adam"))
+    schedule: ScheduleSpec = Field(default_factory=lambda: Constant(name="constant"))
+    regularization: Regularization = Field(default_factory=Regularization)
+    training: Training = Field(default_factory=Training)
+
+    def default_name(self) -> str:
+        return f"{self.dataset.name}-{self.model.kind}-{self.optimizer.name}"

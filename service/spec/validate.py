@@ -1,0 +1,223 @@
+"""Checks that need more than the spec itself: its dataset's shape and the server's caps.
+
+``JobSpec`` validates each field on its own; ``check_job`` validates the fields against
+each other and against the dataset they will train on, so that a job that would fail
+in the first second on a worker is refused with a 422 instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from service.spec.common import FieldError, monitorable_metrics
+from service.spec.datasets import DatasetShape, SyntheticDataset
+from service.spec.models import CNNModel
+from service.spec.schedules import Cosine, MultiStep, OneCycle, ReduceOnPlateau
+from service.spec.training import JobSpec
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_epochs: int
+    max_parameters: int
+    max_synthetic_samples: int
+
+
+def check_job(spec: JobSpec, shape: DatasetShape, limits: Limits) -> list[FieldError]:
+    """Every reason ``spec`` cannot train on a dataset of ``shape``; empty when it can."""
+    errors: list[FieldError] = []
+    t = spec.training
+    if t.epochs > limits.max_epochs:
+        errors.append(
+            FieldError(
+                "training.epochs",
+                f"{t.epochs} is above this server's cap of {limits.max_epochs} epochs",
+            )
+        )
+    if isinstance(spec.dataset, SyntheticDataset) and (
+        spec.dataset.n_samples > limits.max_synthetic_samples
+    ):
+        errors.append(
+            FieldError(
+                "dataset.n_samples",
+                f"{spec.dataset.n_samples} is above this server's "
+                f"cap of {limits.max_synthetic_samples} samples",
+            )
+        )
+
+    n_train, n_val = spec.dataset.split_sizes(shape.n_samples)
+    if n_train < 1:
+        errors.append(FieldError("dataset.val_fraction", "leaves no samples to train on"))
+    if (
+        shape.task == "classification"
+        and shape.n_classes
+        and (n_val < shape.n_classes or n_train < shape.n_classes)
+    ):
+        errors.append(
+            FieldError(
+                "dataset.val_fraction",
+                f"a stratified split of {shape.n_samples} samples needs at least "
+                f"{shape.n_classes} (one per class) on each side; this one gives "
+                f"{n_train} train / {n_val} validation",
+            )
+        )
+    if t.batch_size != "full" and t.batch_size > n_train:
+        errors.append(
+            FieldError(
+                "training.batch_size",
+                f"{t.batch_size} is larger than the training split ({n_train} samples); "
+                f'use at most {n_train}, or "full"',
+            )
+        )
+
+    model = spec.model
+    if isinstance(model, CNNModel):
+        input_shape = model.resolve_input_shape(shape)
+        if input_shape is None:
+            errors.append(
+                FieldError(
+                    "model.input_shape",
+                    f"the cnn model needs image-shaped data; {spec.dataset.name} has "
+                    f"{shape.n_features} flat features: give input_shape [channels, height, "
+                    "width] whose product equals that, or use an mlp",
+                )
+            )
+        elif input_shape[0] * input_shape[1] * input_shape[2] != shape.n_features:
+            errors.append(
+                FieldError(
+                    "model.input_shape",
+                    f"{list(input_shape)} holds {input_shape[0] * input_shape[1] * input_shape[2]}"
+                    f" values but each sample has {shape.n_features} features",
+                )
+            )
+    n_params = model.count_parameters(shape)
+    if n_params > limits.max_parameters:
+        errors.append(
+            FieldError(
+                "model",
+                f"{n_params:,} parameters is above this server's cap of {limits.max_parameters:,}",
+            )
+        )
+
+    allowed = list(monitorable_metrics(shape.task))
+    sched = spec.schedule
+    if isinstance(sched, ReduceOnPlateau) and sched.monitor not in allowed:
+        errors.append(
+            FieldError(
+                "schedule.monitor",
+                f"unknown metric {sched.monitor!r} for a {shape.task} dataset",
+                allowed,
+            )
+        )
+    es = spec.regularization.early_stopping
+    if es is not None and es.monitor not in allowed:
+        errors.append(
+            FieldError(
+                "regularization.early_stopping.monitor",
+                f"unknown metric {es.monitor!r} for a {shape.task} dataset",
+                allowed,
+            )
+        )
+    if sched.warmup_epochs >= t.epochs:
+        errors.append(
+            FieldError(
+                "schedule.warmup_epochs",
+                f"{sched.warmup_epochs} warm-up epochs leave "
+                f"none of the {t.epochs} epochs for the schedule itself",
+            )
+        )
+    if isinstance(sched, MultiStep) and sched.milestones[-1] >= t.epochs:
+        errors.append(
+            FieldError(
+                "schedule.milestones",
+                f"milestone {sched.milestones[-1]} is not "
+                f"before the last epoch ({t.epochs - 1}); it would never apply",
+            )
+        )
+    if isinstance(sched, Cosine) and sched.t_max is not None and sched.t_max > t.epochs:
+        errors.append(
+            FieldError(
+                "schedule.t_max",
+                f"{sched.t_max} is longer than training ({t.epochs} "
+                "epochs); the rate would never reach eta_min",
+            )
+        )
+    if isinstance(sched, OneCycle) and sched.cycle_momentum and not spec.optimizer.has_momentum:
+        errors.append(
+            FieldError(
+                "schedule.cycle_momentum",
+                f"{spec.optimizer.name} has no momentum "
+                "or β1 to cycle; set cycle_momentum to false",
+                [False],
+            )
+        )
+    return errors
+
+
+def format_validation_error(
+    errors: list[dict[str, Any]], body: Any, prefix: tuple = ()
+) -> list[FieldError]:
+    """Pydantic's errors (``exc.errors()``) as FieldErrors with dotted paths into the request.
+
+    Unions put the member's tag into the error location (``optimizer.adam.lr``); we drop
+    it by walking the request body, so users see ``optimizer.lr``. Errors from the members
+    of a plain union (``batch_size``: an int or "full") merge into one.
+    """
+    merged: dict[str, FieldError] = {}
+    for err in errors:
+        path = _strip_tags(tuple(err["loc"]), body)
+        kind = err["type"]
+        ctx = err.get("ctx") or {}
+        allowed: list[Any] | None = None
+        message = err["msg"]
+        if kind == "union_tag_invalid":
+            allowed = _tags(ctx.get("expected_tags", ""))
+            disc = str(ctx.get("discriminator", "")).strip("'")
+            path = (*path, disc)
+            message = f"unknown {disc} {ctx.get('tag')!r}; allowed: {', '.join(allowed)}"
+        elif kind == "union_tag_not_found":
+            disc = str(ctx.get("discriminator", "")).strip("'")
+            path = (*path, disc)
+            message = f"{disc} is required here"
+        elif kind == "literal_error":
+            allowed = _tags(ctx.get("expected", ""))
+        elif kind == "extra_forbidden":
+            message = "unknown field; check the spelling (see GET /v1/catalog)"
+        elif kind.startswith("value_error") or kind == "assertion_error":
+            message = message.removeprefix("Value error, ")
+        field = ".".join(str(p) for p in (*prefix, *path))
+        if field in merged:
+            old = merged[field]
+            allowed = (old.allowed or []) + (allowed or []) or None
+            message = f"{old.message}, or {message[0].lower()}{message[1:]}"
+        merged[field] = FieldError(field, message, allowed)
+    return list(merged.values())
+
+
+def _strip_tags(loc: tuple, body: Any) -> tuple:
+    kept: list[Any] = []
+    node = body
+    for part in loc:
+        if isinstance(node, dict):
+            if part in node:
+                kept.append(part)
+                node = node[part]
+            elif isinstance(part, str) and part in node.values():
+                continue  # a union tag pydantic inserted
+            else:
+                kept.append(part)
+                node = None
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            kept.append(part)
+            node = node[part]
+        elif isinstance(part, str) and node is not None and not isinstance(node, list | dict):
+            continue  # the label of a plain union's member, e.g. "constrained-int"
+        else:
+            kept.append(part)
+            node = None
+    return tuple(kept)
+
+
+def _tags(text: str) -> list[str]:
+    return [t.strip().strip("'") for t in text.replace(" or ", ",").split(",") if t.strip()]

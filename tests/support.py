@@ -1,0 +1,151 @@
+"""Test helpers: real backends, real worker processes, polling.
+
+Backends are real: a SQLite file with Celery's SQLAlchemy broker, or PostgreSQL and
+Redis on 127.0.0.1 (started by `.ci/run`; a test that needs them fails loudly, with the
+command to start them, rather than skipping).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("DESCENT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("DESCENT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+@dataclass
+class Backend:
+    """One storage/broker pair, isolated for a test module: its own database (or file),
+    its own queue name and its own artifact directory."""
+
+    name: str
+    env: dict[str, str]
+    _cleanup: list = field(default_factory=list)
+
+    def settings(self):  # noqa: ANN201
+        from service.config import Settings
+
+        return Settings(**{k.removeprefix("DESCENT_").lower(): v for k, v in self.env.items()})
+
+    def process_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+        return {**env, **self.env, "PYTHONUNBUFFERED": "1"}
+
+    def close(self) -> None:
+        for fn in reversed(self._cleanup):
+            fn()
+
+
+def _sqlite_backend(tmp: Path) -> Backend:
+    return Backend("sqlite", {"DESCENT_DATA_DIR": str(tmp), "DESCENT_QUEUE": _queue()})
+
+
+def _queue() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+def _postgres_backend(tmp: Path) -> Backend:
+    import psycopg
+    import redis
+
+    name = f"descent_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        redis.Redis.from_url(REDIS_URL, socket_timeout=5).ping()
+    except Exception as exc:  # pragma: no cover - environment problem, reported clearly
+        pytest.fail(
+            f"PostgreSQL ({PG_ADMIN_URL}) and Redis ({REDIS_URL}) must be running for the "
+            f"full-stack tests; `.ci/run` starts them. Error: {exc}"
+        )
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    backend = Backend(
+        "postgres",
+        {
+            "DESCENT_DATA_DIR": str(tmp),
+            "DESCENT_DATABASE_URL": f"{url}/{name}",
+            "DESCENT_BROKER_URL": REDIS_URL,
+            "DESCENT_QUEUE": _queue(),
+        },
+    )
+
+    def drop() -> None:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+    backend._cleanup.append(drop)
+    return backend
+
+
+def make_backend(kind: str, tmp: Path, *, migrate: bool = True) -> Backend:
+    backend = _sqlite_backend(tmp) if kind == "sqlite" else _postgres_backend(tmp)
+    if migrate:
+        from service.migrate import upgrade
+
+        upgrade(str(backend.settings().database_url))
+    return backend
+
+
+class Worker:
+    """A real worker process (`python -m workers`), its output collected in a log file."""
+
+    def __init__(self, backend: Backend, log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers", "--gpus", "0", "--loglevel", "INFO"],
+            cwd=ROOT,
+            env=backend.process_env(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.output():
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"worker did not become ready:\n{self.output()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+        self._log.close()
+
+
+def start_worker(backend: Backend, log_path: Path) -> Worker:
+    worker = Worker(backend, log_path)
+    worker.wait_ready()
+    return worker
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,355 @@
+"""Static checks of the deployment files (Dockerfile, docker-compose.yml).
+
+Nothing here needs docker: the files are parsed and checked against the code they
+drive (the Settings fields, the CLI's subcommands).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from service.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+# The `descent` subcommands. Must match the commands defined in service/cli.py.
+CLI_COMMANDS = frozenset({"up", "api", "worker", "migrate", "db-check"})
+
+ENV_PREFIX = "DESCENT_"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    data = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(data, dict) and data.get("services"), "compose file has no services"
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict[str, dict]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, list[str]]:
+    return dockerfile_stages(DOCKERFILE.read_text())
+
+
+def env_of(service: dict) -> dict[str, str]:
+    """A service's environment as a dict; handles the mapping and the list form."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    assert isinstance(env, dict), f"unexpected environment: {env!r}"
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def depends_on_of(service: dict) -> dict[str, dict]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):  # short form: started, no condition
+        return {name: {} for name in deps}
+    return {name: spec or {} for name, spec in deps.items()}
+
+
+def healthcheck_test(service: dict) -> list[str] | str | None:
+    hc = service.get("healthcheck") or {}
+    if hc.get("disable"):
+        return None
+    return hc.get("test")
+
+
+def logical_lines(text: str) -> list[str]:
+    """Dockerfile instructions: comments dropped, backslash continuations joined."""
+    lines: list[str] = []
+    current = ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if current and stripped.startswith("#"):  # comment inside a continuation
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        current += stripped
+        lines.append(current.strip())
+        current = ""
+    if current.strip():
+        lines.append(current.strip())
+    return lines
+
+
+FROM_RE = re.compile(r"^FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE)
+
+
+def dockerfile_stages(text: str) -> dict[str, list[str]]:
+    """Stage name -> its instructions, from its FROM line up to the next FROM."""
+    result: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for index, line in enumerate(logical_lines(text)):
+        match = FROM_RE.match(line)
+        if match:
+            name = (match.group(2) or f"<stage {index}>").lower()
+            current = result.setdefault(name, [])
+        if current is not None:
+            current.append(line)
+    return result
+
+
+def stage_chain(stages: dict[str, list[str]], name: str) -> list[str]:
+    """The stage and the stages it is built FROM, nearest first."""
+    chain = [name]
+    while True:
+        match = FROM_RE.match(stages[chain[-1]][0])
+        assert match
+        parent = match.group(1).lower()
+        if parent not in stages or parent in chain:
+            return chain
+        chain.append(parent)
+
+
+# `descent` in command position of a shell string: at the start, or after ; & | ( or
+# `exec`, optionally as a path (/usr/local/bin/descent).
+SHELL_DESCENT_RE = re.compile(r"(?:^|[;&|(])\s*(?:exec\s+)?(?:\S*/)?descent\s+([^\s;&|)]+)")
+
+
+def descent_subcommands(command: str | list[str]) -> list[str]:
+    """Every `descent <subcommand>` in a command (exec list or shell string)."""
+    if isinstance(command, str):
+        return SHELL_DESCENT_RE.findall(command.strip())
+    words = [str(w) for w in command]
+    if words and words[0].rsplit("/", 1)[-1] == "descent":
+        return words[1:2]
+    # e.g. ["sh", "-c", "descent migrate && ..."]
+    return [sub for word in words if " " in word for sub in SHELL_DESCENT_RE.findall(word)]
+
+
+def compose_commands(services: dict) -> list[tuple[str, str | list[str]]]:
+    found: list[tuple[str, str | list[str]]] = []
+    for name, svc in services.items():
+        for key in ("command", "entrypoint"):
+            if svc.get(key):
+                found.append((f"{name}.{key}", svc[key]))
+        test = healthcheck_test(svc)
+        if isinstance(test, list) and test and test[0] in ("CMD", "CMD-SHELL"):
+            found.append((f"{name}.healthcheck", test[1:] if test[0] == "CMD" else test[1]))
+        elif isinstance(test, str):
+            found.append((f"{name}.healthcheck", test))
+    return found
+
+
+def dockerfile_commands(stages: dict[str, list[str]]) -> list[tuple[str, str | list[str]]]:
+    found: list[tuple[str, str | list[str]]] = []
+    for stage, lines in stages.items():
+        for line in lines:
+            keyword, _, rest = line.partition(" ")
+            keyword = keyword.upper()
+            if keyword == "HEALTHCHECK":
+                rest = re.sub(r"^(?:--\S+\s+)*CMD\s+", "", rest.strip())
+            elif keyword not in ("CMD", "ENTRYPOINT"):
+                continue
+            rest = rest.strip()
+            if rest.startswith("["):
+                found.append((f"{stage}: {keyword}", yaml.safe_load(rest)))
+            else:
+                found.append((f"{stage}: {keyword}", rest))
+    return found
+
+
+def mentions_torch(lines: list[str]) -> bool:
+    return any(re.search(r"torch", line, re.IGNORECASE) for line in lines)
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def test_compose_has_the_expected_services(services: dict) -> None:
+    assert {"postgres", "redis", "migrate", "api", "worker"} <= set(services)
+
+
+def test_every_service_has_a_healthcheck(services: dict) -> None:
+    missing = []
+    for name, svc in services.items():
+        test = healthcheck_test(svc)
+        if isinstance(test, list):
+            ok = len(test) >= 2 and test[0] in ("CMD", "CMD-SHELL") and all(test[1:])
+        else:
+            ok = isinstance(test, str) and bool(test.strip())
+        if not ok:
+            missing.append(name)
+    assert not missing, f"services without a usable healthcheck: {missing}"
+
+
+def test_descent_env_vars_are_settings_fields(services: dict, stages: dict) -> None:
+    fields = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    used: dict[str, str] = {}
+    for name, svc in services.items():
+        for key in env_of(svc):
+            if key.startswith(ENV_PREFIX):
+                used[key] = f"compose service {name}"
+    for stage, lines in stages.items():
+        for line in lines:
+            keyword, _, rest = line.partition(" ")
+            if keyword.upper() in ("ENV", "ARG"):
+                for key in re.findall(r"\b(DESCENT_\w+)", rest):
+                    used[key] = f"Dockerfile stage {stage}"
+    assert used, "no DESCENT_* variables found; the env anchor did not resolve?"
+    unknown = {key: where for key, where in used.items() if key not in fields}
+    assert not unknown, f"DESCENT_* variables that are not Settings fields: {unknown}"
+
+
+def test_descent_containers_share_the_production_env(services: dict) -> None:
+    for name in ("migrate", "api", "worker"):
+        env = env_of(services[name])
+        assert env.get("DESCENT_ENVIRONMENT") == "production", name
+        assert env.get("DESCENT_DATABASE_URL", "").startswith("postgresql+psycopg://"), name
+        assert env.get("DESCENT_BROKER_URL", "").startswith("redis://"), name
+        assert env.get("DESCENT_ARTIFACTS_DIR") == "/data/artifacts", name
+        # Production must validate: the URLs are real servers, not the SQLite defaults.
+        settings = Settings(
+            **{k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+        )
+        assert not settings.is_sqlite, name
+
+
+def test_artifacts_volume_is_shared(compose: dict, services: dict) -> None:
+    assert "artifacts" in (compose.get("volumes") or {})
+    for name in ("migrate", "api", "worker"):
+        assert "artifacts:/data/artifacts" in (services[name].get("volumes") or []), name
+
+
+def test_depends_on_targets_exist_and_are_healthy_when_required(services: dict) -> None:
+    problems = []
+    for name, svc in services.items():
+        for dep, spec in depends_on_of(svc).items():
+            if dep not in services:
+                problems.append(f"{name} depends on unknown service {dep}")
+                continue
+            condition = spec.get("condition")
+            if condition == "service_healthy" and healthcheck_test(services[dep]) is None:
+                problems.append(f"{name} waits for {dep} to be healthy but it has no healthcheck")
+            if condition == "service_completed_successfully" and services[dep].get(
+                "restart", "no"
+            ) not in ("no", False):
+                problems.append(f"{name} waits for {dep} to complete but {dep} restarts")
+    assert not problems, problems
+
+
+def test_api_and_worker_wait_for_migrations_and_redis(services: dict) -> None:
+    for name in ("api", "worker"):
+        deps = depends_on_of(services[name])
+        assert deps.get("migrate", {}).get("condition") == "service_completed_successfully", name
+        assert deps.get("redis", {}).get("condition") == "service_healthy", name
+    assert depends_on_of(services["migrate"]).get("postgres", {}).get("condition") == (
+        "service_healthy"
+    )
+
+
+def test_redis_requires_a_password_and_never_evicts(services: dict) -> None:
+    command = services["redis"].get("command")
+    words = command if isinstance(command, list) else shlex.split(command or "")
+    words = [str(w) for w in words]
+    assert "--requirepass" in words
+    assert words[words.index("--requirepass") + 1], "empty redis password"
+    assert "--maxmemory-policy" in words
+    assert words[words.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_worker_reserves_an_nvidia_gpu(services: dict) -> None:
+    devices = (
+        services["worker"]
+        .get("deploy", {})
+        .get("resources", {})
+        .get("reservations", {})
+        .get("devices", [])
+    )
+    assert any(
+        d.get("driver") == "nvidia" and "gpu" in (d.get("capabilities") or []) for d in devices
+    ), devices
+
+
+def test_build_targets_match_dockerfile_stages(services: dict, stages: dict) -> None:
+    targets = {
+        name: svc["build"]["target"]
+        for name, svc in services.items()
+        if isinstance(svc.get("build"), dict) and "target" in svc["build"]
+    }
+    assert targets.get("api") == "api" and targets.get("worker") == "worker", targets
+    for name, target in targets.items():
+        assert target in stages, f"{name} builds unknown stage {target}"
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def test_dockerfile_defines_api_and_worker_stages(stages: dict) -> None:
+    assert "api" in stages and "worker" in stages, sorted(stages)
+
+
+def test_api_image_has_no_torch(stages: dict) -> None:
+    # The api stage and everything it is built FROM.
+    for stage in stage_chain(stages, "api"):
+        assert not mentions_torch(stages[stage]), f"stage {stage} mentions torch"
+
+
+def test_worker_image_installs_torch(stages: dict) -> None:
+    assert mentions_torch(stages["worker"])
+    assert any(
+        line.upper().startswith("RUN ") and "pip install" in line and "[worker]" in line
+        for line in stages["worker"]
+    ), "worker stage does not pip install the [worker] extra"
+
+
+def test_images_run_as_non_root(stages: dict) -> None:
+    for stage in ("api", "worker"):
+        users = [
+            line.split(None, 1)[1] for line in stages[stage] if line.upper().startswith("USER ")
+        ]
+        assert users and users[-1] not in ("root", "0"), f"{stage} runs as {users or 'root'}"
+
+
+def test_api_image_exposes_port_and_has_healthcheck(stages: dict) -> None:
+    lines = stages["api"]
+    assert any(re.match(r"EXPOSE\s+8000\b", line, re.IGNORECASE) for line in lines)
+    healthchecks = [line for line in lines if line.upper().startswith("HEALTHCHECK ")]
+    assert healthchecks and "/healthz" in healthchecks[-1]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_descent_subcommands_exist() -> None:
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    commands = compose_commands(services) + dockerfile_commands(
+        dockerfile_stages(DOCKERFILE.read_text())
+    )
+    used = {(where, sub) for where, cmd in commands for sub in descent_subcommands(cmd)}
+    assert {sub for _, sub in used} >= {"api", "worker", "migrate"}, used
+    unknown = sorted((where, sub) for where, sub in used if sub not in CLI_COMMANDS)
+    assert not unknown, f"descent subcommands not in {sorted(CLI_COMMANDS)}: {unknown}"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (["descent", "api", "--port", "8000"], ["api"]),
+        ("descent db-check", ["db-check"]),
+        ("set -e; descent migrate && descent worker", ["migrate", "worker"]),
+        (["sh", "-c", "descent up"], ["up"]),
+        ("exec /usr/local/bin/descent worker", ["worker"]),
+        (["celery", "-A", "workers.app", "inspect", "ping"], []),
+        ("useradd --gid descent --home-dir /home/descent descent", []),
+    ],
+)
+def test_subcommand_extraction(command: str | list[str], expected: list[str]) -> None:
+    assert descent_subcommands(command) == expected
