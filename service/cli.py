@@ -7,6 +7,7 @@ commands run one part each, for the full stack (docker-compose or your own hosts
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -53,8 +54,15 @@ class WorkerSupervisor:
 
     def _spawn(self, i: int) -> None:
         cmd = [sys.executable, "-m", "workers", "--gpus", "0"]
-        self.procs[i] = subprocess.Popen(cmd, env={**self.env, "DESCENT_WORKER_INDEX": str(i)})
-        log.info("worker %d started (pid %d)", i, self.procs[i].pid)  # type: ignore[union-attr]
+        # A process group per worker, so its pool processes go with it.
+        proc = subprocess.Popen(cmd, env=self.env, start_new_session=True)
+        self.procs[i] = proc
+        log.info("worker %d started (pid %d)", i, proc.pid)
+
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
 
     def start(self) -> None:
         for i in range(self.count):
@@ -66,6 +74,7 @@ class WorkerSupervisor:
         while not self._stopping.wait(1.0):
             for i, proc in enumerate(self.procs):
                 if proc is not None and proc.poll() is not None and not self._stopping.is_set():
+                    self._kill_group(proc, signal.SIGKILL)  # orphaned pool processes
                     log.warning(
                         "worker %d exited with %s; restarting in %.0fs",
                         i,
@@ -79,16 +88,17 @@ class WorkerSupervisor:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopping.set()
-        live = [p for p in self.procs if p is not None and p.poll() is None]
+        live = [p for p in self.procs if p is not None]
         for p in live:
-            p.send_signal(signal.SIGTERM)
+            self._kill_group(p, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for p in live:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+                log.warning("worker pid %d did not stop in %.0fs; killing it", p.pid, timeout)
+            self._kill_group(p, signal.SIGKILL)
+            p.wait()
 
 
 @app.command()

@@ -7,6 +7,7 @@ same JSON with them. Builders on the worker side register under the same names
 
 from service.spec.common import (
     COMMON_METRICS,
+    CYCLED_METRICS,
     TASK_METRICS,
     TIMING_METRICS,
     FieldError,
@@ -31,6 +32,7 @@ from service.spec.validate import Limits, check_job, format_validation_error
 __all__ = [
     "ACTIVATIONS",
     "COMMON_METRICS",
+    "CYCLED_METRICS",
     "DATASET_NAMES",
     "INITS",
     "MODEL_KINDS",

@@ -172,7 +172,13 @@ class UploadedDataset(DatasetBase):
     """A CSV uploaded through ``POST /v1/datasets``, referenced by its id."""
 
     name: Literal["uploaded"]
-    id: str = Field(..., min_length=1, max_length=64, description="Id from POST /v1/datasets.")
+    id: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Id from POST /v1/datasets.",
+    )
     description: ClassVar[str] = "A dataset uploaded through POST /v1/datasets, by id."
 
 

@@ -39,7 +39,7 @@ class OptimizerBase(SpecModel):
 
     @property
     def has_momentum(self) -> bool:
-        """Whether the optimizer has a momentum or β1 that a schedule can cycle."""
+        """Whether the optimizer uses a momentum or β1 that a schedule can cycle."""
         return False
 
 
@@ -67,7 +67,7 @@ class SGD(OptimizerBase):
 
     @property
     def has_momentum(self) -> bool:
-        return True  # torch's SGD keeps a momentum field one_cycle can cycle
+        return self.momentum > 0
 
 
 class Adagrad(OptimizerBase):
@@ -106,7 +106,7 @@ class RMSprop(OptimizerBase):
 
     @property
     def has_momentum(self) -> bool:
-        return True
+        return self.momentum > 0
 
 
 class _AdamFamily(OptimizerBase):

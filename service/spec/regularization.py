@@ -19,6 +19,13 @@ class EarlyStopping(SpecModel):
     restore_best_weights: bool = Field(
         True, description="Save the best epoch's weights rather than the last's."
     )
+    start_from_epoch: int = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="Ignore the first epochs (e.g. a warm-up, or 1cycle's rising phase, "
+        "where the loss is expected to get worse) before watching the metric.",
+    )
 
 
 class GradClip(SpecModel):

@@ -122,8 +122,8 @@ class OneCycle(ScheduleBase):
     three_phase: bool = Field(False, description="Add a third phase that anneals to the end.")
     cycle_momentum: bool | None = Field(
         None,
-        description="Cycle momentum (SGD, RMSprop) or β1 (Adam family) inversely to the rate; "
-        "default: whenever the optimizer has one.",
+        description="Cycle momentum (SGD, RMSprop with momentum > 0) or β1 (Adam family) "
+        "inversely to the rate; default: whenever the optimizer uses one.",
     )
     base_momentum: float = Field(0.85, ge=0.0, lt=1.0)
     max_momentum: float = Field(0.95, ge=0.0, lt=1.0)
@@ -144,6 +144,10 @@ class OneCycle(ScheduleBase):
     def _momentum_order(self) -> OneCycle:
         if self.base_momentum > self.max_momentum:
             raise ValueError("base_momentum must not exceed max_momentum")
+        if self.three_phase and self.pct_start >= 0.5:
+            raise ValueError(
+                "three_phase needs pct_start < 0.5 (phases 1 and 2 last pct_start each)"
+            )
         return self
 
 

@@ -91,6 +91,14 @@ def check_job(spec: JobSpec, shape: DatasetShape, limits: Limits) -> list[FieldE
                     f" values but each sample has {shape.n_features} features",
                 )
             )
+    if getattr(model, "batch_norm", False) and t.resolve_batch_size(n_train) < 2:
+        errors.append(
+            FieldError(
+                "training.batch_size",
+                "batch norm needs batches of at least 2 samples (one sample has no variance); "
+                "use a larger batch_size or set model.batch_norm to false",
+            )
+        )
     n_params = model.count_parameters(shape)
     if n_params > limits.max_parameters:
         errors.append(
@@ -119,6 +127,14 @@ def check_job(spec: JobSpec, shape: DatasetShape, limits: Limits) -> list[FieldE
                 allowed,
             )
         )
+    if es is not None and es.start_from_epoch >= t.epochs:
+        errors.append(
+            FieldError(
+                "regularization.early_stopping.start_from_epoch",
+                f"{es.start_from_epoch} is not before the last epoch ({t.epochs}); early "
+                "stopping would never watch an epoch",
+            )
+        )
     if sched.warmup_epochs >= t.epochs:
         errors.append(
             FieldError(
@@ -127,31 +143,33 @@ def check_job(spec: JobSpec, shape: DatasetShape, limits: Limits) -> list[FieldE
                 f"none of the {t.epochs} epochs for the schedule itself",
             )
         )
-    if isinstance(sched, MultiStep) and sched.milestones[-1] >= t.epochs:
+    # Milestones and t_max count epochs after warm-up (e in update_rule).
+    sched_epochs = t.epochs - sched.warmup_epochs
+    if isinstance(sched, MultiStep) and sched.milestones[-1] >= sched_epochs:
         errors.append(
             FieldError(
                 "schedule.milestones",
                 f"milestone {sched.milestones[-1]} is not "
-                f"before the last epoch ({t.epochs - 1}); it would never apply",
+                f"before the last epoch after warm-up ({sched_epochs - 1}); it would never apply",
             )
         )
-    if isinstance(sched, Cosine) and sched.t_max is not None and sched.t_max > t.epochs:
+    if isinstance(sched, Cosine) and sched.t_max is not None and sched.t_max > sched_epochs:
         errors.append(
             FieldError(
                 "schedule.t_max",
-                f"{sched.t_max} is longer than training ({t.epochs} "
+                f"{sched.t_max} is longer than training after warm-up ({sched_epochs} "
                 "epochs); the rate would never reach eta_min",
             )
         )
     if isinstance(sched, OneCycle) and sched.cycle_momentum and not spec.optimizer.has_momentum:
-        errors.append(
-            FieldError(
-                "schedule.cycle_momentum",
-                f"{spec.optimizer.name} has no momentum "
-                "or β1 to cycle; set cycle_momentum to false",
-                [False],
+        if spec.optimizer.name == "adagrad":
+            message = "adagrad has no momentum or β1 to cycle; set cycle_momentum to false"
+        else:
+            message = (
+                f"{spec.optimizer.name} with momentum 0 has no momentum to cycle; set "
+                "optimizer.momentum > 0, or cycle_momentum to false"
             )
-        )
+        errors.append(FieldError("schedule.cycle_momentum", message, [False]))
     return errors
 
 

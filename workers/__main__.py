@@ -1,0 +1,76 @@
+"""``python -m workers`` (what ``descent worker`` runs): start Celery worker processes.
+
+With several GPUs visible, one worker process per GPU, each seeing only its own
+(``CUDA_VISIBLE_DEVICES``); otherwise a single worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+from service.config import get_settings
+
+
+def count_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    # Ask in a child process: initialising CUDA here would break the forked pool.
+    probe = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        return int(probe.stdout.strip() or 0)
+    except ValueError:
+        return 0
+
+
+def celery_argv(args: argparse.Namespace, hostname: str) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+        "--queues", get_settings().queue,
+        "--concurrency", str(args.concurrency),
+        "--pool", "prefork",
+        "--loglevel", args.loglevel,
+        "--hostname", hostname,
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="descent worker", description=__doc__)
+    parser.add_argument("--concurrency", type=int, default=1, help="Jobs at once per process.")
+    parser.add_argument("--loglevel", default="INFO")
+    parser.add_argument(
+        "--gpus", default="auto", help="auto: one process per visible GPU; 0: one process."
+    )
+    args = parser.parse_args(argv)
+    n_gpus = count_gpus() if args.gpus == "auto" else int(args.gpus)
+
+    if n_gpus <= 1:
+        os.execv(sys.executable, celery_argv(args, "descent@%h"))
+
+    children = []
+    for i in range(n_gpus):
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(i)}
+        children.append(subprocess.Popen(celery_argv(args, f"descent-gpu{i}@%h"), env=env))
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

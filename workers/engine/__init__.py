@@ -1,0 +1,40 @@
+"""The training engine: a job spec in, a trained model and a stream of metrics out.
+
+Everything here is plain PyTorch with no knowledge of SQL or Celery; the worker's task
+passes a ``Reporter`` and records the ``TrainResult``. Builders are registered under
+the spec's names (``DATASETS``, ``MODELS``, ``OPTIMIZERS``, ``SCHEDULES``, …) and a
+test keeps those names equal to the spec's.
+"""
+
+from workers.engine.data import DATASETS, SCALERS, DatasetMissing, SplitData, load_dataset
+from workers.engine.device import DeviceUnavailable, resolve_device
+from workers.engine.loop import TrainResult, train
+from workers.engine.models import ACTIVATIONS, INITS, MODELS, build_model
+from workers.engine.optim import OPTIMIZERS, build_optimizer
+from workers.engine.regularize import EarlyStopping
+from workers.engine.report import ListReporter, Reporter
+from workers.engine.schedules import SCHEDULES, Schedule, build_schedule
+
+__all__ = [
+    "ACTIVATIONS",
+    "DATASETS",
+    "INITS",
+    "MODELS",
+    "OPTIMIZERS",
+    "SCALERS",
+    "SCHEDULES",
+    "DatasetMissing",
+    "DeviceUnavailable",
+    "EarlyStopping",
+    "ListReporter",
+    "Reporter",
+    "Schedule",
+    "SplitData",
+    "TrainResult",
+    "build_model",
+    "build_optimizer",
+    "build_schedule",
+    "load_dataset",
+    "resolve_device",
+    "train",
+]

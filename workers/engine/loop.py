@@ -1,0 +1,241 @@
+"""The training loop: a job spec in, one report per epoch out, a result at the end.
+
+Read ``train`` top to bottom: set up (device, seed, data, model, optimizer, schedule),
+then for each epoch shuffle, step through the batches, validate, report, and decide
+whether to go on. The whole dataset lives on the device, so a batch is an index into it
+(no DataLoader, no worker processes, no host-to-device copies per step).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from service.spec import TASK_METRICS, JobSpec, monitorable_metrics
+from workers.engine.data import load_dataset
+from workers.engine.device import resolve_device
+from workers.engine.metrics import LOSSES, EpochTotals, evaluate
+from workers.engine.models import build_model, has_batch_norm
+from workers.engine.optim import build_optimizer
+from workers.engine.regularize import (
+    EarlyStopping,
+    clip_gradients_,
+    decay_weights_,
+    grad_norm,
+    penalty,
+    total_norm,
+    weight_parameters,
+)
+from workers.engine.report import Reporter
+from workers.engine.schedules import build_schedule, momentum_metric, set_rate
+
+log = logging.getLogger(__name__)
+
+Status = Literal["succeeded", "diverged", "cancelled"]
+
+
+@dataclass
+class TrainResult:
+    """How a run ended. ``best_*`` follow the early-stopping monitor, else val_loss."""
+
+    status: Status
+    reason: str | None
+    epochs_completed: int
+    stop_epoch: int | None  # the epoch early stopping ended the run at
+    best_epoch: int | None
+    best_value: float | None
+    final_metrics: dict[str, float] = field(default_factory=dict)  # the last report
+    device: str = "cpu"
+    n_parameters: int = 0
+
+
+def batch_bounds(n_train: int, batch_size: int, batch_norm: bool) -> list[tuple[int, int]]:
+    """[start, stop) of each batch in an epoch's shuffled order."""
+    if batch_norm and batch_size < 2:
+        raise ValueError(
+            "training.batch_size: batch norm needs batches of at least 2 samples "
+            "(the variance of one sample is undefined); use a larger batch_size or "
+            "set batch_norm to false"
+        )
+    bounds = [(lo, min(lo + batch_size, n_train)) for lo in range(0, n_train, batch_size)]
+    # A trailing batch of one sample would crash batch norm for the same reason. Drop
+    # it: the next epoch's shuffle puts that sample in a full batch.
+    if batch_norm and len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds.pop()
+    return bounds
+
+
+def _check_monitors(spec: JobSpec, task: str) -> None:
+    # The API checks this too; a spec that skipped the API should still fail up front.
+    allowed = monitorable_metrics(task)
+    watched = {"schedule.monitor": getattr(spec.schedule, "monitor", None)}
+    if spec.regularization.early_stopping is not None:
+        watched["regularization.early_stopping.monitor"] = (
+            spec.regularization.early_stopping.monitor
+        )
+    for name, metric in watched.items():
+        if metric is not None and metric not in allowed:
+            raise ValueError(f"{name}: unknown metric {metric!r}; allowed: {', '.join(allowed)}")
+
+
+def _save(model: nn.Module, path: Path) -> None:
+    # Write aside and rename, so a reader never finds half a file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, path)
+
+
+def train(
+    spec: JobSpec,
+    *,
+    reporter: Reporter,
+    datasets_dir: Path,
+    model_path: Path | None = None,
+    device: str | None = None,
+) -> TrainResult:
+    """Train ``spec`` to the end, to divergence, to early stopping or to cancellation.
+
+    ``device`` overrides ``spec.training.device``. The model's ``state_dict`` is saved to
+    ``model_path`` only when the run succeeds. The same spec gives the same metrics on
+    the same CPU, run after run (timings aside).
+    """
+    dev = resolve_device(device or spec.training.device)
+    seed = spec.training.seed
+    # Weights and dropout masks come from torch's global generator; shuffling has its
+    # own, so adding dropout to a model does not change the order of the batches.
+    torch.manual_seed(seed)
+    shuffle = torch.Generator(device=dev)
+    shuffle.manual_seed(seed)
+
+    data = load_dataset(spec.dataset, datasets_dir=datasets_dir, device=dev)
+    _check_monitors(spec, data.task)
+    model = build_model(spec.model, data.shape).to(dev)
+    params = list(model.parameters())
+    weights = weight_parameters(model)
+    n_parameters = sum(p.numel() for p in params)
+    optimizer = build_optimizer(spec.optimizer, params)
+    loss_fn = LOSSES[data.task]
+
+    epochs = spec.training.epochs
+    n_train = len(data.y_train)
+    batch_size = min(spec.training.resolve_batch_size(n_train), n_train)
+    batches = batch_bounds(n_train, batch_size, has_batch_norm(model))
+    schedule = build_schedule(
+        spec.schedule,
+        base_lr=spec.optimizer.lr,
+        epochs=epochs,
+        steps_per_epoch=len(batches),
+        has_momentum=spec.optimizer.has_momentum,
+    )
+    cycled = momentum_metric(optimizer) if schedule.cycles_momentum else None
+    reg = spec.regularization
+    tracker = (
+        EarlyStopping.from_spec(reg.early_stopping)
+        if reg.early_stopping is not None
+        else EarlyStopping("val_loss")  # keeps score only: best_epoch / best_value
+    )
+    log.info(
+        "training %s on %s: %d parameters, %d train / %d val samples, %d steps per epoch",
+        spec.name or spec.default_name(),
+        dev,
+        n_parameters,
+        n_train,
+        len(data.y_val),
+        len(batches),
+    )
+
+    metrics: dict[str, float] = {}
+    completed = 0
+
+    def result(status: Status, reason: str | None = None, stop: int | None = None) -> TrainResult:
+        return TrainResult(
+            status=status,
+            reason=reason,
+            epochs_completed=completed,
+            stop_epoch=stop,
+            best_epoch=tracker.best_epoch,
+            best_value=tracker.best_value,
+            final_metrics=metrics,
+            device=str(dev),
+            n_parameters=n_parameters,
+        )
+
+    stop_epoch = None
+    for epoch in range(epochs):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n_train, generator=shuffle, device=dev)
+        totals = EpochTotals(data.task, dev)
+        for step, (lo, hi) in enumerate(batches):
+            if reporter.should_stop():
+                return result("cancelled", f"cancelled by request after {completed} epoch(s)")
+            idx = order[lo:hi]
+            x, y = data.x_train[idx], data.y_train[idx]
+            lr, momentum = schedule.lr(epoch, step), schedule.momentum(epoch, step)
+            set_rate(optimizer, lr, momentum)
+
+            output = model(x)
+            loss = loss_fn(output, y)
+            # One host sync per step: the price of stopping at the very step that diverged.
+            if not torch.isfinite(loss):
+                return result(
+                    "diverged",
+                    f"train loss became {loss.item():g} at epoch {epoch + 1}, step {step + 1} "
+                    f"(lr {lr:g}): the learning rate is likely too high",
+                )
+            extra = penalty(weights, l1=reg.l1, l2=reg.l2)
+            optimizer.zero_grad(set_to_none=True)
+            (loss if extra is None else loss + extra).backward()
+            norm = grad_norm(params)  # before clipping: how steep the loss really was
+            clip_gradients_(params, reg.grad_clip)
+            decay_weights_(weights, lr=lr, weight_decay=reg.weight_decay)
+            optimizer.step()
+            totals.add(loss.detach(), output.detach(), y, norm)
+
+        train_seconds = time.perf_counter() - started
+        val = evaluate(model, data.x_val, data.y_val, data.task)
+        if not math.isfinite(val["val_loss"]):
+            return result(
+                "diverged",
+                f"val loss became {val['val_loss']:g} at epoch {epoch + 1} (lr {lr:g}): "
+                "the learning rate is likely too high",
+            )
+        measured = totals.summary() | val
+        metrics = {
+            "epoch": float(epoch + 1),
+            "train_loss": measured["train_loss"],
+            "val_loss": measured["val_loss"],
+            **{name: measured[name] for name in TASK_METRICS[data.task]},
+            "lr": lr,  # the rate of the epoch's last step
+        }
+        if cycled is not None and momentum is not None:
+            metrics[cycled] = momentum
+        metrics["grad_norm"] = measured["grad_norm"]
+        metrics["weight_norm"] = total_norm(params).item()
+        metrics["epoch_seconds"] = time.perf_counter() - started
+        metrics["samples_per_second"] = totals.samples / max(train_seconds, 1e-9)
+        reporter.report(epoch + 1, metrics)
+        completed = epoch + 1
+        log.debug("epoch %d: %s", completed, metrics)
+
+        if schedule.monitor is not None:
+            schedule.on_epoch_end(metrics[schedule.monitor])
+        if tracker.update(completed, metrics[tracker.monitor], model):
+            stop_epoch = completed
+            log.info("early stopping at epoch %d (best: epoch %s)", completed, tracker.best_epoch)
+            break
+
+    if tracker.restore_best_weights:
+        tracker.restore(model)
+    if model_path is not None:
+        _save(model, model_path)
+    return result("succeeded", stop=stop_epoch)
