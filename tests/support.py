@@ -46,7 +46,13 @@ class Backend:
 
 
 def _sqlite_backend(tmp: Path) -> Backend:
-    return Backend("sqlite", {"DESCENT_DATA_DIR": str(tmp), "DESCENT_QUEUE": _queue()})
+    return Backend(
+        "sqlite", {**COMMON_ENV, "DESCENT_DATA_DIR": str(tmp), "DESCENT_QUEUE": _queue()}
+    )
+
+
+#: Test workers share two cores with pytest and the API: one torch thread each.
+COMMON_ENV = {"DESCENT_TORCH_THREADS": "1"}
 
 
 def _queue() -> str:
@@ -71,6 +77,7 @@ def _postgres_backend(tmp: Path) -> Backend:
     backend = Backend(
         "postgres",
         {
+            **COMMON_ENV,
             "DESCENT_DATA_DIR": str(tmp),
             "DESCENT_DATABASE_URL": f"{url}/{name}",
             "DESCENT_BROKER_URL": REDIS_URL,

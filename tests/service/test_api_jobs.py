@@ -96,6 +96,19 @@ def test_empty_body_is_a_job_too(api):
             "adagrad has no momentum",
         ),
         (
+            {
+                "optimizer": {"name": "sgd"},
+                "schedule": {"name": "one_cycle", "cycle_momentum": True},
+            },
+            "schedule.cycle_momentum",
+            "momentum 0",
+        ),
+        (
+            {"schedule": {"name": "one_cycle", "three_phase": True, "pct_start": 0.6}},
+            "schedule",
+            "pct_start < 0.5",
+        ),
+        (
             {"schedule": {"name": "step", "warmup_epochs": 20}},
             "schedule.warmup_epochs",
             "leave none",
