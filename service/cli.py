@@ -90,14 +90,17 @@ class WorkerSupervisor:
         self._stopping.set()
         live = [p for p in self.procs if p is not None]
         for p in live:
-            self._kill_group(p, signal.SIGTERM)
+            # Celery's main process stops its own pool; signalling the pool processes
+            # directly would only make it start new ones.
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for p in live:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("worker pid %d did not stop in %.0fs; killing it", p.pid, timeout)
-            self._kill_group(p, signal.SIGKILL)
+            self._kill_group(p, signal.SIGKILL)  # whatever is left of its process group
             p.wait()
 
 

@@ -7,6 +7,7 @@ command to start them, rather than skipping).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -132,12 +133,12 @@ class Worker:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 15)
-            try:
+            self.proc.terminate()  # Celery's main process stops its own pool
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, 9)  # whatever is left of the group
+        self.proc.wait()
         self._log.close()
 
 

@@ -25,8 +25,6 @@ from service.jobs.models import (
 )
 from service.queue import Producer
 from service.spec import (
-    COMMON_METRICS,
-    TASK_METRICS,
     DatasetShape,
     FieldError,
     JobSpec,
@@ -35,7 +33,7 @@ from service.spec import (
     UploadedDataset,
     check_job,
 )
-from service.spec.common import CYCLED_METRICS
+from service.spec.common import metric_names
 
 log = logging.getLogger(__name__)
 
@@ -155,10 +153,6 @@ def cancel(*, session: Session, job_id: str) -> Job:
     return job
 
 
-def metric_names(task: str) -> list[str]:
-    return [*COMMON_METRICS, *TASK_METRICS[task], *CYCLED_METRICS]
-
-
 def metrics(
     *,
     session: Session,
@@ -168,7 +162,7 @@ def metrics(
     epoch_to: int | None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Rows of ``epoch`` plus the asked-for metrics (all when ``names`` is empty)."""
-    known = metric_names(job.task)
+    known = list(metric_names(job.task))
     unknown = [n for n in names if n not in known]
     if unknown:
         raise Invalid(

@@ -13,6 +13,7 @@ from service.spec.common import (
     FieldError,
     SpecError,
     metric_mode,
+    metric_names,
     monitorable_metrics,
 )
 from service.spec.datasets import (
@@ -59,5 +60,6 @@ __all__ = [
     "cnn_feature_shape",
     "format_validation_error",
     "metric_mode",
+    "metric_names",
     "monitorable_metrics",
 ]

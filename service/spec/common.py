@@ -30,6 +30,21 @@ CYCLED_METRICS = ("momentum", "beta1")
 TIMING_METRICS = ("epoch_seconds", "samples_per_second")
 
 
+def metric_names(task: str) -> tuple[str, ...]:
+    """Every metric a job of ``task`` may record, in the order the engine reports them."""
+    return (
+        "epoch",
+        "train_loss",
+        "val_loss",
+        *TASK_METRICS[task],
+        "lr",
+        *CYCLED_METRICS,
+        "grad_norm",
+        "weight_norm",
+        *TIMING_METRICS,
+    )
+
+
 def monitorable_metrics(task: str) -> tuple[str, ...]:
     """Metrics that early stopping and reduce_on_plateau may watch."""
     return ("train_loss", "val_loss", *TASK_METRICS[task])

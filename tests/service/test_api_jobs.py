@@ -269,3 +269,16 @@ def test_openapi_documents_the_job_spec_and_errors(api):
     assert "full" in body["examples"] and "minimal" in body["examples"]
     assert "422" in post["responses"]
     assert not math.isnan(0.0)
+
+
+def test_metric_names_follow_the_engines_order():
+    from service.spec import metric_names
+
+    assert metric_names("classification")[:5] == (
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "train_accuracy",
+        "val_accuracy",
+    )
+    assert metric_names("regression")[-2:] == ("epoch_seconds", "samples_per_second")
