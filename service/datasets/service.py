@@ -58,6 +58,16 @@ def create(
             "target, upload with task=regression)"
         )
         raise Invalid(message, fields=[FieldError("target", message)], code="invalid_dataset")
+    if parsed.classes:
+        counts = np.bincount(parsed.target, minlength=len(parsed.classes))
+        rare = [parsed.classes[i] for i in np.flatnonzero(counts < 2)]
+        if rare:
+            message = (
+                f"class {rare[0]!r} of target column {parsed.target_name!r} has only one row; "
+                "every class needs at least 2 (the split puts one in training and one in "
+                "validation)"
+            )
+            raise Invalid(message, fields=[FieldError("target", message)], code="invalid_dataset")
     dataset_id = str(uuid.uuid4())
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     path = settings.datasets_dir / f"{dataset_id}.npz"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -84,6 +85,19 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         assert (data_dir / "broker.sqlite").is_file()
         assert run_job()["status"] == "succeeded"
         assert (data_dir / "artifacts" / "jobs").is_dir()
+
+        # The README's curl round trip: submit, poll, metrics as CSV.
+        spec = tmp_path / "small.json"
+        spec.write_text(json.dumps(JOB))
+        script = ROOT / "examples" / "curl" / "submit-and-wait.sh"
+        out = subprocess.run(
+            ["bash", str(script), str(spec)], env={**env, "DESCENT_URL": base},
+            capture_output=True, text=True, timeout=120, check=True,
+        ).stdout  # fmt: skip
+        assert "status: succeeded 3" in out
+        csv_lines = out.strip().splitlines()[-4:]
+        assert csv_lines[0].startswith("epoch,train_loss,val_loss,train_accuracy")
+        assert [line.split(",")[0] for line in csv_lines[1:]] == ["1", "2", "3"]
 
         (first_pid,) = map(int, re.findall(r"worker 0 started \(pid (\d+)\)", output()))
         os.kill(first_pid, signal.SIGKILL)

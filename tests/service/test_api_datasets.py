@@ -93,6 +93,14 @@ def test_malformed_uploads_are_422_naming_row_and_column_and_store_nothing(api):
     assert api.get("/v1/datasets").json()["total"] == 0
 
 
+def test_a_class_with_a_single_row_is_refused_at_upload(api):
+    data = csv_bytes() + b"1.0,2.0,maybe\n"
+    r = upload(api, data, target="label")
+    assert r.status_code == 422
+    assert "class 'maybe'" in r.json()["error"]["message"]
+    assert stored_files(api) == []
+
+
 def test_upload_over_the_size_cap_is_413(sqlite_backend):
     from fastapi.testclient import TestClient
 

@@ -1,0 +1,37 @@
+"""The Celery contract: JSON only, late acks, one message at a time, names as constants."""
+
+from __future__ import annotations
+
+from service.config import Settings
+from service.queue import TRAIN_JOB, Producer
+
+
+def test_worker_app_settings_suit_long_training_tasks():
+    from workers.app import app
+    from workers.tasks import train_job
+
+    conf = app.conf
+    assert conf.task_serializer == "json" and list(conf.accept_content) == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert train_job.name == TRAIN_JOB
+    assert TRAIN_JOB in app.tasks
+
+
+def test_producer_and_worker_agree_on_broker_and_queue(tmp_path):
+    settings = Settings(data_dir=tmp_path, queue="q-test")
+    producer = Producer(settings)
+    assert producer.app.conf.broker_url == f"sqla+sqlite:///{tmp_path}/broker.sqlite"
+    assert producer.app.conf.task_routes[TRAIN_JOB] == {"queue": "q-test"}
+    # The SQLite broker file is created in WAL mode so API and worker do not block.
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "broker.sqlite") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_redis_broker_never_redelivers_a_running_job_early():
+    settings = Settings(broker_url="redis://127.0.0.1:6379/0", database_url="sqlite://")
+    opts = Producer(settings).app.conf.broker_transport_options
+    assert opts["visibility_timeout"] >= 24 * 3600
