@@ -9,40 +9,25 @@ from pydantic import BaseModel, ConfigDict
 
 Task = Literal["classification", "regression"]
 
-#: Metrics recorded every epoch, by task. The same names in SQL, the API, events and plots.
-COMMON_METRICS = (
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "lr",
-    "grad_norm",
-    "weight_norm",
-    "epoch_seconds",
-    "samples_per_second",
-)
+#: Metrics recorded every epoch. The same names in SQL, the API, events and plots.
+_LOSSES = ("epoch", "train_loss", "val_loss")
+_NORMS = ("grad_norm", "weight_norm")
+#: Wall-clock measurements: they differ between two runs of the same spec.
+TIMING_METRICS = ("epoch_seconds", "samples_per_second")
+#: Recorded for every task.
+COMMON_METRICS = (*_LOSSES, "lr", *_NORMS, *TIMING_METRICS)
+#: Recorded by task.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("train_accuracy", "val_accuracy"),
     "regression": ("train_mse", "val_mse", "val_mae", "val_r2"),
 }
 #: Recorded only when a schedule cycles them (one_cycle with cycle_momentum).
 CYCLED_METRICS = ("momentum", "beta1")
-#: Wall-clock measurements: they differ between two runs of the same spec.
-TIMING_METRICS = ("epoch_seconds", "samples_per_second")
 
 
 def metric_names(task: str) -> tuple[str, ...]:
     """Every metric a job of ``task`` may record, in the order the engine reports them."""
-    return (
-        "epoch",
-        "train_loss",
-        "val_loss",
-        *TASK_METRICS[task],
-        "lr",
-        *CYCLED_METRICS,
-        "grad_norm",
-        "weight_norm",
-        *TIMING_METRICS,
-    )
+    return (*_LOSSES, *TASK_METRICS[task], "lr", *CYCLED_METRICS, *_NORMS, *TIMING_METRICS)
 
 
 def monitorable_metrics(task: str) -> tuple[str, ...]:
