@@ -19,7 +19,7 @@ from service.config import Settings, get_settings
 from service.datasets.router import router as datasets_router
 from service.db import make_engine, make_sessionmaker
 from service.deps import ProducerDep, SettingsDep
-from service.errors import ERROR_SCHEMA, install_error_handlers
+from service.errors import ERROR_SCHEMA, error_body, install_error_handlers
 from service.jobs.router import router as jobs_router
 from service.jobs.service import limits
 from service.queue import Producer
@@ -82,9 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception as exc:
             log.warning("health: broker unreachable: %s", exc)
             checks["broker"] = "unreachable"
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", **checks}, status_code=200 if ok else 503
-        )
+        down = [name for name, state in checks.items() if state != "ok"]
+        if not down:
+            return JSONResponse({"status": "ok", **checks})
+        body = {"status": "unavailable", **checks}
+        body |= error_body(503, "unavailable", f"unreachable: {', '.join(down)}")
+        return JSONResponse(body, status_code=503)
 
     return app

@@ -259,6 +259,27 @@ def test_database_down_gives_503_not_500(sqlite_backend, tmp_path):
         assert r.json()["error"]["code"] == "database_unavailable"
         h = client.get("/healthz")
         assert h.status_code == 503 and h.json()["database"] == "unreachable"
+        assert h.json()["error"]["message"] == "unreachable: database"
+
+
+def test_broker_down_gives_503_and_leaves_no_job(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from service.config import Settings
+    from service.main import create_app
+    from service.migrate import upgrade
+
+    # Nothing listens on this port: the broker is down, the database is fine.
+    settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6399/0")
+    upgrade(str(settings.database_url))
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/v1/jobs", json={})
+        assert r.status_code == 503
+        assert "broker is unavailable" in r.json()["error"]["message"]
+        assert client.get("/v1/jobs").json()["total"] == 0
+        h = client.get("/healthz")
+        assert h.status_code == 503
+        assert (h.json()["database"], h.json()["broker"]) == ("ok", "unreachable")
 
 
 def test_openapi_documents_the_job_spec_and_errors(api):
