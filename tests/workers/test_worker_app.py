@@ -22,7 +22,10 @@ def test_worker_app_settings_suit_long_training_tasks():
 def test_producer_and_worker_agree_on_broker_and_queue(tmp_path):
     settings = Settings(data_dir=tmp_path, queue="q-test")
     producer = Producer(settings)
-    assert producer.app.conf.broker_url == f"sqla+sqlite:///{tmp_path}/broker.sqlite"
+    assert producer.app.conf.broker_url == f"sqlite:///{tmp_path}/broker.sqlite"
+    with producer.app.connection_for_write() as conn:
+        # Our SQL transport: it polls five times a second, not once.
+        assert conn.transport.polling_interval == 0.2
     assert producer.app.conf.task_routes[TRAIN_JOB] == {"queue": "q-test"}
     # The SQLite broker file is created in WAL mode so API and worker do not block.
     import sqlite3
