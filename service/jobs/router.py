@@ -152,7 +152,10 @@ def job_metrics(
         200: {
             "content": {"application/octet-stream": {}},
             "description": "A PyTorch state dict; load it with "
-            "`torch.load(path, weights_only=True)`.",
+            "`torch.load(path, weights_only=True)`. For regression jobs trained with "
+            '`dataset.target_scaling: "standard"` (the default) it also holds '
+            "`target_shift` and `target_scale`: pop them before `load_state_dict`, and "
+            "predict with `model(x) * target_scale + target_shift`.",
         },
         404: ERROR_SCHEMA,
         409: ERROR_SCHEMA,

@@ -16,6 +16,7 @@ from service.spec.common import SpecModel, Task
 
 Scaling = Literal["none", "standard", "minmax"]
 SCALINGS: tuple[str, ...] = ("none", "standard", "minmax")
+TargetScaling = Literal["none", "standard"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,14 @@ class DatasetBase(SpecModel):
     )
     scaling: Scaling = Field(
         "standard", description="Feature scaling, fitted on the training split only."
+    )
+    target_scaling: TargetScaling = Field(
+        "standard",
+        description=(
+            "Regression only: standardise the target with the training split's mean and "
+            "std (metrics other than train_loss/val_loss stay in the target's units); "
+            "ignored for classification."
+        ),
     )
     split_seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the train/val split.")
 

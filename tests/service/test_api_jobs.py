@@ -49,6 +49,18 @@ def test_empty_body_is_a_job_too(api):
     assert api.post("/v1/jobs", json={}).status_code == 202
 
 
+@pytest.mark.parametrize("target_scaling", [None, "none", "standard"])
+def test_regression_target_scaling_is_accepted(api, target_scaling):
+    dataset = {"name": "diabetes"}
+    if target_scaling is not None:
+        dataset["target_scaling"] = target_scaling
+    r = api.post("/v1/jobs", json={"dataset": dataset})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["task"] == "regression"
+    assert job["spec"]["dataset"]["target_scaling"] == (target_scaling or "standard")
+
+
 @pytest.mark.parametrize(
     ("body", "field", "needle"),
     [
@@ -64,6 +76,11 @@ def test_empty_body_is_a_job_too(api):
         ({"dataset": {"name": "mnist"}}, "dataset.name", "digits"),
         ({"dataset": {"name": "digits", "scaling": "robust"}}, "dataset.scaling", "minmax"),
         ({"dataset": {"name": "digits", "val_fraction": 1.5}}, "dataset.val_fraction", "less"),
+        (
+            {"dataset": {"name": "diabetes", "target_scaling": "robust"}},
+            "dataset.target_scaling",
+            "'none' or 'standard'",
+        ),
         ({"training": {"batch_size": 0}}, "training.batch_size", "full"),
         ({"training": {"epochs": 100000}}, "training.epochs", "cap of 1000"),
         ({"training": {"device": "tpu"}}, "training.device", "cuda"),

@@ -52,3 +52,12 @@ def test_catalog_reports_dataset_shapes_metrics_and_caps(api):
     assert next(p for p in mlp["params"] if p["name"] == "hidden")["default"] == [64]
     es = {p["name"] for p in c["regularization"]["early_stopping"]}
     assert {"monitor", "patience", "min_delta", "restore_best_weights", "mode"} <= es
+
+
+def test_every_dataset_lists_target_scaling(api):
+    c = api.get("/v1/catalog").json()
+    for dataset in c["datasets"]:
+        param = next(p for p in dataset["params"] if p["name"] == "target_scaling")
+        assert param["choices"] == ["none", "standard"], dataset["name"]
+        assert param["default"] == "standard"
+        assert "regression only" in param["description"].lower()

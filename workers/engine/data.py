@@ -54,7 +54,10 @@ class SplitData:
     """Train and validation splits, already scaled and on the training device.
 
     ``x_*`` are float32 (n, n_features); ``y_*`` are int64 (n,) class indices for
-    classification and float32 (n, 1) for regression, in the targets' own units.
+    classification and float32 (n, 1) for regression. Regression targets are stored as
+    ``(y − target_shift) / target_scale``: standardised with the training split's mean
+    and std under ``target_scaling`` "standard", in their own units (shift 0, scale 1)
+    under "none". Predictions map back with ``output · target_scale + target_shift``.
     """
 
     x_train: torch.Tensor
@@ -66,6 +69,12 @@ class SplitData:
     n_features: int
     image_shape: tuple[int, int, int] | None
     shape: DatasetShape
+    target_shift: float = 0.0
+    target_scale: float = 1.0
+
+    @property
+    def target_scaled(self) -> bool:
+        return self.target_shift != 0.0 or self.target_scale != 1.0
 
 
 Loader = Callable[[Any, Path], Arrays]
@@ -229,7 +238,8 @@ def split_indices(arrays: Arrays, spec: DatasetBase) -> tuple[np.ndarray, np.nda
 
 
 def load_dataset(spec: DatasetBase, *, datasets_dir: Path, device: torch.device) -> SplitData:
-    """Load the dataset ``spec`` names, split it, scale it and move it to ``device``."""
+    """Load the dataset ``spec`` names, split it, scale it (features, and regression
+    targets under ``target_scaling``) and move it to ``device``."""
     arrays = DATASETS[spec.name](spec, datasets_dir)  # type: ignore[attr-defined]
     train_idx, val_idx = split_indices(arrays, spec)
     features = arrays.features.astype(np.float64)
@@ -238,10 +248,19 @@ def load_dataset(spec: DatasetBase, *, datasets_dir: Path, device: torch.device)
     def x(idx: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(scaler.transform(features[idx]).astype(np.float32)).to(device)
 
+    shift, scale = 0.0, 1.0
+    if arrays.task == "regression" and spec.target_scaling == "standard":
+        target_train = arrays.target[train_idx].astype(np.float64)
+        shift = float(target_train.mean())
+        scale = float(_nonzero(target_train.std(keepdims=True))[0])
+
     def y(idx: np.ndarray) -> torch.Tensor:
         if arrays.task == "classification":
             return torch.from_numpy(arrays.target[idx].astype(np.int64)).to(device)
-        return torch.from_numpy(arrays.target[idx].astype(np.float32).reshape(-1, 1)).to(device)
+        target = arrays.target[idx]
+        if (shift, scale) != (0.0, 1.0):
+            target = (target.astype(np.float64) - shift) / scale
+        return torch.from_numpy(target.astype(np.float32).reshape(-1, 1)).to(device)
 
     n_samples, n_features = features.shape
     shape = DatasetShape(n_samples, n_features, arrays.task, arrays.n_classes, arrays.image_shape)
@@ -255,4 +274,6 @@ def load_dataset(spec: DatasetBase, *, datasets_dir: Path, device: torch.device)
         n_features=n_features,
         image_shape=arrays.image_shape,
         shape=shape,
+        target_shift=shift,
+        target_scale=scale,
     )

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from service.spec import TASK_METRICS, JobSpec, monitorable_metrics
-from workers.engine.data import load_dataset
+from workers.engine.data import SplitData, load_dataset
 from workers.engine.device import resolve_device
 from workers.engine.metrics import LOSSES, EpochTotals, evaluate
 from workers.engine.models import build_model, has_batch_norm
@@ -86,12 +86,30 @@ def _check_monitors(spec: JobSpec, task: str) -> None:
             raise ValueError(f"{name}: unknown metric {metric!r}; allowed: {', '.join(allowed)}")
 
 
-def _save(model: nn.Module, path: Path) -> None:
+#: Keys the saved state dict gets when regression targets were scaled: the model predicts
+#: ``(y − target_shift) / target_scale``, so ``y = output · target_scale + target_shift``.
+#: Pop them before ``model.load_state_dict``.
+TARGET_KEYS: tuple[str, str] = ("target_shift", "target_scale")
+
+
+def _save(model: nn.Module, path: Path, extra: dict[str, torch.Tensor] | None = None) -> None:
     # Write aside and rename, so a reader never finds half a file.
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state | (extra or {}), tmp)
     os.replace(tmp, path)
+
+
+def _target_state(data: SplitData) -> dict[str, torch.Tensor]:
+    """What the saved weights need to predict in the target's units: one value per
+    output, float32 like the weights; nothing when the targets were not scaled."""
+    if not data.target_scaled:
+        return {}
+    values = (data.target_shift, data.target_scale)
+    return {
+        k: torch.tensor([v], dtype=torch.float32) for k, v in zip(TARGET_KEYS, values, strict=True)
+    }
 
 
 def train(
@@ -105,7 +123,8 @@ def train(
     """Train ``spec`` to the end, to divergence, to early stopping or to cancellation.
 
     ``device`` overrides ``spec.training.device``. The model's ``state_dict`` is saved to
-    ``model_path`` only when the run succeeds. The same spec gives the same metrics on
+    ``model_path`` only when the run succeeds, with ``TARGET_KEYS`` added when
+    regression targets were standardised. The same spec gives the same metrics on
     the same CPU, run after run (timings aside).
     """
     dev = resolve_device(device or spec.training.device)
@@ -174,7 +193,7 @@ def train(
         started = time.perf_counter()
         model.train()
         order = torch.randperm(n_train, generator=shuffle, device=dev)
-        totals = EpochTotals(data.task, dev)
+        totals = EpochTotals(data.task, dev, target_scale=data.target_scale)
         for step, (lo, hi) in enumerate(batches):
             if reporter.should_stop():
                 return result("cancelled", f"cancelled by request after {completed} epoch(s)")
@@ -202,7 +221,14 @@ def train(
             totals.add(loss.detach(), output.detach(), y, norm)
 
         train_seconds = time.perf_counter() - started
-        val = evaluate(model, data.x_val, data.y_val, data.task)
+        val = evaluate(
+            model,
+            data.x_val,
+            data.y_val,
+            data.task,
+            target_shift=data.target_shift,
+            target_scale=data.target_scale,
+        )
         if not math.isfinite(val["val_loss"]):
             return result(
                 "diverged",
@@ -237,5 +263,5 @@ def train(
     if tracker.restore_best_weights:
         tracker.restore(model)
     if model_path is not None:
-        _save(model, model_path)
+        _save(model, model_path, _target_state(data))
     return result("succeeded", stop=stop_epoch)

@@ -146,10 +146,51 @@ def test_tensors_have_the_engine_dtypes_and_digits_its_image_shape() -> None:
     assert data.y_train.shape == (len(data.x_train),)
     assert data.image_shape == (1, 8, 8) and data.shape.image_shape == (1, 8, 8)
     assert data.x_train.device == CPU
-    reg = load(name="diabetes")
+    reg = load(name="diabetes", target_scaling="none")
     assert reg.y_train.dtype == torch.float32 and reg.y_train.shape == (len(reg.x_train), 1)
     assert reg.y_train.mean() > 100  # raw targets, in their own units
+    assert (reg.target_shift, reg.target_scale) == (0.0, 1.0) and not reg.target_scaled
     assert reg.n_classes is None and reg.shape.n_outputs == 1
+
+
+def test_regression_targets_are_standardised_with_the_training_split() -> None:
+    raw = load(name="diabetes", target_scaling="none")
+    std = load(name="diabetes")  # "standard" is the default
+    assert std.y_train.dtype == torch.float32 and std.y_train.shape == raw.y_train.shape
+    y_train = raw.y_train.double().numpy()
+    assert std.target_shift == pytest.approx(y_train.mean(), rel=1e-6)
+    assert std.target_scale == pytest.approx(y_train.std(), rel=1e-6)
+    assert 140 < std.target_shift < 160 and 70 < std.target_scale < 85 and std.target_scaled
+    assert abs(std.y_train.double().mean().item()) < 1e-6
+    assert std.y_train.double().std(unbiased=False).item() == pytest.approx(1.0, rel=1e-5)
+    # Validation uses the training split's statistics, not its own.
+    back = std.y_val.double() * std.target_scale + std.target_shift
+    np.testing.assert_allclose(back.numpy(), raw.y_val.double().numpy(), rtol=1e-5)
+    assert std.y_val.double().mean().item() != pytest.approx(0.0, abs=1e-6)
+    # Features are untouched by target scaling.
+    assert torch.equal(std.x_train, raw.x_train) and torch.equal(std.x_val, raw.x_val)
+
+
+def test_a_constant_regression_target_keeps_a_unit_scale(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "flat.npz",
+        features=rng.normal(size=(20, 2)),
+        target=np.full(20, 3.5),
+        task=np.array("regression"),
+        n_classes=np.array(0),
+    )
+    data = load(tmp_path, name="uploaded", id="flat")
+    assert (data.target_shift, data.target_scale) == (3.5, 1.0)
+    assert torch.equal(data.y_train, torch.zeros_like(data.y_train))
+
+
+def test_target_scaling_leaves_classification_alone() -> None:
+    plain = load(name="wine", target_scaling="none")
+    default = load(name="wine", target_scaling="standard")
+    assert default.y_train.dtype == torch.int64
+    assert torch.equal(plain.y_train, default.y_train) and torch.equal(plain.y_val, default.y_val)
+    assert (default.target_shift, default.target_scale) == (0.0, 1.0)
 
 
 def _write_upload(path: Path, task: str, n_classes: int) -> None:
