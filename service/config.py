@@ -78,10 +78,6 @@ class Settings(BaseSettings):
         assert self.artifacts_dir is not None
         return self.artifacts_dir / "datasets"
 
-    @property
-    def is_sqlite(self) -> bool:
-        return str(self.database_url).startswith("sqlite")
-
 
 @lru_cache
 def get_settings() -> Settings:

@@ -114,14 +114,11 @@ def run_job(job_id: str, *, settings: Settings) -> None:
         return
 
     status = {"succeeded": SUCCEEDED, "diverged": DIVERGED, "cancelled": CANCELLED}[result.status]
-    reason = result.reason
-    if status == CANCELLED and not reason:
-        reason = f"cancelled by request after {result.epochs_completed} epoch(s)"
     _finish(
         sessions,
         job_id,
         status,
-        status_reason=reason,
+        status_reason=result.reason,
         epochs_completed=result.epochs_completed,
         stop_epoch=result.stop_epoch,
         best_epoch=result.best_epoch,
