@@ -45,10 +45,49 @@ class Settings(BaseSettings):
     max_dataset_columns: int = Field(1_000, ge=2)
     max_line_bytes: int = Field(1024 * 1024, ge=64)
 
+    max_job_memory_mb: int = Field(
+        8192, ge=1, description="Cap on a job's estimated memory (weights, optimizer, data)."
+    )
+    max_job_seconds: float = Field(
+        24 * 3600, gt=0, description="Time limit of a job's training; a job may ask for less."
+    )
+
+    # Requests.
+    auth: Literal["token", "none"] = Field(
+        "token",
+        description="`token`: every endpoint but /healthz and the docs needs an API token. "
+        "`none`: no accounts, every request acts as the local admin (loopback only).",
+    )
+    max_request_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Cap on a JSON request body (uploads: max_upload_bytes)."
+    )
+    max_json_depth: int = Field(32, ge=4, description="Deepest nesting a JSON body may have.")
+
     # Worker side.
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's choice.")
     cancel_poll_seconds: float = Field(
         0.5, gt=0, description="How often a running job looks for a cancel request."
+    )
+    heartbeat_seconds: float = Field(
+        2.0, gt=0, description="How often a running attempt renews its lease on the job."
+    )
+    lease_seconds: float = Field(
+        30.0, gt=0, description="A lease not renewed for this long is presumed dead."
+    )
+    reaper_seconds: float = Field(
+        5.0, gt=0, description="How often each worker looks for jobs whose worker was lost."
+    )
+    max_restarts: int = Field(
+        3, ge=0, description="Lost attempts a job may resume from before it fails."
+    )
+    redispatch_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="A job queued this long with no worker taking it is sent again, in case "
+        "the broker lost its message (a Redis restart without persistence).",
+    )
+    db_retry_seconds: float = Field(
+        300.0, ge=0, description="How long a worker retries a database write before failing."
     )
 
     @model_validator(mode="after")
@@ -59,6 +98,11 @@ class Settings(BaseSettings):
             self.broker_url = f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite').as_posix()}"
         if self.artifacts_dir is None:
             self.artifacts_dir = self.data_dir / "artifacts"
+        if self.lease_seconds <= 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "DESCENT_LEASE_SECONDS must be more than twice DESCENT_HEARTBEAT_SECONDS, or a "
+                "live worker could lose its job between two heartbeats"
+            )
         if self.environment == "production" and (
             self.database_url.startswith("sqlite") or self.broker_url.startswith("sqla+sqlite")
         ):
@@ -77,6 +121,11 @@ class Settings(BaseSettings):
     def datasets_dir(self) -> Path:
         assert self.artifacts_dir is not None
         return self.artifacts_dir / "datasets"
+
+    @property
+    def token_file(self) -> Path:
+        """The embedded default's local admin token (readable by its owner only)."""
+        return self.data_dir / "token"
 
 
 @lru_cache

@@ -1,6 +1,7 @@
 """All ORM models, imported in one place so Alembic and the app see the same metadata."""
 
+from service.auth.models import ApiToken, User
 from service.datasets.models import Dataset
-from service.jobs.models import EpochMetric, Job
+from service.jobs.models import EpochMetric, Job, JobAttempt
 
-__all__ = ["Dataset", "EpochMetric", "Job"]
+__all__ = ["ApiToken", "Dataset", "EpochMetric", "Job", "JobAttempt", "User"]

@@ -94,8 +94,10 @@ class Producer:
         self.settings = settings
         self.app = make_celery(settings, name="descent-api")
 
-    def enqueue_training(self, job_id: str) -> None:
-        self.app.send_task(TRAIN_JOB, args=[job_id], queue=self.settings.queue)
+    def enqueue_training(self, job_id: str, dispatch: int) -> None:
+        """Send the job's message. ``dispatch`` is the job row's counter when it was sent:
+        a worker drops a message whose number is behind the row's (a leftover copy)."""
+        self.app.send_task(TRAIN_JOB, args=[job_id, dispatch], queue=self.settings.queue)
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""

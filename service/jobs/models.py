@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -29,6 +30,9 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(32), default="train")
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
@@ -39,6 +43,7 @@ class Job(Base):
         ForeignKey("datasets.id", ondelete="SET NULL"), index=True
     )
     n_parameters: Mapped[int] = mapped_column(Integer)
+    memory_estimate: Mapped[int | None] = mapped_column(BigInteger)  # bytes
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     epochs_completed: Mapped[int] = mapped_column(Integer, default=0)
     stop_epoch: Mapped[int | None] = mapped_column(Integer)
@@ -48,6 +53,15 @@ class Job(Base):
     device: Mapped[str | None] = mapped_column(String(32))
     worker: Mapped[str | None] = mapped_column(String(255))
     has_model: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The lease: the attempt now allowed to write (0 before the first) and when it last
+    # proved it is alive. Every worker write is conditional on ``attempt``, so an
+    # attempt whose lease was taken over can write nothing more.
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Bumped each time a message is sent for the job: a message carrying an older
+    # number is a leftover (redelivered, or re-sent by the reaper) and is dropped.
+    dispatch: Mapped[int] = mapped_column(Integer, default=1)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -56,7 +70,24 @@ class Job(Base):
         # The list endpoint filters by status and sorts by creation time.
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_created_at", "created_at"),
+        # The reaper looks for running jobs with an old heartbeat.
+        Index("ix_jobs_status_heartbeat_at", "status", "heartbeat_at"),
     )
+
+
+class JobAttempt(Base):
+    """One attempt at running a job: who ran it, where it resumed from, how it ended."""
+
+    __tablename__ = "job_attempts"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    resumed_from_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: the job's status if this attempt finished it, else why it ended ("lost", "superseded").
+    outcome: Mapped[str | None] = mapped_column(String(255))
 
 
 class EpochMetric(Base):

@@ -80,11 +80,13 @@ def create(*, session: Session, settings: Settings, producer: Producer, spec: Jo
         task=shape.task,
         dataset_id=spec.dataset.id if isinstance(spec.dataset, UploadedDataset) else None,
         n_parameters=spec.model.count_parameters(shape),
+        dispatch=1,
+        dispatched_at=utcnow(),
     )
     session.add(job)
     session.commit()
     try:
-        producer.enqueue_training(job.id)
+        producer.enqueue_training(job.id, job.dispatch)
     except Exception as exc:
         log.warning("could not enqueue job %s: %s", job.id, exc)
         session.delete(job)
