@@ -1,18 +1,25 @@
 """The training engine: a job spec in, a trained model and a stream of metrics out.
 
 Everything here is plain PyTorch with no knowledge of SQL or Celery; the worker's task
-passes a ``Reporter`` and records the ``TrainResult``. Builders are registered under
+passes a ``Reporter`` (which also receives a ``Checkpoint`` per epoch, to resume from
+after a crash) and records the ``TrainResult``. Builders are registered under
 the spec's names (``DATASETS``, ``MODELS``, ``OPTIMIZERS``, ``SCHEDULES``, …) and a
 test keeps those names equal to the spec's.
 """
 
+from workers.engine.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from workers.engine.data import DATASETS, SCALERS, DatasetMissing, SplitData, load_dataset
-from workers.engine.device import DeviceUnavailable, resolve_device
+from workers.engine.device import DeviceUnavailable, is_out_of_memory, resolve_device
 from workers.engine.loop import TrainResult, train
 from workers.engine.models import ACTIVATIONS, INITS, MODELS, build_model
 from workers.engine.optim import OPTIMIZERS, build_optimizer
 from workers.engine.regularize import EarlyStopping
-from workers.engine.report import ListReporter, Reporter
+from workers.engine.report import ListReporter, Reporter, StopTraining
 from workers.engine.schedules import SCHEDULES, Schedule, build_schedule
 
 __all__ = [
@@ -23,6 +30,8 @@ __all__ = [
     "OPTIMIZERS",
     "SCALERS",
     "SCHEDULES",
+    "Checkpoint",
+    "CheckpointError",
     "DatasetMissing",
     "DeviceUnavailable",
     "EarlyStopping",
@@ -30,11 +39,15 @@ __all__ = [
     "Reporter",
     "Schedule",
     "SplitData",
+    "StopTraining",
     "TrainResult",
     "build_model",
     "build_optimizer",
     "build_schedule",
+    "is_out_of_memory",
+    "load_checkpoint",
     "load_dataset",
     "resolve_device",
+    "save_checkpoint",
     "train",
 ]

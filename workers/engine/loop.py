@@ -1,9 +1,10 @@
 """The training loop: a job spec in, one report per epoch out, a result at the end.
 
 Read ``train`` top to bottom: set up (device, seed, data, model, optimizer, schedule),
-then for each epoch shuffle, step through the batches, validate, report, and decide
-whether to go on. The whole dataset lives on the device, so a batch is an index into it
-(no DataLoader, no worker processes, no host-to-device copies per step).
+restore a checkpoint when resuming, then for each epoch shuffle, step through the
+batches, validate, take a checkpoint, report, and decide whether to go on. The whole
+dataset lives on the device, so a batch is an index into it (no DataLoader, no worker
+processes, no host-to-device copies per step).
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from service.spec import TASK_METRICS, JobSpec, monitorable_metrics
+from workers.engine.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    cpu_copy,
+    rng_state,
+    set_rng_state,
+)
 from workers.engine.data import SplitData, load_dataset
-from workers.engine.device import resolve_device
+from workers.engine.device import is_out_of_memory, resolve_device
 from workers.engine.metrics import LOSSES, EpochTotals, evaluate
 from workers.engine.models import build_model, has_batch_norm
 from workers.engine.optim import build_optimizer
@@ -39,7 +47,7 @@ from workers.engine.schedules import build_schedule, momentum_metric, set_rate
 
 log = logging.getLogger(__name__)
 
-Status = Literal["succeeded", "diverged", "cancelled"]
+Status = Literal["succeeded", "diverged", "cancelled", "timed_out"]
 
 
 @dataclass
@@ -119,14 +127,26 @@ def train(
     datasets_dir: Path,
     model_path: Path | None = None,
     device: str | None = None,
+    resume: Checkpoint | None = None,
+    time_limit_seconds: float | None = None,
 ) -> TrainResult:
-    """Train ``spec`` to the end, to divergence, to early stopping or to cancellation.
+    """Train ``spec`` to the end, to divergence, to early stopping, to cancellation or
+    to its time limit.
 
     ``device`` overrides ``spec.training.device``. The model's ``state_dict`` is saved to
     ``model_path`` only when the run succeeds, with ``TARGET_KEYS`` added when
     regression targets were standardised. The same spec gives the same metrics on
     the same CPU, run after run (timings aside).
+
+    Each completed epoch is reported with a ``Checkpoint``; ``resume`` continues from
+    one at the epoch after it, and on the same CPU the rest of the run is exactly what
+    an uninterrupted run would have been. A checkpoint at or past the last epoch, or
+    at an early stop, finishes the run at once. ``time_limit_seconds`` bounds the
+    seconds spent in ``train``, summed over the attempts a checkpoint carries on; it is
+    checked at every batch boundary. A ``StopTraining`` raised by the reporter
+    propagates unchanged; so do out-of-memory errors (see ``is_out_of_memory``).
     """
+    clock = time.perf_counter()
     dev = resolve_device(device or spec.training.device)
     seed = spec.training.seed
     # Weights and dropout masks come from torch's global generator; shuffling has its
@@ -174,6 +194,41 @@ def train(
 
     metrics: dict[str, float] = {}
     completed = 0
+    stop_epoch: int | None = None
+    spent_before = 0.0  # training seconds of earlier attempts
+
+    if resume is not None:
+        # Everything that changes as training goes on comes back as it was when the
+        # checkpoint's epoch ended. The split and scaling are not stored: load_dataset
+        # recomputes them identically from the spec.
+        saved = resume.state
+        try:
+            model.load_state_dict(saved["model"])
+            # Copied: the optimizer would update the checkpoint's tensors in place.
+            optimizer.load_state_dict(cpu_copy(saved["optimizer"]))
+            schedule.load_state_dict(saved["schedule"])
+            tracker.load_state_dict(saved["early_stopping"])
+            exact = set_rng_state(saved["rng"], dev, shuffle, reseed=seed + resume.epoch)
+            stop_epoch, spent_before = saved["stop_epoch"], saved["elapsed_seconds"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            if is_out_of_memory(exc):
+                raise  # the worker's trouble, not the checkpoint's
+            raise CheckpointError(
+                f"the checkpoint of epoch {resume.epoch} does not fit this job "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        completed, metrics = resume.epoch, dict(resume.metrics)
+        log.info("resuming after epoch %d of %d", completed, epochs)
+        if not exact:
+            log.warning(
+                "the checkpoint was taken on %s, this run is on %s: its random streams "
+                "cannot carry over, so they were reseeded",
+                saved["rng"]["device"],
+                dev.type,
+            )
+
+    def elapsed() -> float:
+        return spent_before + time.perf_counter() - clock
 
     def result(status: Status, reason: str | None = None, stop: int | None = None) -> TrainResult:
         return TrainResult(
@@ -188,8 +243,8 @@ def train(
             n_parameters=n_parameters,
         )
 
-    stop_epoch = None
-    for epoch in range(epochs):
+    # An early stop already recorded in the checkpoint leaves nothing to train.
+    for epoch in range(completed if stop_epoch is None else epochs, epochs):
         started = time.perf_counter()
         model.train()
         order = torch.randperm(n_train, generator=shuffle, device=dev)
@@ -197,6 +252,12 @@ def train(
         for step, (lo, hi) in enumerate(batches):
             if reporter.should_stop():
                 return result("cancelled", f"cancelled by request after {completed} epoch(s)")
+            if time_limit_seconds is not None and elapsed() > time_limit_seconds:
+                return result(
+                    "timed_out",
+                    f"exceeded the time limit of {time_limit_seconds:g} s "
+                    f"after {completed} epoch(s)",
+                )
             idx = order[lo:hi]
             x, y = data.x_train[idx], data.y_train[idx]
             lr, momentum = schedule.lr(epoch, step), schedule.momentum(epoch, step)
@@ -249,14 +310,28 @@ def train(
         metrics["weight_norm"] = total_norm(params).item()
         metrics["epoch_seconds"] = time.perf_counter() - started
         metrics["samples_per_second"] = totals.samples / max(train_seconds, 1e-9)
-        reporter.report(epoch + 1, metrics)
         completed = epoch + 1
         log.debug("epoch %d: %s", completed, metrics)
 
+        # The schedule and early stopping see the epoch before the checkpoint is taken,
+        # so that resuming from it never replays their decisions.
         if schedule.monitor is not None:
             schedule.on_epoch_end(metrics[schedule.monitor])
         if tracker.update(completed, metrics[tracker.monitor], model):
             stop_epoch = completed
+        # CPU copies (one of the model, one of the optimizer's state; early stopping's
+        # best weights are shared): the checkpoint must not change as training goes on.
+        state: dict[str, Any] = {
+            "model": cpu_copy(model.state_dict()),
+            "optimizer": cpu_copy(optimizer.state_dict()),
+            "schedule": schedule.state_dict(),
+            "early_stopping": tracker.state_dict(),
+            "rng": rng_state(dev, shuffle),
+            "stop_epoch": stop_epoch,
+            "elapsed_seconds": elapsed(),
+        }
+        reporter.report(completed, metrics, Checkpoint(completed, metrics, state))
+        if stop_epoch is not None:
             log.info("early stopping at epoch %d (best: epoch %s)", completed, tracker.best_epoch)
             break
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -131,6 +132,24 @@ class EarlyStopping:
         else:
             self.bad_epochs += 1
         return self.patience is not None and self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to carry on judging; the settings come from the spec.
+
+        The best weights are shared, not copied: ``update`` replaces them, never edits
+        them in place, so the dict handed out stays as it was."""
+        return {
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "best_state": self._best_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_value = state["best_value"]
+        self.best_epoch = state["best_epoch"]
+        self.bad_epochs = state["bad_epochs"]
+        self._best_state = state["best_state"]
 
     def restore(self, model: nn.Module) -> bool:
         """Load the best epoch's weights into ``model``; False when there are none to load."""

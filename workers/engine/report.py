@@ -1,8 +1,8 @@
 """How the training loop talks to whoever runs it: one report per epoch, a cancel flag.
 
 The loop knows nothing about SQL, Celery or pub/sub; the worker hands it a
-``Reporter`` that writes the metrics where they belong and says when the user asked
-to stop. Tests hand it a ``ListReporter``.
+``Reporter`` that writes the metrics and the checkpoint where they belong and says when
+the user asked to stop. Tests hand it a ``ListReporter``.
 """
 
 from __future__ import annotations
@@ -10,32 +10,52 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from workers.engine.checkpoint import Checkpoint
+
+
+class StopTraining(Exception):
+    """Raised by a reporter to end the run at once, e.g. when its lease was taken over.
+
+    ``train`` lets it propagate unchanged: no result, no model saved, nothing more
+    reported. Whoever raised it knows why and what to record.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
 
 class Reporter(Protocol):
-    """Receives each epoch's metrics and answers whether training should stop.
+    """Receives each epoch's metrics and checkpoint, and answers whether to stop.
 
     ``report`` is called once per completed epoch (epochs are 1-based), after the
     epoch's validation and before the next epoch starts, so a metric is durable by the
-    time the next one is computed. ``should_stop`` is called at every batch boundary,
-    thousands of times a second for small models: an implementation that asks a
-    database must throttle itself (answer from memory between polls).
+    time the next one is computed. ``checkpoint`` is the state after that epoch (its
+    ``metrics`` are the same values); resuming from it continues at ``epoch + 1``, so
+    the reporter should make the metrics and the checkpoint durable together.
+    ``should_stop`` is called at every batch boundary, thousands of times a second for
+    small models: an implementation that asks a database must throttle itself (answer
+    from memory between polls). Either may raise ``StopTraining`` to end the run now.
     """
 
-    def report(self, epoch: int, metrics: dict[str, float]) -> None: ...
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> None: ...
 
     def should_stop(self) -> bool: ...
 
 
 @dataclass
 class ListReporter:
-    """Keeps every report in memory; asks to stop once ``stop_after_epoch`` epochs are in."""
+    """Keeps every report and checkpoint in memory; asks to stop once
+    ``stop_after_epoch`` epochs are in."""
 
     stop_after_epoch: int | None = None
     reports: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
     stop_checks: int = 0
 
-    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> None:
         self.reports.append((epoch, dict(metrics)))
+        self.checkpoints.append(checkpoint)
 
     def should_stop(self) -> bool:
         self.stop_checks += 1

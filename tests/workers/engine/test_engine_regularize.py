@@ -164,3 +164,27 @@ def test_one_cycle_with_delayed_early_stopping_runs_past_its_rising_phase(tmp_pa
         return len(reporter.reports)
 
     assert run(0) < run(8)
+
+
+def test_early_stopping_state_round_trips_mid_run() -> None:
+    spec = EarlyStoppingSpec(monitor="val_loss", patience=4, restore_best_weights=True)
+    values = [1.0, 0.8, 0.9, 0.85, 0.95, 0.99]
+    first, net = EarlyStopping.from_spec(spec), small_net()
+    for epoch, value in enumerate(values[:3], start=1):
+        with torch.no_grad():
+            net[0].weight.fill_(float(epoch))
+        first.update(epoch, value, net)
+    second = EarlyStopping.from_spec(spec)
+    second.load_state_dict(first.state_dict())
+    assert second.state_dict() == {
+        "best_value": 0.8,
+        "best_epoch": 2,
+        "bad_epochs": 1,
+        "best_state": first.state_dict()["best_state"],
+    }
+    decisions = [
+        (first.update(e, v, net), second.update(e, v, net)) for e, v in enumerate(values[3:], 4)
+    ]
+    assert decisions == [(False, False), (False, False), (True, True)]
+    assert second.restore(net)
+    assert torch.equal(net[0].weight, torch.full_like(net[0].weight, 2.0))
