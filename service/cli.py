@@ -20,6 +20,9 @@ from typing import Annotated
 
 import typer
 
+from service.auth.cli import admin as admin_app
+from service.auth.cli import token as token_command
+
 app = typer.Typer(
     name="descent",
     help="Descent: train and tune neural networks from declarative job specs.",
@@ -40,6 +43,31 @@ def _settings():  # noqa: ANN202 - imported lazily so `descent --help` stays ins
 
 def _logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and ``localhost``; any other name or address is not."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_open_bind(host: str, auth: str) -> None:
+    """Exit 2 rather than serve every job and file, unauthenticated, beyond this machine."""
+    if auth == "none" and not is_loopback(host):
+        typer.echo(
+            f"error: refusing to listen on {host!r} with DESCENT_AUTH=none: without tokens, "
+            "anyone who can reach that address could run jobs and read every result. "
+            "Set DESCENT_AUTH=token (the default) and give each user a token "
+            "(`descent admin create-user NAME`), or bind to 127.0.0.1.",
+            err=True,
+        )
+        raise typer.Exit(2)
 
 
 class WorkerSupervisor:
@@ -118,18 +146,31 @@ def up(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes to supervise.")] = 1,
 ) -> None:
     """Run everything: migrations, the API and supervised worker(s) (embedded default)."""
+    if data_dir is not None:
+        os.environ["DESCENT_DATA_DIR"] = str(data_dir)
+    settings = _settings()
+    refuse_open_bind(host, settings.auth)
+
     import uvicorn
 
+    from service.auth.service import ensure_local_admin
     from service.main import create_app
     from service.migrate import upgrade
 
     _logging()
-    if data_dir is not None:
-        os.environ["DESCENT_DATA_DIR"] = str(data_dir)
-    settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(str(settings.database_url))
     log.info("database ready: %s", settings.database_url)
+    if ensure_local_admin(settings):
+        log.info("created the local admin user and its API token")
+    if settings.auth == "none":
+        log.warning("DESCENT_AUTH=none: no tokens; every request acts as the local admin")
+    else:
+        log.info(
+            "API token of the local admin: %s (`descent token` prints it; send it as "
+            "'Authorization: Bearer <token>')",
+            settings.token_file.resolve(),
+        )
     supervisor = WorkerSupervisor(workers, dict(os.environ))
     supervisor.start()
     try:
@@ -145,6 +186,8 @@ def api(
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Run the API alone (the database must be migrated: `descent migrate`)."""
+    refuse_open_bind(host, _settings().auth)
+
     import uvicorn
 
     _logging()
@@ -196,6 +239,9 @@ def db_check() -> None:
         engine.dispose()
     typer.echo("database ok")
 
+
+app.command("token")(token_command)
+app.add_typer(admin_app, name="admin")
 
 if __name__ == "__main__":
     app()

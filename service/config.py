@@ -11,13 +11,35 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Passwords that production refuses in DESCENT_DATABASE_URL and DESCENT_BROKER_URL.
+DEFAULT_PASSWORDS = frozenset(
+    {"descent", "postgres", "password", "changeme", "redis", "secret", "admin"}
+)
+
+
+def weak_password(url: str) -> str | None:
+    """Why the password in ``url`` is not fit for production, or ``None`` if it is."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # e.g. an unclosed [ of an IPv6 address
+        return "is not a valid URL"
+    if not password:
+        return "has no password"
+    if unquote(password).lower() in DEFAULT_PASSWORDS:
+        return "has a well-known default password"
+    return None
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DESCENT_", extra="ignore")
+    # hide_input_in_errors: a refused URL must not echo its password into logs.
+    model_config = SettingsConfigDict(
+        env_prefix="DESCENT_", extra="ignore", hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = Field(
         "development", description="`production` refuses the embedded SQLite defaults."
@@ -86,6 +108,12 @@ class Settings(BaseSettings):
         description="A job queued this long with no worker taking it is sent again, in case "
         "the broker lost its message (a Redis restart without persistence).",
     )
+    worker_max_memory_mb: int = Field(
+        0,
+        ge=0,
+        description="Address-space cap of a CPU worker's training process (0: none), so a "
+        "job that outgrows it fails as out of memory instead of the kernel killing the worker.",
+    )
     db_retry_seconds: float = Field(
         300.0, ge=0, description="How long a worker retries a database write before failing."
     )
@@ -110,6 +138,17 @@ class Settings(BaseSettings):
                 "DESCENT_ENVIRONMENT=production needs DESCENT_DATABASE_URL and "
                 "DESCENT_BROKER_URL set to real servers (PostgreSQL and Redis), not SQLite"
             )
+        if self.environment == "production":
+            for var, url in (
+                ("DESCENT_DATABASE_URL", self.database_url),
+                ("DESCENT_BROKER_URL", self.broker_url),
+            ):
+                if problem := weak_password(url):
+                    defaults = ", ".join(sorted(DEFAULT_PASSWORDS))
+                    raise ValueError(
+                        f"DESCENT_ENVIRONMENT=production refuses {var}: it {problem}; put a "
+                        f"strong password in the URL (not empty, nor one of {defaults})"
+                    )
         return self
 
     @property

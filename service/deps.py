@@ -1,15 +1,21 @@
-"""Dependencies shared by the routers: settings, a managed session, the task producer."""
+"""Dependencies shared by the routers: settings, a managed session, the task producer,
+the caller (``CurrentUser``, ``AdminUser``) and validated ids."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from service.auth.middleware import USER_ID_STATE, user_for_authorization
+from service.auth.models import ADMIN, User
+from service.auth.service import local_admin
 from service.config import Settings
 from service.db import session_scope
+from service.errors import Forbidden
 from service.queue import Producer
 
 
@@ -29,3 +35,77 @@ def _producer(request: Request) -> Producer:
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[Session, Depends(_session)]
 ProducerDep = Annotated[Producer, Depends(_producer)]
+
+
+# -- who is calling -----------------------------------------------------------------
+
+#: Declares the scheme in the OpenAPI schema; the checks are ours (auto_error=False), so
+#: a missing token gets the standard error body rather than FastAPI's own.
+bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="dsc_…",
+    description="An API token: `descent token` prints the embedded default's local one; "
+    "`POST /v1/tokens` makes more.",
+)
+
+
+def current_user(
+    request: Request,
+    session: SessionDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    """The user whose token the request carries; 401 without a valid one.
+
+    :class:`~service.auth.middleware.RequireToken` has checked the token before the body
+    was read, and named the user; without it (an app built otherwise) the check is here.
+    With ``DESCENT_AUTH=none`` every request acts as the local admin (loopback only:
+    the CLI refuses to bind anywhere else in that mode).
+    """
+    if request.app.state.settings.auth == "none":
+        return local_admin(session=session)
+    user_id = getattr(request.state, USER_ID_STATE, None)
+    user = session.get(User, user_id) if user_id else None
+    if user is not None and not user.disabled:
+        return user
+    return user_for_authorization(
+        session=session, authorization=request.headers.get("authorization")
+    )
+
+
+def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+    """The caller, who must be an admin (403 otherwise)."""
+    if user.role != ADMIN:
+        raise Forbidden(f"this needs an admin's token; user {user.name!r} is not an admin")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_user)]
+AdminUser = Annotated[User, Depends(admin_user)]
+
+
+# -- ids in paths -------------------------------------------------------------------
+
+#: Ids are lowercase UUIDs, as the server issues them; anything else is a 422 naming the
+#: parameter, before any lookup.
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+_EXAMPLE_ID = "3f0c2a9e-5b1d-4c7e-9a4f-0d2b6c8e1f37"
+
+
+def _id(what: str) -> Any:
+    return Path(
+        pattern=UUID_PATTERN, description=f"The {what}'s id (a UUID).", examples=[_EXAMPLE_ID]
+    )
+
+
+# -- numbers in query strings -------------------------------------------------------
+
+#: The largest number a query parameter may carry: an INTEGER column's largest value. A
+#: larger one would reach the database and fail there (SQLite cannot bind an integer past
+#: 2**63, PostgreSQL's integer stops at 2**31 - 1) as a 500 rather than a 422.
+MAX_QUERY_INT = 2**31 - 1
+Offset = Annotated[int, Query(ge=0, le=MAX_QUERY_INT, description="Items to skip.")]
+
+JobId = Annotated[str, _id("job")]
+DatasetId = Annotated[str, _id("dataset")]
+UserId = Annotated[str, _id("user")]
+TokenId = Annotated[str, _id("token")]

@@ -9,19 +9,30 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
+from service.auth.middleware import RequireToken
+from service.auth.router import admin as users_router
+from service.auth.router import router as accounts_router
 from service.config import Settings, get_settings
 from service.datasets.router import router as datasets_router
 from service.db import make_engine, make_sessionmaker
-from service.deps import ProducerDep
-from service.errors import ERROR_SCHEMA, error_body, install_error_handlers
+from service.deps import ProducerDep, current_user
+from service.errors import (
+    UNAUTHORIZED_SCHEMA,
+    UNAVAILABLE_SCHEMA,
+    ErrorDetail,
+    error_body,
+    install_error_handlers,
+)
 from service.jobs.router import router as jobs_router
 from service.jobs.service import limits
+from service.limits import install_body_limits
 from service.queue import Producer
 from service.spec.catalog import build_catalog
 
@@ -32,9 +43,23 @@ Descent trains neural networks from declarative job specs. POST a job (model, da
 optimizer, learning-rate schedule, regularization); a Celery worker trains it with
 PyTorch and records every epoch's metrics as the epoch ends.
 
+Every endpoint but `/healthz` and these docs needs an API token, sent as
+`Authorization: Bearer <token>` (`descent token` prints the embedded default's local one);
+jobs and datasets belong to the user who created them, and nobody else sees them.
+
 `GET /v1/catalog` lists everything a spec accepts. Every error has the same body:
 `{"error": {"status", "code", "message", "fields": [{"field", "message", "allowed"}]}}`.
 """
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unreachable"]
+    broker: Literal["ok", "unreachable"]
+
+
+class HealthDown(Health):
+    error: ErrorDetail
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,17 +82,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.producer = Producer(settings)
     install_error_handlers(app)
+    install_body_limits(app, settings)
+    if settings.auth != "none":
+        # Added last, so it runs first: no body is read before the token is checked.
+        public = {app.openapi_url, app.docs_url, app.redoc_url, "/healthz"}
+        if app.docs_url and app.swagger_ui_oauth2_redirect_url:
+            public.add(app.swagger_ui_oauth2_redirect_url)
+        app.add_middleware(
+            RequireToken,
+            sessions=app.state.sessionmaker,
+            public=frozenset(p for p in public if p),
+        )
     app.include_router(jobs_router)
     app.include_router(datasets_router)
+    app.include_router(accounts_router)
+    app.include_router(users_router)
 
     catalog_doc = build_catalog(limits(settings))  # fixed for the life of the app
 
-    @app.get("/v1/catalog", tags=["catalog"])
+    @app.get(
+        "/v1/catalog",
+        tags=["catalog"],
+        dependencies=[Depends(current_user)],
+        responses={401: UNAUTHORIZED_SCHEMA, 503: UNAVAILABLE_SCHEMA},
+    )
     def catalog() -> dict[str, Any]:
         """Every dataset, model, optimizer, schedule and regularizer a job may use."""
         return catalog_doc
 
-    @app.get("/healthz", tags=["health"], responses={503: ERROR_SCHEMA})
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        response_model=Health,
+        responses={503: {"model": HealthDown, "description": "The database or the broker is down"}},
+    )
     def healthz(producer: ProducerDep) -> JSONResponse:
         """Whether the database and the broker are reachable (200) or not (503)."""
         checks: dict[str, str] = {}

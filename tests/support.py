@@ -103,6 +103,32 @@ def make_backend(kind: str, tmp: Path, *, migrate: bool = True) -> Backend:
     return backend
 
 
+def make_user(backend: Backend, name: str, *, admin: bool = False) -> str:
+    """Create user ``name`` on ``backend``'s database; return a plain API token for it."""
+    return make_user_at(str(backend.settings().database_url), name, admin=admin)
+
+
+def make_user_at(database_url: str, name: str, *, admin: bool = False) -> str:
+    """``make_user`` for a database given by its URL."""
+    from service.auth import service
+    from service.db import make_engine, make_sessionmaker, session_scope
+
+    engine = make_engine(database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            user = service.create_user(
+                session=session, name=name, role="admin" if admin else "user"
+            )
+            _, plain = service.create_token(session=session, user_id=user.id, name="test")
+    finally:
+        engine.dispose()
+    return plain
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 class Worker:
     """A real worker process (`python -m workers`), its output collected in a log file."""
 

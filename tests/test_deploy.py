@@ -24,6 +24,9 @@ CLI_COMMANDS = frozenset({"up", "api", "worker", "migrate", "db-check"})
 
 ENV_PREFIX = "DESCENT_"
 
+#: What a user puts in .env: passwords that production accepts.
+STRONG_PASSWORDS = {"POSTGRES_PASSWORD": "pg-7f3a-test-only", "REDIS_PASSWORD": "rd-91c2-test-only"}
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -52,6 +55,46 @@ def env_of(service: dict) -> dict[str, str]:
         return dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
     assert isinstance(env, dict), f"unexpected environment: {env!r}"
     return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}; $$ is a literal $.
+VARIABLE_RE = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+
+
+class MissingVariable(Exception):
+    """What `docker compose` refuses to start with: a required variable left unset."""
+
+
+def interpolate(value: object, env: dict[str, str]) -> object:
+    """``value`` with compose's variable substitution applied, from ``env`` alone."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, op, arg = match.groups()
+        if name is None:
+            return "$"
+        got = env.get(name)
+        unset = got is None or (op is not None and op.startswith(":") and got == "")
+        if op in (":?", "?") and unset:
+            raise MissingVariable(f"{name}: {arg}")
+        if op in (":-", "-") and unset:
+            return arg
+        return got or ""
+
+    return VARIABLE_RE.sub(substitute, value)
+
+
+def settings_of(service: dict, env: dict[str, str]) -> Settings:
+    """The Settings a Descent container would build from its compose environment."""
+    values = env_of(interpolate(service, env))  # type: ignore[arg-type]
+    return Settings(
+        **{k[len(ENV_PREFIX) :].lower(): v for k, v in values.items() if k.startswith(ENV_PREFIX)}
+    )
 
 
 def depends_on_of(service: dict) -> dict[str, dict]:
@@ -215,11 +258,75 @@ def test_descent_containers_share_the_production_env(services: dict) -> None:
         assert env.get("DESCENT_DATABASE_URL", "").startswith("postgresql+psycopg://"), name
         assert env.get("DESCENT_BROKER_URL", "").startswith("redis://"), name
         assert env.get("DESCENT_ARTIFACTS_DIR") == "/data/artifacts", name
-        # Production must validate: the URLs are real servers, not the SQLite defaults.
-        settings = Settings(
-            **{k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
-        )
+        # Production must validate: the URLs are real servers, not the SQLite defaults,
+        # once .env holds real passwords.
+        settings = settings_of(services[name], STRONG_PASSWORDS)
         assert not str(settings.database_url).startswith("sqlite"), name
+        assert STRONG_PASSWORDS["POSTGRES_PASSWORD"] in str(settings.database_url), name
+        assert STRONG_PASSWORDS["REDIS_PASSWORD"] in str(settings.broker_url), name
+
+
+def test_passwords_have_no_defaults(compose: dict) -> None:
+    """Every password comes from the environment, and compose refuses to start without it."""
+    text = COMPOSE_FILE.read_text()
+    uses = re.findall(r"\$\{(\w*PASSWORD\w*)([^}]*)\}", text)
+    assert {name for name, _ in uses} == set(STRONG_PASSWORDS), uses
+    for name, rest in uses:
+        assert rest.startswith(":?"), f"${{{name}{rest}}} must be ${{{name}:?...}} (no default)"
+    assert not re.search(r"(?i)password\w*[:=]\s*['\"]?(descent|secret|postgres)\b", text)
+    for variable in STRONG_PASSWORDS:
+        env = {k: v for k, v in STRONG_PASSWORDS.items() if k != variable}
+        for empty in ({}, {variable: ""}):
+            with pytest.raises(MissingVariable, match=variable):
+                interpolate(compose, {**env, **empty})
+    interpolate(compose, STRONG_PASSWORDS)  # and with both set, it starts
+
+
+@pytest.mark.parametrize(
+    ("variable", "url_variable"),
+    [("POSTGRES_PASSWORD", "DESCENT_DATABASE_URL"), ("REDIS_PASSWORD", "DESCENT_BROKER_URL")],
+)
+@pytest.mark.parametrize("weak", ["descent", "changeme", "postgres", "secret"])
+def test_services_refuse_default_passwords(
+    services: dict, variable: str, url_variable: str, weak: str
+) -> None:
+    env = {**STRONG_PASSWORDS, variable: weak}
+    for name in ("migrate", "api", "worker"):
+        with pytest.raises(ValueError, match=url_variable) as info:
+            settings_of(services[name], env)
+        assert weak not in str(info.value).split("nor one of")[0], "the password leaked"
+
+
+def host_ip(port: object) -> str | None:
+    """The host address a compose ports entry binds (None: every interface)."""
+    if isinstance(port, dict):  # long syntax
+        return port.get("host_ip")
+    parts = str(port).rsplit(":", 2)
+    return parts[0].strip("[]") if len(parts) == 3 else None
+
+
+def test_only_the_api_publishes_a_port_and_only_on_loopback(services: dict) -> None:
+    for name in ("postgres", "redis"):
+        assert not services[name].get("ports"), f"{name} must not publish a port"
+    published = {name: svc.get("ports") or [] for name, svc in services.items()}
+    assert [name for name, ports in published.items() if ports] == ["api"], published
+    for port in published["api"]:
+        assert host_ip(port) in ("127.0.0.1", "::1"), f"api publishes {port!r} beyond loopback"
+
+
+@pytest.mark.parametrize(
+    ("port", "ip"),
+    [
+        ("127.0.0.1:8000:8000", "127.0.0.1"),
+        ("8000:8000", None),
+        ("8000", None),
+        ("[::1]:8000:8000", "::1"),
+        ({"target": 8000, "published": 8000, "host_ip": "127.0.0.1"}, "127.0.0.1"),
+        ({"target": 8000, "published": 8000}, None),
+    ],
+)
+def test_host_ip(port: object, ip: str | None) -> None:
+    assert host_ip(port) == ip
 
 
 def test_artifacts_volume_is_shared(compose: dict, services: dict) -> None:
@@ -260,7 +367,10 @@ def test_redis_requires_a_password_and_never_evicts(services: dict) -> None:
     words = command if isinstance(command, list) else shlex.split(command or "")
     words = [str(w) for w in words]
     assert "--requirepass" in words
-    assert words[words.index("--requirepass") + 1], "empty redis password"
+    password = words[words.index("--requirepass") + 1]
+    assert password.startswith("${REDIS_PASSWORD:?"), password
+    # The healthcheck's redis-cli authenticates with the same password (REDISCLI_AUTH).
+    assert env_of(services["redis"]).get("REDISCLI_AUTH") == password
     assert "--maxmemory-policy" in words
     assert words[words.index("--maxmemory-policy") + 1] == "noeviction"
 

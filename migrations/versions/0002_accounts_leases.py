@@ -1,7 +1,9 @@
 """accounts, tokens, leases and attempts
 
-Jobs and datasets get an owner (rows from before accounts have none and are visible to
-no one); jobs get the lease columns (attempt, heartbeat) and the dispatch counter.
+Jobs and datasets get an owner. Rows from before accounts have none: the embedded
+default's first start gives them to the local admin it creates (ensure_local_admin);
+on a database that already has users they stay visible to no one. Jobs get the lease
+columns (attempt, heartbeat) and the dispatch counter.
 
 Revision ID: 0002
 Revises: 0001

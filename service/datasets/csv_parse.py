@@ -13,12 +13,15 @@ Line numbers
     line, as they do for the ``csv`` module.
 
 Checks, in order
-    size (``max_bytes``), empty file, NUL bytes, line length (``max_line_bytes``, checked on the
-    raw bytes before decoding or running the ``csv`` module, so a single huge line is rejected
-    cheaply), UTF-8 (a leading BOM is stripped), the header (first non-blank line: names,
-    ``max_columns``) and the target column name, then the data rows in file order, reporting
-    the first of: CSV syntax (``csv`` module, ``strict=True``), cell count, ``max_rows``, a bad
-    feature value or an empty target; then the minimum row count and the target values.
+    size (``max_bytes``), UTF-16/UTF-32 (by byte-order mark, or by the NUL bytes UTF-16 puts
+    between ASCII characters), empty file, NUL bytes, line length (``max_line_bytes``, checked
+    on the raw bytes with numpy before decoding or running the ``csv`` module, so a single
+    huge line is rejected cheaply), UTF-8 (a leading BOM is stripped), the header (first
+    non-blank line: names, ``max_columns``) and the target column name, then the data rows in
+    file order, reporting the first of: CSV syntax (``csv`` module, ``strict=True``; a quoted
+    field may hold at most ``csv.field_size_limit()`` characters, which stops an unterminated
+    quote from swallowing the file), cell count, ``max_rows``, a bad feature value or an
+    empty, ``nan`` or ``inf`` target; then the minimum row count and the target values.
     Blank lines (empty or only spaces/tabs) are skipped everywhere.
 
 Numbers
@@ -57,8 +60,22 @@ MIN_ROWS = 10
 MAX_INFERRED_CLASSES = 20
 
 _BOM = b"\xef\xbb\xbf"
-# Rows converted at a time, which bounds the memory held in Python strings.
+# Rows converted at a time, which bounds the memory held in Python strings: at most
+# _CHUNK_ROWS rows and (for wide files) about _CHUNK_CELLS cells.
 _CHUNK_ROWS = 4096
+_CHUNK_CELLS = 65536
+# Byte-order marks of encodings the file must not be in (UTF-32's first: it starts like
+# UTF-16's), and how much of the file to look at for a UTF-16 file without one.
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"),
+    (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
+    (b"\xff\xfe", "UTF-16 (little-endian)"),
+    (b"\xfe\xff", "UTF-16 (big-endian)"),
+)
+_SNIFF_BYTES = 256
+# Bytes scanned at a time for over-long lines.
+_SCAN_BLOCK = 4 * 1024 * 1024
+_LF, _CR = ord("\n"), ord("\r")
 _SHOW_CHARS = 40
 _SHOW_COLUMNS = 20
 # Integers above this are not exact in float64; such targets are not treated as integer labels.
@@ -67,6 +84,10 @@ _MAX_EXACT_INT = 2**53
 _NUMBER_RE = re.compile(r"[ \t]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[ \t]*", re.ASCII)
 # A physical line with its terminator; the same line breaks as the csv module and _line_at.
 _LINE_RE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
+# Target cells that stand for a missing value, whatever the task (lower case).
+_MISSING_TARGETS = frozenset(
+    sign + word for sign in ("", "+", "-") for word in ("nan", "inf", "infinity")
+)
 _NON_NUMBER_CHAR_RE = re.compile(r"[^0-9eE+\-. \t\0]")
 _NUMBER_HELP = (
     "values must be finite decimal numbers such as 3, -1.5 or 2e-4; "
@@ -164,42 +185,94 @@ def _line_at(data: bytes, offset: int) -> int:
     )
 
 
+def _wide_encoding(data: bytes) -> str | None:
+    """The name of a UTF-16 or UTF-32 encoding ``data`` is evidently in, else ``None``.
+
+    Known by its byte-order mark, or (without one) by NUL bytes in every other position
+    of the first line, which is what UTF-16 makes of ASCII text.
+    """
+    for bom, name in _WIDE_BOMS:
+        if data.startswith(bom):
+            return name
+    head = data[:_SNIFF_BYTES]
+    if len(head) >= 4:
+        even, odd = head[0::2], head[1::2]
+        if odd.count(0) >= 0.8 * len(odd) and even.count(0) <= 0.2 * len(even):
+            return "UTF-16 (little-endian)"
+        if even.count(0) >= 0.8 * len(even) and odd.count(0) <= 0.2 * len(odd):
+            return "UTF-16 (big-endian)"
+    return None
+
+
+def _long_line(data: bytes, max_line_bytes: int) -> tuple[int, int] | None:
+    """``(byte offset, length)`` of the first line longer than ``max_line_bytes``, or None.
+
+    Scans the bytes in blocks with numpy, so the cost is a few passes over the data and
+    the memory a few times one block, however long the lines are.
+    """
+    arr = np.frombuffer(data, dtype=np.uint8)
+    start = 0  # offset of the line being measured
+    for lo in range(0, len(arr), _SCAN_BLOCK):
+        block = arr[lo : lo + _SCAN_BLOCK]
+        breaks = np.flatnonzero((block == _LF) | (block == _CR)) + lo
+        if breaks.size:
+            starts = np.concatenate(([start], breaks[:-1] + 1))
+            too_long = np.flatnonzero(breaks - starts > max_line_bytes)
+            if too_long.size:
+                i = int(too_long[0])
+                return int(starts[i]), int(breaks[i] - starts[i])
+            start = int(breaks[-1]) + 1
+        elif lo + len(block) - start > max_line_bytes:
+            ends = [e for e in (data.find(b"\n", start), data.find(b"\r", start)) if e >= 0]
+            return start, (min(ends) if ends else len(data)) - start
+    if len(data) - start > max_line_bytes:
+        return start, len(data) - start
+    return None
+
+
 def _check_bytes(data: bytes, limits: CsvLimits) -> str:
-    """Check size, NUL bytes, line length and encoding; return the decoded text (BOM removed)."""
+    """Check size, encoding, NUL bytes and line length; return the decoded text (BOM removed)."""
     if len(data) > limits.max_bytes:
         raise DatasetError(f"the file is {len(data)} bytes; the limit is {limits.max_bytes} bytes")
+    wide = _wide_encoding(data)
+    if wide:
+        raise DatasetError(
+            f"the file is encoded as {wide}; save it as UTF-8 (in Excel: "
+            "'CSV UTF-8'; elsewhere: encoding UTF-8) and upload it again"
+        )
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
-    if not data.strip():
+    if not data or data.isspace():  # (data.strip() would copy the whole file)
         raise DatasetError("the file is empty; expected a CSV file with a header row")
 
     nul = data.find(b"\x00")
     if nul >= 0:
         line = _line_at(data, nul)
         raise DatasetError(
-            f"binary or NUL bytes at line {line}; upload a plain-text CSV file", row=line
+            f"a NUL byte (0x00) at line {line} (byte offset {nul}): this looks like a binary "
+            "file, not text; upload a plain-text CSV file",
+            row=line,
         )
 
     if len(data) > limits.max_line_bytes:
-        lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        if max(map(len, lines)) > limits.max_line_bytes:
-            index, length = next(
-                (i, len(x)) for i, x in enumerate(lines) if len(x) > limits.max_line_bytes
-            )
+        found = _long_line(data, limits.max_line_bytes)
+        if found is not None:
+            offset, length = found
+            line = _line_at(data, offset)
             raise DatasetError(
-                f"line {index + 1} is {length} bytes long; "
+                f"line {line} is {length} bytes long; "
                 f"lines may be at most {limits.max_line_bytes} bytes",
-                row=index + 1,
+                row=line,
             )
-        del lines
 
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = _line_at(data, exc.start)
         raise DatasetError(
-            f"invalid UTF-8 at line {line} (byte 0x{data[exc.start]:02x}); "
-            "the file must be encoded as UTF-8",
+            f"invalid UTF-8 at line {line} (byte 0x{data[exc.start]:02x} at byte offset "
+            f"{exc.start}); the file must be encoded as UTF-8: re-save it as UTF-8 (a file "
+            "from Excel is often Windows-1252 or Latin-1)",
             row=line,
         ) from None
 
@@ -232,7 +305,15 @@ def _records(text: str) -> Iterator[tuple[int, list[str]]]:
             where = f"line {reader.line_num}"
             if reader.line_num != start:
                 where = f"the record starting at line {start} (line {reader.line_num})"
-            raise DatasetError(f"malformed CSV in {where}: {exc}", row=start) from None
+            problem = str(exc)
+            if "field larger than field limit" in problem:
+                problem = (
+                    f"a field runs past {csv.field_size_limit():,} characters; "
+                    'is a closing quote (") missing?'
+                )
+            elif "unexpected end of data" in problem:
+                problem = 'the file ends inside a quoted field; is a closing quote (") missing?'
+            raise DatasetError(f"malformed CSV in {where}: {problem}", row=start) from None
         if not _is_blank(record):
             yield start, record
 
@@ -324,6 +405,13 @@ def _to_float32(cells: Sequence[str]) -> tuple[np.ndarray, int | None]:
     return values, bad
 
 
+def _first_missing(targets: list[str]) -> int | None:
+    """Index of the first empty, ``nan`` or ``inf`` target cell (already stripped), or None."""
+    if "" not in targets and not _MISSING_TARGETS.intersection(map(str.lower, targets)):
+        return None
+    return next(i for i, t in enumerate(targets) if not t or t.lower() in _MISSING_TARGETS)
+
+
 def _value_error(value: str, what: str, line: int, column: str, hint: str) -> DatasetError:
     if _NUMBER_RE.fullmatch(value):
         problem = "is out of range for a 32-bit float"
@@ -349,6 +437,7 @@ class _Builder:
         self.target_cells: list[str] = []
         self.lines = array("q")
         self._chunk: list[list[str]] = []
+        self._chunk_rows = min(_CHUNK_ROWS, max(1, _CHUNK_CELLS // len(names)))
 
     @property
     def n_rows(self) -> int:
@@ -357,7 +446,7 @@ class _Builder:
     def add(self, line: int, record: list[str]) -> None:
         self._chunk.append(record)
         self.lines.append(line)
-        if len(self._chunk) >= _CHUNK_ROWS:
+        if len(self._chunk) >= self._chunk_rows:
             self.flush()
 
     def flush(self) -> None:
@@ -376,13 +465,15 @@ class _Builder:
                 self.features[begin : begin + len(values), j] = values
             elif worst is None or (bad, j) < worst:
                 worst = (bad, j)
-        empty = targets.index("") if "" in targets else None
-        if empty is not None and (worst is None or empty <= worst[0]):
-            line = self.lines[begin + empty]
+        missing = _first_missing(targets)
+        if missing is not None and (worst is None or missing <= worst[0]):
+            line = self.lines[begin + missing]
             target_name = self.names[self.target_index]
+            value = targets[missing]
+            problem = "is empty" if not value else f"is {_show(value)}, not a finite value"
             raise DatasetError(
-                f"line {line}: the target column {_show(target_name)} is empty; "
-                "every row needs a target value",
+                f"line {line}: the target column {_show(target_name)} {problem}; "
+                "every row needs a target value (fill it in or remove the row)",
                 row=line,
                 column=target_name,
             )
@@ -518,6 +609,11 @@ def parse_csv(
     del text, records
 
     n_rows = builder.n_rows
+    if n_rows == 0:
+        raise DatasetError(
+            f"the file has a header (line {header_line}) but no data rows; "
+            f"at least {MIN_ROWS} are needed"
+        )
     if n_rows < MIN_ROWS:
         raise DatasetError(f"the file has {n_rows} data rows; at least {MIN_ROWS} are needed")
 

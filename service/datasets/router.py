@@ -4,18 +4,39 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 
 from service.datasets import service
 from service.datasets.schemas import DatasetPage, DatasetRead
-from service.deps import SessionDep, SettingsDep
-from service.errors import ERROR_SCHEMA, PayloadTooLarge
+from service.deps import CurrentUser, DatasetId, Offset, SessionDep, SettingsDep, current_user
+from service.errors import (
+    BAD_REQUEST_SCHEMA,
+    CONFLICT_SCHEMA,
+    ERROR_SCHEMA,
+    NOT_FOUND_SCHEMA,
+    TOO_LARGE_SCHEMA,
+    UNAUTHORIZED_SCHEMA,
+    UNAVAILABLE_SCHEMA,
+    PayloadTooLarge,
+)
+from service.text import Label
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], responses={422: ERROR_SCHEMA})
+router = APIRouter(
+    prefix="/v1/datasets",
+    tags=["datasets"],
+    dependencies=[Depends(current_user)],
+    responses={401: UNAUTHORIZED_SCHEMA, 422: ERROR_SCHEMA, 503: UNAVAILABLE_SCHEMA},
+)
 
 
-@router.post("", status_code=201, response_model=DatasetRead, responses={413: ERROR_SCHEMA})
+@router.post(
+    "",
+    status_code=201,
+    response_model=DatasetRead,
+    responses={400: BAD_REQUEST_SCHEMA, 413: TOO_LARGE_SCHEMA},
+)
 def upload_dataset(
+    user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="A UTF-8 CSV file with a header row.")],
@@ -26,7 +47,7 @@ def upload_dataset(
         Literal["classification", "regression"] | None,
         Form(description="Default: inferred from the target column."),
     ] = None,
-    name: Annotated[str | None, Form(max_length=200)] = None,
+    name: Annotated[Label | None, Form(max_length=200)] = None,
 ) -> DatasetRead:
     """Upload a CSV dataset; numeric features, a target column, one row per sample."""
     # A plain (threadpool) route: parsing a large file must not block the event loop.
@@ -39,6 +60,7 @@ def upload_dataset(
     row = service.create(
         session=session,
         settings=settings,
+        owner=user.id,
         data=data,
         filename=file.filename,
         name=name,
@@ -50,24 +72,30 @@ def upload_dataset(
 
 @router.get("", response_model=DatasetPage)
 def list_datasets(
+    user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DatasetPage:
-    """List uploaded datasets, newest first."""
-    rows, total = service.list_datasets(session=session, limit=limit, offset=offset)
+    """List your uploaded datasets, newest first."""
+    rows, total = service.list_datasets(session=session, owner=user.id, limit=limit, offset=offset)
     return DatasetPage(
         items=[DatasetRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
     )
 
 
-@router.get("/{dataset_id}", response_model=DatasetRead, responses={404: ERROR_SCHEMA})
-def get_dataset(dataset_id: str, session: SessionDep) -> DatasetRead:
+@router.get("/{dataset_id}", response_model=DatasetRead, responses={404: NOT_FOUND_SCHEMA})
+def get_dataset(dataset_id: DatasetId, user: CurrentUser, session: SessionDep) -> DatasetRead:
     """One uploaded dataset's description."""
-    return DatasetRead.model_validate(service.get(session=session, dataset_id=dataset_id))
+    row = service.get(session=session, dataset_id=dataset_id, owner=user.id)
+    return DatasetRead.model_validate(row)
 
 
-@router.delete("/{dataset_id}", status_code=204, responses={404: ERROR_SCHEMA, 409: ERROR_SCHEMA})
-def delete_dataset(dataset_id: str, session: SessionDep, settings: SettingsDep) -> None:
+@router.delete(
+    "/{dataset_id}", status_code=204, responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA}
+)
+def delete_dataset(
+    dataset_id: DatasetId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> None:
     """Delete a dataset that no queued or running job uses."""
-    service.delete(session=session, settings=settings, dataset_id=dataset_id)
+    service.delete(session=session, settings=settings, dataset_id=dataset_id, owner=user.id)

@@ -17,6 +17,7 @@ from service.datasets.models import Dataset
 from service.errors import Conflict, Invalid, NotFound
 from service.jobs.models import QUEUED, RUNNING, Job
 from service.spec import FieldError
+from service.text import strip_unprintable
 
 #: Most classes an uploaded classification dataset may have.
 MAX_CLASSES = 1000
@@ -35,6 +36,7 @@ def create(
     *,
     session: Session,
     settings: Settings,
+    owner: str,
     data: bytes,
     filename: str | None,
     name: str | None,
@@ -85,8 +87,9 @@ def create(
     os.replace(tmp, path)
     row = Dataset(
         id=dataset_id,
-        name=(name or (filename or "dataset").rsplit(".", 1)[0])[:200],
-        filename=(filename or None) and filename[:255],
+        owner_id=owner,
+        name=(name or strip_unprintable(filename or "dataset").rsplit(".", 1)[0])[:200],
+        filename=(filename or None) and strip_unprintable(filename)[:255],
         target=parsed.target_name,
         task=parsed.task,
         n_rows=parsed.n_rows,
@@ -105,23 +108,32 @@ def create(
     return row
 
 
-def get(*, session: Session, dataset_id: str) -> Dataset:
+def get(*, session: Session, dataset_id: str, owner: str) -> Dataset:
+    """``owner``'s dataset; anyone else's answers exactly as one that does not exist."""
     row = session.get(Dataset, dataset_id)
-    if row is None:
+    if row is None or row.owner_id != owner:
         raise NotFound(f"no dataset with id {dataset_id!r}")
     return row
 
 
-def list_datasets(*, session: Session, limit: int, offset: int) -> tuple[list[Dataset], int]:
-    total = session.scalar(select(func.count()).select_from(Dataset)) or 0
+def list_datasets(
+    *, session: Session, owner: str, limit: int, offset: int
+) -> tuple[list[Dataset], int]:
+    mine = Dataset.owner_id == owner
+    total = session.scalar(select(func.count()).select_from(Dataset).where(mine)) or 0
     rows = session.scalars(
-        select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id).limit(limit).offset(offset)
+        select(Dataset)
+        .where(mine)
+        .order_by(Dataset.created_at.desc(), Dataset.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
     return list(rows), total
 
 
-def delete(*, session: Session, settings: Settings, dataset_id: str) -> None:
-    row = get(session=session, dataset_id=dataset_id)
+def delete(*, session: Session, settings: Settings, dataset_id: str, owner: str) -> None:
+    row = get(session=session, dataset_id=dataset_id, owner=owner)
+    # Every job counts, whoever owns it: the file must outlive any job that reads it.
     in_use = session.scalar(
         select(func.count())
         .select_from(Job)

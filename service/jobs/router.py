@@ -4,23 +4,68 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
-from service.deps import ProducerDep, SessionDep, SettingsDep
-from service.errors import ERROR_SCHEMA, Conflict, NotFound
+from service.deps import (
+    MAX_QUERY_INT,
+    CurrentUser,
+    JobId,
+    Offset,
+    ProducerDep,
+    SessionDep,
+    SettingsDep,
+    current_user,
+)
+from service.errors import (
+    CONFLICT_SCHEMA,
+    ERROR_SCHEMA,
+    NOT_FOUND_SCHEMA,
+    TOO_LARGE_SCHEMA,
+    UNAUTHORIZED_SCHEMA,
+    UNAVAILABLE_SCHEMA,
+    Conflict,
+    NotFound,
+)
 from service.jobs import service
-from service.jobs.models import SUCCEEDED, Job
-from service.jobs.schemas import EXAMPLE_SPEC, JobPage, JobRead, MetricsRead
+from service.jobs.models import JOB_STATUSES, SUCCEEDED, Job
+from service.jobs.schemas import EXAMPLE_SPEC, AttemptRead, JobPage, JobRead, MetricsRead
 from service.spec import JobSpec
+from service.spec.common import TASK_METRICS, metric_names
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses={422: ERROR_SCHEMA})
+router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    dependencies=[Depends(current_user)],
+    responses={401: UNAUTHORIZED_SCHEMA, 422: ERROR_SCHEMA, 503: UNAVAILABLE_SCHEMA},
+)
 
 
-def valid_job(job_id: str, session: SessionDep) -> Job:
-    return service.get(session=session, job_id=job_id)
+def comma_list_pattern(items: Iterable[str]) -> str:
+    """The regular expression of what :func:`split_list` accepts: ``items`` separated by
+    commas, with spaces around them and empty items allowed."""
+    one = "|".join(re.escape(i) for i in items)
+    item = rf" *(?:{one})? *"
+    return rf"^{item}(?:,{item})*$"
+
+
+def split_list(value: str | None) -> list[str]:
+    """``"running, queued"`` → ``["running", "queued"]``; empty items are dropped."""
+    return [part.strip(" ") for part in value.split(",") if part.strip(" ")] if value else []
+
+
+#: Every metric name some task records (which ones a job has depends on its task).
+ALL_METRICS = list(dict.fromkeys(n for task in TASK_METRICS for n in metric_names(task)))
+SORT_KEYS = [*service.SORTABLE, *(f"-{k}" for k in service.SORTABLE)]
+
+
+def valid_job(job_id: JobId, session: SessionDep, user: CurrentUser) -> Job:
+    """The caller's job ``job_id``; 404 for a missing id and for anyone else's job alike."""
+    return service.get(session=session, job_id=job_id, owner=user.id)
 
 
 JobDep = Annotated[Job, Depends(valid_job)]
@@ -37,15 +82,33 @@ def to_read(job: Job, request: Request) -> JobRead:
                 "metrics": f"{base}/metrics",
                 "model": f"{base}/model",
                 "cancel": f"{base}/cancel",
+                "attempts": f"{base}/attempts",
             },
         }
     )
 
 
-@router.post("", status_code=202, response_model=JobRead, responses={503: ERROR_SCHEMA})
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobRead,
+    responses={
+        202: {
+            "headers": {
+                "Location": {
+                    "description": "The job's URL.",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            }
+        },
+        413: TOO_LARGE_SCHEMA,
+    },
+)
 def create_job(
     request: Request,
     response: Response,
+    user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
     producer: ProducerDep,
@@ -63,7 +126,9 @@ def create_job(
     ],
 ) -> JobRead:
     """Submit a training job; it is queued for a worker and answered with 202."""
-    job = service.create(session=session, settings=settings, producer=producer, spec=spec)
+    job = service.create(
+        session=session, settings=settings, producer=producer, spec=spec, owner=user.id
+    )
     out = to_read(job, request)
     response.headers["Location"] = out.links["self"]
     return out
@@ -72,31 +137,39 @@ def create_job(
 @router.get("", response_model=JobPage)
 def list_jobs(
     request: Request,
+    user: CurrentUser,
     session: SessionDep,
+    # The allowed values are documented here and checked by the service, whose 422 names
+    # the offending item and lists the allowed ones.
     status: Annotated[
-        str | None, Query(description="Comma-separated statuses, e.g. `running,queued`.")
+        str | None,
+        Query(
+            description="Comma-separated statuses, e.g. `running,queued`.",
+            json_schema_extra={"pattern": comma_list_pattern(JOB_STATUSES)},
+        ),
     ] = None,
     sort: Annotated[
         str,
         Query(
             description="One of created_at, started_at, finished_at, name, status, "
-            "epochs_completed; prefix `-` for descending."
+            "epochs_completed; prefix `-` for descending.",
+            json_schema_extra={"enum": SORT_KEYS},
         ),
     ] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> JobPage:
-    """List jobs, newest first, filtered by status."""
-    statuses = [s.strip() for s in status.split(",") if s.strip()] if status else []
+    """List your jobs, newest first, filtered by status."""
+    statuses = split_list(status)
     rows, total = service.list_jobs(
-        session=session, statuses=statuses, sort=sort, limit=limit, offset=offset
+        session=session, owner=user.id, statuses=statuses, sort=sort, limit=limit, offset=offset
     )
     return JobPage(
         items=[to_read(j, request) for j in rows], total=total, limit=limit, offset=offset
     )
 
 
-@router.get("/{job_id}", response_model=JobRead, responses={404: ERROR_SCHEMA})
+@router.get("/{job_id}", response_model=JobRead, responses={404: NOT_FOUND_SCHEMA})
 def get_job(job: JobDep, request: Request) -> JobRead:
     """One job: its status, timestamps, spec and final metrics."""
     return to_read(job, request)
@@ -106,18 +179,26 @@ def get_job(job: JobDep, request: Request) -> JobRead:
     "/{job_id}/cancel",
     status_code=202,
     response_model=JobRead,
-    responses={404: ERROR_SCHEMA, 409: ERROR_SCHEMA},
+    responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
 )
-def cancel_job(job: JobDep, request: Request, session: SessionDep) -> JobRead:
+def cancel_job(job: JobDep, user: CurrentUser, request: Request, session: SessionDep) -> JobRead:
     """Cancel a job: a queued one never starts, a running one stops at the next batch."""
-    return to_read(service.cancel(session=session, job_id=job.id), request)
+    return to_read(service.cancel(session=session, job_id=job.id, owner=user.id), request)
+
+
+@router.get(
+    "/{job_id}/attempts", response_model=list[AttemptRead], responses={404: NOT_FOUND_SCHEMA}
+)
+def job_attempts(job: JobDep, session: SessionDep) -> list[AttemptRead]:
+    """Each attempt at the job: its worker, the epoch it resumed from, how it ended."""
+    return [AttemptRead.model_validate(a) for a in service.attempts(session=session, job=job)]
 
 
 @router.get(
     "/{job_id}/metrics",
     response_model=MetricsRead,
     responses={
-        404: ERROR_SCHEMA,
+        404: NOT_FOUND_SCHEMA,
         200: {"content": {"text/csv": {"example": "epoch,train_loss,val_loss\n1,0.9,0.7\n"}}},
     },
 )
@@ -125,14 +206,19 @@ def job_metrics(
     job: JobDep,
     session: SessionDep,
     names: Annotated[
-        str | None, Query(description="Comma-separated metric names; default: all.")
+        str | None,
+        Query(
+            description="Comma-separated metric names; default: all. A name the job's task "
+            "does not record (`val_r2` of a classification job) is a 422.",
+            json_schema_extra={"pattern": comma_list_pattern(ALL_METRICS)},
+        ),
     ] = None,
-    epoch_from: Annotated[int | None, Query(ge=1)] = None,
-    epoch_to: Annotated[int | None, Query(ge=1)] = None,
+    epoch_from: Annotated[int | None, Query(ge=1, le=MAX_QUERY_INT)] = None,
+    epoch_to: Annotated[int | None, Query(ge=1, le=MAX_QUERY_INT)] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> MetricsRead | PlainTextResponse:
     """Per-epoch metrics, as recorded at the end of each epoch (JSON or `?format=csv`)."""
-    wanted = [n.strip() for n in names.split(",") if n.strip()] if names else []
+    wanted = split_list(names)
     columns, rows = service.metrics(
         session=session, job=job, names=wanted, epoch_from=epoch_from, epoch_to=epoch_to
     )
@@ -157,8 +243,8 @@ def job_metrics(
             "`target_shift` and `target_scale`: pop them before `load_state_dict`, and "
             "predict with `model(x) * target_scale + target_shift`.",
         },
-        404: ERROR_SCHEMA,
-        409: ERROR_SCHEMA,
+        404: NOT_FOUND_SCHEMA,
+        409: CONFLICT_SCHEMA,
     },
 )
 def job_model(job: JobDep, settings: SettingsDep) -> FileResponse:
@@ -169,5 +255,13 @@ def job_model(job: JobDep, settings: SettingsDep) -> FileResponse:
     if not job.has_model or not path.is_file():
         raise NotFound(f"the weights of job {job.id} are missing from the artifact store")
     return FileResponse(
-        path, media_type="application/octet-stream", filename=f"{job.name}-{job.id[:8]}.pt"
+        path,
+        media_type="application/octet-stream",
+        filename=f"{safe_filename(job.name)}-{job.id[:8]}.pt",
     )
+
+
+def safe_filename(name: str) -> str:
+    """``name`` for a Content-Disposition header: only ``[A-Za-z0-9._-]`` (anything else
+    becomes ``_``), at most 100 characters, no leading dots."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100].lstrip(".") or "model"

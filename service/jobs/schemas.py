@@ -42,6 +42,9 @@ class JobRead(BaseModel):
     spec: dict[str, Any] = Field(description="The spec with every default filled in.")
     dataset_id: str | None
     n_parameters: int
+    memory_estimate: int | None = Field(
+        None, description="Estimated bytes for weights, gradients, optimizer state and data."
+    )
     cancel_requested: bool
     epochs: int = Field(description="Epochs asked for.")
     epochs_completed: int
@@ -51,6 +54,10 @@ class JobRead(BaseModel):
     final_metrics: dict[str, float] | None = None
     device: str | None = None
     has_model: bool
+    attempt: int = Field(
+        description="Attempts started so far: above 1, the job lost a worker and resumed "
+        "from its last checkpoint (see `GET /v1/jobs/{id}/attempts`)."
+    )
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -69,3 +76,18 @@ class MetricsRead(BaseModel):
     status: str
     names: list[str] = Field(description="The metric names in each row, `epoch` first.")
     epochs: list[dict[str, float | int | None]]
+
+
+class AttemptRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    attempt: int
+    worker: str | None = Field(None, description="host:pid of the process that ran it")
+    resumed_from_epoch: int = Field(description="The checkpoint it started from; 0: the start.")
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: str | None = Field(
+        None,
+        description="The job's status if this attempt ended it; `lost` (its worker died) or "
+        "`superseded` (another attempt took over); null while it runs.",
+    )

@@ -22,6 +22,7 @@ from service.jobs.models import (
     TERMINAL_STATUSES,
     EpochMetric,
     Job,
+    JobAttempt,
 )
 from service.queue import Producer
 from service.spec import (
@@ -32,6 +33,7 @@ from service.spec import (
     SpecError,
     UploadedDataset,
     check_job,
+    estimate_memory_bytes,
 )
 from service.spec.common import metric_names
 
@@ -49,37 +51,49 @@ SORTABLE = {
 
 
 def limits(settings: Settings) -> Limits:
-    return Limits(settings.max_epochs, settings.max_parameters, settings.max_synthetic_samples)
+    return Limits(
+        settings.max_epochs,
+        settings.max_parameters,
+        settings.max_synthetic_samples,
+        max_memory_bytes=settings.max_job_memory_mb * 2**20,
+        max_seconds=settings.max_job_seconds,
+    )
 
 
-def dataset_shape(*, session: Session, spec: JobSpec) -> DatasetShape:
+def dataset_shape(*, session: Session, spec: JobSpec, owner: str) -> DatasetShape:
     ds = spec.dataset
     if isinstance(ds, UploadedDataset):
         row = session.get(Dataset, ds.id)
-        if row is None:
+        # Another user's dataset answers exactly as one that does not exist.
+        if row is None or row.owner_id != owner:
             raise SpecError([FieldError("dataset.id", f"no uploaded dataset with id {ds.id!r}")])
         return DatasetShape(row.n_rows, row.n_features, row.task, row.n_classes)  # type: ignore[arg-type]
     return ds.known_shape()
 
 
-def create(*, session: Session, settings: Settings, producer: Producer, spec: JobSpec) -> Job:
-    """Validate ``spec`` against its dataset and the caps, commit the job, then enqueue it.
+def create(
+    *, session: Session, settings: Settings, producer: Producer, spec: JobSpec, owner: str
+) -> Job:
+    """Validate ``spec`` against its dataset and the caps, commit ``owner``'s job, then
+    enqueue it.
 
     The row is committed before the message is sent, so a worker always finds it. If the
     broker refuses the message the row is removed again: nothing half-written stays.
     """
-    shape = dataset_shape(session=session, spec=spec)
+    shape = dataset_shape(session=session, spec=spec, owner=owner)
     errors = check_job(spec, shape, limits(settings))
     if errors:
         raise SpecError(errors)
     job = Job(
         id=str(uuid.uuid4()),
+        owner_id=owner,
         name=spec.name or spec.default_name(),
         status=QUEUED,
         spec=spec.model_dump(mode="json"),
         task=shape.task,
         dataset_id=spec.dataset.id if isinstance(spec.dataset, UploadedDataset) else None,
         n_parameters=spec.model.count_parameters(shape),
+        memory_estimate=estimate_memory_bytes(spec, shape),
         dispatch=1,
         dispatched_at=utcnow(),
     )
@@ -95,16 +109,26 @@ def create(*, session: Session, settings: Settings, producer: Producer, spec: Jo
     return job
 
 
-def get(*, session: Session, job_id: str) -> Job:
+def attempts(*, session: Session, job: Job) -> list[JobAttempt]:
+    return list(
+        session.scalars(
+            select(JobAttempt).where(JobAttempt.job_id == job.id).order_by(JobAttempt.attempt)
+        ).all()
+    )
+
+
+def get(*, session: Session, job_id: str, owner: str) -> Job:
+    """``owner``'s job; anyone else's answers exactly as a job that does not exist."""
     job = session.get(Job, job_id)
-    if job is None:
+    if job is None or job.owner_id != owner:
         raise NotFound(f"no job with id {job_id!r}")
     return job
 
 
 def list_jobs(
-    *, session: Session, statuses: Sequence[str], sort: str, limit: int, offset: int
+    *, session: Session, owner: str, statuses: Sequence[str], sort: str, limit: int, offset: int
 ) -> tuple[list[Job], int]:
+    """``owner``'s jobs: filters, sort and total see no one else's."""
     bad = [s for s in statuses if s not in JOB_STATUSES]
     if bad:
         raise Invalid(
@@ -119,7 +143,7 @@ def list_jobs(
             fields=[FieldError("sort", f"cannot sort by {sort!r}", allowed)],
         )
     column = SORTABLE[key]
-    query = select(Job)
+    query = select(Job).where(Job.owner_id == owner)
     if statuses:
         query = query.where(Job.status.in_(statuses))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -128,10 +152,10 @@ def list_jobs(
     return list(rows), total
 
 
-def cancel(*, session: Session, job_id: str) -> Job:
+def cancel(*, session: Session, job_id: str, owner: str) -> Job:
     """A queued job is cancelled at once and never starts; a running one is asked to stop
     and does so at its next batch boundary."""
-    job = get(session=session, job_id=job_id)
+    job = get(session=session, job_id=job_id, owner=owner)
     if job.status in TERMINAL_STATUSES:
         raise Conflict(f"job {job_id} already ended as {job.status}; nothing to cancel")
     # Conditional updates, so a worker that claims the job at the same moment cannot

@@ -23,6 +23,7 @@ from service.spec.datasets import (
     DatasetSpec,
     UploadedDataset,
 )
+from service.spec.memory import MemoryEstimate, estimate_memory, estimate_memory_bytes
 from service.spec.models import ACTIVATIONS, INITS, MODEL_KINDS, ModelSpec, cnn_feature_shape
 from service.spec.optimizers import OPTIMIZER_NAMES, OptimizerSpec
 from service.spec.regularization import EarlyStopping, GradClip, Regularization
@@ -49,6 +50,7 @@ __all__ = [
     "GradClip",
     "JobSpec",
     "Limits",
+    "MemoryEstimate",
     "ModelSpec",
     "OptimizerSpec",
     "Regularization",
@@ -58,6 +60,8 @@ __all__ = [
     "UploadedDataset",
     "check_job",
     "cnn_feature_shape",
+    "estimate_memory",
+    "estimate_memory_bytes",
     "format_validation_error",
     "metric_mode",
     "metric_names",

@@ -151,9 +151,19 @@ def build_catalog(limits: Limits) -> dict[str, Any]:
             "regression": list(TASK_METRICS["regression"]),
             "cycled": list(CYCLED_METRICS),
         },
-        "limits": {
-            "max_epochs": limits.max_epochs,
-            "max_parameters": limits.max_parameters,
-            "max_synthetic_samples": limits.max_synthetic_samples,
-        },
+        "limits": _limits(limits),
     }
+
+
+def _limits(limits: Limits) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "max_epochs": limits.max_epochs,
+        "max_parameters": limits.max_parameters,
+        "max_synthetic_samples": limits.max_synthetic_samples,
+    }
+    if limits.max_memory_bytes is not None:
+        # the estimate counts weights, gradients, optimizer state, data and one batch
+        out["max_memory_mb"] = limits.max_memory_bytes // 2**20
+    if limits.max_seconds is not None:
+        out["max_time_limit_seconds"] = limits.max_seconds
+    return out

@@ -99,7 +99,8 @@ class DiabetesDataset(BuiltinDataset):
 
 
 NSamples = Annotated[
-    int, Field(ge=10, description="Number of samples to generate (capped by the server).")
+    int,
+    Field(ge=10, le=10**9, description="Number of samples to generate (capped by the server)."),
 ]
 Noise = Annotated[float, Field(ge=0.0, le=10.0, description="Standard deviation of noise.")]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed of the generator.")]

@@ -6,6 +6,7 @@ The worker builds exactly the layers described here; a worker test checks that
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -28,6 +29,7 @@ INITS: tuple[str, ...] = (
 )
 
 Width = Annotated[int, Field(ge=1, le=65536)]
+ImageSide = Annotated[int, Field(ge=1, le=65536)]
 Dropout = Annotated[float, Field(ge=0.0, lt=1.0, description="Dropout probability.")]
 InitField = Annotated[
     Init,
@@ -45,6 +47,11 @@ class ModelBase(SpecModel):
     def count_parameters(self, shape: DatasetShape) -> int:
         raise NotImplementedError
 
+    def activation_values(self, shape: DatasetShape) -> int:
+        """Values one sample's forward pass keeps for the backward pass: the input and
+        every layer's output (the worker's exact layers; see ``workers/engine/models.py``)."""
+        raise NotImplementedError
+
 
 class LinearModel(ModelBase):
     kind: Literal["linear"]
@@ -56,6 +63,9 @@ class LinearModel(ModelBase):
     def count_parameters(self, shape: DatasetShape) -> int:
         return (shape.n_features + 1) * shape.n_outputs
 
+    def activation_values(self, shape: DatasetShape) -> int:
+        return shape.n_features + shape.n_outputs
+
 
 def _dense_parameters(n_in: int, hidden: list[int], n_out: int, batch_norm: bool) -> int:
     total, width = 0, n_in
@@ -63,6 +73,13 @@ def _dense_parameters(n_in: int, hidden: list[int], n_out: int, batch_norm: bool
         total += (width + 1) * h + (2 * h if batch_norm else 0)
         width = h
     return total + (width + 1) * n_out
+
+
+def _dense_activations(hidden: list[int], n_out: int, batch_norm: bool, dropout: float) -> int:
+    """Per hidden width: the Linear, [BatchNorm], activation and [Dropout] outputs; then
+    the output layer's."""
+    per_width = 2 + int(batch_norm) + int(dropout > 0)
+    return per_width * sum(hidden) + n_out
 
 
 class MLPModel(ModelBase):
@@ -79,6 +96,10 @@ class MLPModel(ModelBase):
 
     def count_parameters(self, shape: DatasetShape) -> int:
         return _dense_parameters(shape.n_features, self.hidden, shape.n_outputs, self.batch_norm)
+
+    def activation_values(self, shape: DatasetShape) -> int:
+        dense = _dense_activations(self.hidden, shape.n_outputs, self.batch_norm, self.dropout)
+        return shape.n_features + dense  # the batch itself, sliced out of the data
 
 
 def cnn_feature_shape(
@@ -108,7 +129,7 @@ class CNNModel(ModelBase):
     activation: Activation = "relu"
     batch_norm: bool = False
     dropout: Dropout = 0.0
-    input_shape: tuple[int, int, int] | None = Field(
+    input_shape: tuple[ImageSide, ImageSide, ImageSide] | None = Field(
         None,
         description="(channels, height, width) of each sample; known for `digits`, "
         "required for other datasets.",
@@ -125,13 +146,6 @@ class CNNModel(ModelBase):
             raise ValueError("kernel_size must be odd (1, 3, 5 or 7) so padding keeps the size")
         return v
 
-    @field_validator("input_shape")
-    @classmethod
-    def _positive(cls, v: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
-        if v is not None and min(v) < 1:
-            raise ValueError("every dimension of input_shape must be at least 1")
-        return v
-
     def resolve_input_shape(self, shape: DatasetShape) -> tuple[int, int, int] | None:
         return self.input_shape or shape.image_shape
 
@@ -145,6 +159,23 @@ class CNNModel(ModelBase):
             c_in = c
         c, h, w = cnn_feature_shape(input_shape, self.channels)
         return total + _dense_parameters(c * h * w, self.hidden, shape.n_outputs, self.batch_norm)
+
+    def activation_values(self, shape: DatasetShape) -> int:
+        input_shape = self.resolve_input_shape(shape)
+        if input_shape is None:
+            return shape.n_features + shape.n_outputs
+        total = math.prod(input_shape)
+        per_map = 2 + int(self.batch_norm)  # Conv, [BatchNorm], activation
+        _, h, w = input_shape
+        for i, c in enumerate(self.channels):
+            total += per_map * c * h * w
+            _, h_out, w_out = cnn_feature_shape(input_shape, self.channels[: i + 1])
+            if (h_out, w_out) != (h, w):
+                total += c * h_out * w_out  # MaxPool
+            h, w = h_out, w_out
+        # Flatten is a view of the last map, so the dense layers add only their outputs.
+        dense = _dense_activations(self.hidden, shape.n_outputs, self.batch_norm, self.dropout)
+        return total + dense
 
 
 ModelSpec = Annotated[LinearModel | MLPModel | CNNModel, Field(discriminator="kind")]

@@ -42,6 +42,11 @@ class OptimizerBase(SpecModel):
         """Whether the optimizer uses a momentum or β1 that a schedule can cycle."""
         return False
 
+    @property
+    def state_slots(self) -> int:
+        """Tensors the size of the parameters that the optimizer keeps between steps."""
+        return 0
+
 
 class SGD(OptimizerBase):
     name: Literal["sgd"]
@@ -69,6 +74,10 @@ class SGD(OptimizerBase):
     def has_momentum(self) -> bool:
         return self.momentum > 0
 
+    @property
+    def state_slots(self) -> int:
+        return 1 if self.momentum > 0 else 0  # momentum_buffer
+
 
 class Adagrad(OptimizerBase):
     name: Literal["adagrad"]
@@ -84,6 +93,10 @@ class Adagrad(OptimizerBase):
         "s_t = s_{t-1} + g_t²;  θ_t = θ_{t-1} − η_t·g_t / (√s_t + ε),  "
         "η_t = η / (1 + (t−1)·lr_decay)"
     )
+
+    @property
+    def state_slots(self) -> int:
+        return 1  # sum of squared gradients
 
 
 class RMSprop(OptimizerBase):
@@ -108,6 +121,11 @@ class RMSprop(OptimizerBase):
     def has_momentum(self) -> bool:
         return self.momentum > 0
 
+    @property
+    def state_slots(self) -> int:
+        # square_avg, + grad_avg when centered, + momentum_buffer with momentum
+        return 1 + int(self.centered) + int(self.momentum > 0)
+
 
 class _AdamFamily(OptimizerBase):
     lr: LR = 0.001
@@ -117,6 +135,10 @@ class _AdamFamily(OptimizerBase):
     @property
     def has_momentum(self) -> bool:
         return True
+
+    @property
+    def state_slots(self) -> int:
+        return 2  # first and second moments (Adamax: the infinity norm u_t)
 
 
 class Adam(_AdamFamily):
@@ -134,6 +156,10 @@ class Adam(_AdamFamily):
         "θ_t = θ_{t-1} − η·m̂_t/(√v̂_t + ε)"
     )
 
+    @property
+    def state_slots(self) -> int:
+        return 3 if self.amsgrad else 2  # + the running maximum of v̂
+
 
 class AdamW(_AdamFamily):
     name: Literal["adamw"]
@@ -149,6 +175,10 @@ class AdamW(_AdamFamily):
     update_rule: ClassVar[str] = (
         "θ_{t-1} ← θ_{t-1}·(1 − η·λ);  then Adam's step with g_t (no λθ in the gradient)"
     )
+
+    @property
+    def state_slots(self) -> int:
+        return 3 if self.amsgrad else 2
 
 
 class NAdam(_AdamFamily):

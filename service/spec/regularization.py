@@ -10,7 +10,9 @@ from service.spec.common import SpecModel
 
 
 class EarlyStopping(SpecModel):
-    monitor: str = Field("val_loss", description="Metric watched at the end of each epoch.")
+    monitor: str = Field(
+        "val_loss", max_length=64, description="Metric watched at the end of each epoch."
+    )
     mode: Literal["auto", "min", "max"] = Field(
         "auto", description="auto: max for accuracy and r2, min otherwise."
     )

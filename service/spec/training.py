@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from service.spec.common import SpecModel
 from service.spec.datasets import DatasetSpec, DigitsDataset
@@ -12,6 +12,11 @@ from service.spec.models import MLPModel, ModelSpec
 from service.spec.optimizers import Adam, OptimizerSpec
 from service.spec.regularization import Regularization
 from service.spec.schedules import Constant, ScheduleSpec
+from service.text import printable_or_none
+
+#: Longest ``training.time_limit_seconds`` the language accepts (a year); the server's
+#: own cap (DESCENT_MAX_JOB_SECONDS) is usually far lower.
+MAX_TIME_LIMIT_SECONDS = 365 * 24 * 3600
 
 
 class Training(SpecModel):
@@ -25,6 +30,13 @@ class Training(SpecModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="`auto` uses a GPU when the worker has one."
     )
+    time_limit_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_TIME_LIMIT_SECONDS,
+        description="Wall-clock limit of the training; a job still training after it ends "
+        "as failed. Default and cap: the server's DESCENT_MAX_JOB_SECONDS.",
+    )
 
     def resolve_batch_size(self, n_train: int) -> int:
         return n_train if self.batch_size == "full" else self.batch_size
@@ -34,7 +46,11 @@ class JobSpec(SpecModel):
     """A training job. Every field has a default: ``{"dataset": {"name": "digits"}}`` is a job."""
 
     name: str | None = Field(
-        None, min_length=1, max_length=200, description="A label; default: made from the spec."
+        None,
+        min_length=1,
+        max_length=200,
+        description="A display label (printable characters, no control characters); "
+        "default: made from the spec.",
     )
     dataset: DatasetSpec = Field(default_factory=lambda: DigitsDataset(name="digits"))
     model: ModelSpec = Field(default_factory=lambda: MLPModel(kind="mlp"))
@@ -42,6 +58,11 @@ class JobSpec(SpecModel):
     schedule: ScheduleSpec = Field(default_factory=lambda: Constant(name="constant"))
     regularization: Regularization = Field(default_factory=Regularization)
     training: Training = Field(default_factory=Training)
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, v: str | None) -> str | None:
+        return printable_or_none(v)
 
     def default_name(self) -> str:
         return f"{self.dataset.name}-{self.model.kind}-{self.optimizer.name}"

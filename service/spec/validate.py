@@ -7,11 +7,13 @@ in the first second on a worker is refused with a 422 instead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from service.spec.common import FieldError, monitorable_metrics
 from service.spec.datasets import DatasetShape, SyntheticDataset
+from service.spec.memory import MemoryEstimate, estimate_memory
 from service.spec.models import CNNModel
 from service.spec.schedules import Cosine, MultiStep, OneCycle, ReduceOnPlateau
 from service.spec.training import JobSpec
@@ -19,9 +21,15 @@ from service.spec.training import JobSpec
 
 @dataclass(frozen=True)
 class Limits:
+    """The server's caps on a job (``DESCENT_MAX_*``); ``None``: no cap."""
+
     max_epochs: int
     max_parameters: int
     max_synthetic_samples: int
+    #: on the estimate of ``estimate_memory_bytes``
+    max_memory_bytes: int | None = None
+    #: on ``training.time_limit_seconds``
+    max_seconds: float | None = None
 
 
 def check_job(spec: JobSpec, shape: DatasetShape, limits: Limits) -> list[FieldError]:
@@ -33,6 +41,18 @@ def check_job(spec: JobSpec, shape: DatasetShape, limits: Limits) -> list[FieldE
             FieldError(
                 "training.epochs",
                 f"{t.epochs} is above this server's cap of {limits.max_epochs} epochs",
+            )
+        )
+    if (
+        limits.max_seconds is not None
+        and t.time_limit_seconds is not None
+        and t.time_limit_seconds > limits.max_seconds
+    ):
+        errors.append(
+            FieldError(
+                "training.time_limit_seconds",
+                f"{t.time_limit_seconds:,.10g} is above this server's cap of "
+                f"{limits.max_seconds:,.10g} seconds",
             )
         )
     if isinstance(spec.dataset, SyntheticDataset) and (
@@ -107,6 +127,10 @@ def check_job(spec: JobSpec, shape: DatasetShape, limits: Limits) -> list[FieldE
                 f"{n_params:,} parameters is above this server's cap of {limits.max_parameters:,}",
             )
         )
+    elif limits.max_memory_bytes is not None:
+        memory = estimate_memory(spec, shape)
+        if memory.total > limits.max_memory_bytes:
+            errors.append(FieldError("model", _memory_message(memory, limits.max_memory_bytes)))
 
     allowed = list(monitorable_metrics(shape.task))
     sched = spec.schedule
@@ -173,6 +197,19 @@ def check_job(spec: JobSpec, shape: DatasetShape, limits: Limits) -> list[FieldE
     return errors
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB" if n >= 2**20 else f"{n / 2**20:.2f} MiB"
+
+
+def _memory_message(memory: MemoryEstimate, cap: int) -> str:
+    return (
+        f"needs an estimated {_mib(memory.total)} on its device, above this server's cap of "
+        f"{_mib(cap)} (weights, gradients and optimizer state {_mib(memory.parameters)}, "
+        f"dataset {_mib(memory.data)}, activations of one batch {_mib(memory.activations)}); "
+        "use a smaller model or training.batch_size"
+    )
+
+
 def format_validation_error(
     errors: list[dict[str, Any]], body: Any, prefix: tuple = ()
 ) -> list[FieldError]:
@@ -180,7 +217,8 @@ def format_validation_error(
 
     Unions put the member's tag into the error location (``optimizer.adam.lr``); we drop
     it by walking the request body, so users see ``optimizer.lr``. Errors from the members
-    of a plain union (``batch_size``: an int or "full") merge into one.
+    of a plain union (``batch_size``: an int or "full") merge into one. A problem with the
+    body as a whole (not JSON, not an object) is reported on the field ``body``.
     """
     merged: dict[str, FieldError] = {}
     for err in errors:
@@ -189,7 +227,15 @@ def format_validation_error(
         ctx = err.get("ctx") or {}
         allowed: list[Any] | None = None
         message = err["msg"]
-        if kind == "union_tag_invalid":
+        if kind == "json_invalid":
+            where = f" at character {path[0]}" if path and isinstance(path[0], int) else ""
+            path = ()
+            message = f"the body is not valid JSON: {ctx.get('error', 'decode error')}{where}"
+        elif not path and kind in _NOT_AN_OBJECT:
+            message = "the body must be a JSON object"
+            if isinstance(body, bytes | bytearray | str):  # not parsed: not sent as JSON
+                message += "; send it with the header Content-Type: application/json"
+        elif kind == "union_tag_invalid":
             allowed = _tags(ctx.get("expected_tags", ""))
             disc = str(ctx.get("discriminator", "")).strip("'")
             path = (*path, disc)
@@ -204,7 +250,7 @@ def format_validation_error(
             message = "unknown field; check the spelling (see GET /v1/catalog)"
         elif kind.startswith("value_error") or kind == "assertion_error":
             message = message.removeprefix("Value error, ")
-        field = ".".join(str(p) for p in (*prefix, *path))
+        field = ".".join(str(p) for p in (*prefix, *path)) or "body"
         if field in merged:
             old = merged[field]
             allowed = (old.allowed or []) + (allowed or []) or None
@@ -213,11 +259,15 @@ def format_validation_error(
     return list(merged.values())
 
 
+#: Pydantic's error types for a value that should have been an object (a dict or model).
+_NOT_AN_OBJECT = ("model_attributes_type", "model_type", "dict_type")
+
+
 def _strip_tags(loc: tuple, body: Any) -> tuple:
     kept: list[Any] = []
     node = body
     for part in loc:
-        if isinstance(node, dict):
+        if isinstance(node, Mapping):  # a JSON object, or a multipart form's fields
             if part in node:
                 kept.append(part)
                 node = node[part]

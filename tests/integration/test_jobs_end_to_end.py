@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import ROOT, Backend, Worker, make_backend, start_worker, wait_for
+from support import ROOT, Backend, Worker, bearer, make_backend, make_user, start_worker, wait_for
 
 from service.main import create_app
 from service.spec import COMMON_METRICS, TASK_METRICS, TIMING_METRICS
@@ -65,8 +65,9 @@ def stack(
     tmp: Path = tmp_path_factory.mktemp(request.param)
     backend = make_backend(request.param, tmp)
     worker = start_worker(backend, tmp / "worker.log")
+    token = make_user(backend, "trainer")
     try:
-        with TestClient(create_app(backend.settings())) as client:
+        with TestClient(create_app(backend.settings()), headers=bearer(token)) as client:
             yield Stack(backend, client, worker)
     finally:
         worker.stop()
@@ -169,6 +170,7 @@ def test_uploaded_regression_dataset_trains_and_the_model_downloads(stack: Stack
     )
     assert up.status_code == 201, up.text
     spec = {
+        "name": 'line fit/../é "x";',
         "dataset": {"name": "uploaded", "id": up.json()["id"]},
         "model": {"kind": "linear"},
         "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9},
@@ -184,5 +186,15 @@ def test_uploaded_regression_dataset_trains_and_the_model_downloads(stack: Stack
     assert len(csv.splitlines()) == 31
     r = stack.client.get(f"/v1/jobs/{done['id']}/model")
     assert r.status_code == 200
+    # The file name comes from the job's name, with anything but [A-Za-z0-9._-] replaced.
+    assert r.headers["content-disposition"] == (
+        f'attachment; filename="line_fit_..____x__-{done["id"][:8]}.pt"'
+    )
     state = torch.load(io.BytesIO(r.content), weights_only=True)
     assert {tuple(t.shape) for t in state.values()} == {(1, 2), (1,)}
+    # The weights, the metrics and the job are their owner's alone.
+    other = bearer(make_user(stack.backend, "someone-else"))
+    for path in ("", "/metrics", "/model"):
+        r = stack.client.get(f"/v1/jobs/{done['id']}{path}", headers=other)
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error"]["message"] == f"no job with id {done['id']!r}"

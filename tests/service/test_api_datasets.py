@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
+from support import bearer, make_user
 
 
 def csv_bytes(rows: int = 30, bad: str | None = None) -> bytes:
@@ -107,12 +110,18 @@ def test_upload_over_the_size_cap_is_413(sqlite_backend):
     from service.main import create_app
 
     settings = sqlite_backend.settings().model_copy(update={"max_upload_bytes": 2048})
-    with TestClient(create_app(settings)) as client:
+    token = make_user(sqlite_backend, "uploader")
+    with TestClient(create_app(settings), headers=bearer(token)) as client:
         r = upload(client, csv_bytes(rows=200))
         assert r.status_code == 413
         assert "2048 bytes" in r.json()["error"]["message"]
 
 
-def test_unknown_dataset_is_404(api):
-    assert api.get("/v1/datasets/nope").status_code == 404
-    assert api.delete("/v1/datasets/nope").status_code == 404
+def test_unknown_dataset_is_404_and_a_malformed_id_422(api):
+    missing = str(uuid.uuid4())
+    for r in (api.get(f"/v1/datasets/{missing}"), api.delete(f"/v1/datasets/{missing}")):
+        assert r.status_code == 404
+        assert r.json()["error"]["message"] == f"no dataset with id {missing!r}"
+    for r in (api.get("/v1/datasets/nope"), api.delete("/v1/datasets/passwd.csv")):
+        assert r.status_code == 422, r.text
+        assert [f["field"] for f in r.json()["error"]["fields"]] == ["dataset_id"]

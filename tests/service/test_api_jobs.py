@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import uuid
 
 import pytest
 from sqlalchemy import create_engine, func, inspect, select, text
+from support import bearer, make_user_at
 
 from service.jobs.models import Job
 
@@ -219,16 +221,41 @@ def test_cancel_queued_job_ends_it_and_a_second_cancel_conflicts(api):
     assert "already ended as cancelled" in again.json()["error"]["message"]
 
 
+JOB_ROUTES = [
+    ("get", "/v1/jobs/{}"),
+    ("post", "/v1/jobs/{}/cancel"),
+    ("get", "/v1/jobs/{}/metrics"),
+    ("get", "/v1/jobs/{}/model"),
+]
+
+
 def test_unknown_job_is_404_everywhere(api):
-    for method, path in [
-        ("get", "/v1/jobs/nope"),
-        ("post", "/v1/jobs/nope/cancel"),
-        ("get", "/v1/jobs/nope/metrics"),
-        ("get", "/v1/jobs/nope/model"),
-    ]:
-        r = getattr(api, method)(path)
+    missing = str(uuid.uuid4())
+    for method, path in JOB_ROUTES:
+        r = getattr(api, method)(path.format(missing))
         assert r.status_code == 404, path
-        assert r.json()["error"]["code"] == "not_found"
+        assert r.json()["error"] == {
+            "status": 404,
+            "code": "not_found",
+            "message": f"no job with id {missing!r}",
+        }
+
+
+@pytest.mark.parametrize("bad", ["nope", "1", "3F0C2A9E-5B1D-4C7E-9A4F-0D2B6C8E1F37", "a" * 36])
+def test_a_job_id_that_is_not_a_uuid_is_422_naming_the_parameter(api, bad):
+    for method, path in JOB_ROUTES:
+        r = getattr(api, method)(path.format(bad))
+        assert r.status_code == 422, (path, r.text)
+        err = r.json()["error"]
+        assert err["code"] == "invalid_request"
+        assert [f["field"] for f in err["fields"]] == ["job_id"]
+
+
+def test_job_ids_are_documented_as_uuids(api):
+    doc = api.get("/openapi.json").json()
+    (param,) = doc["paths"]["/v1/jobs/{job_id}"]["get"]["parameters"]
+    assert param["name"] == "job_id" and param["schema"]["pattern"].startswith("^[0-9a-f]{8}-")
+    assert {"401", "404", "422"} <= set(doc["paths"]["/v1/jobs/{job_id}"]["get"]["responses"])
 
 
 def test_metrics_of_a_queued_job_are_empty_and_names_are_checked(api):
@@ -270,7 +297,11 @@ def test_database_down_gives_503_not_500(sqlite_backend, tmp_path):
         database_url=f"sqlite:///{tmp_path / 'db-is-a-dir'}",
         queue=sqlite_backend.env["DESCENT_QUEUE"],
     )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    # A well-formed token: checking it needs the database, so the answer is 503, not 401.
+    token = "dsc_" + "x" * 43
+    with TestClient(
+        create_app(settings), headers=bearer(token), raise_server_exceptions=False
+    ) as client:
         r = client.get("/v1/jobs")
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "database_unavailable"
@@ -289,7 +320,8 @@ def test_broker_down_gives_503_and_leaves_no_job(tmp_path):
     # Nothing listens on this port: the broker is down, the database is fine.
     settings = Settings(data_dir=tmp_path, broker_url="redis://127.0.0.1:6399/0")
     upgrade(str(settings.database_url))
-    with TestClient(create_app(settings)) as client:
+    token = make_user_at(str(settings.database_url), "tester")
+    with TestClient(create_app(settings), headers=bearer(token)) as client:
         r = client.post("/v1/jobs", json={})
         assert r.status_code == 503
         assert "broker is unavailable" in r.json()["error"]["message"]

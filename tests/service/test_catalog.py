@@ -48,6 +48,8 @@ def test_catalog_reports_dataset_shapes_metrics_and_caps(api):
     assert "val_accuracy" in c["metrics"]["classification"]
     assert "val_r2" in c["metrics"]["regression"]
     assert c["limits"]["max_epochs"] == 1000
+    assert c["limits"]["max_memory_mb"] == 8192
+    assert c["limits"]["max_time_limit_seconds"] == 24 * 3600
     mlp = next(m for m in c["models"] if m["kind"] == "mlp")
     assert next(p for p in mlp["params"] if p["name"] == "hidden")["default"] == [64]
     es = {p["name"] for p in c["regularization"]["early_stopping"]}

@@ -1,0 +1,180 @@
+"""HTTP routes for the caller's account and tokens, and (admins only) for users."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from service.auth import service
+from service.auth.models import ApiToken, User
+from service.auth.schemas import (
+    TokenCreate,
+    TokenCreated,
+    TokenPage,
+    TokenRead,
+    UserCreate,
+    UserPage,
+    UserRead,
+)
+from service.db import utcnow
+from service.deps import (
+    AdminUser,
+    CurrentUser,
+    Offset,
+    SessionDep,
+    TokenId,
+    UserId,
+    admin_user,
+    current_user,
+)
+from service.errors import (
+    CONFLICT_SCHEMA,
+    ERROR_SCHEMA,
+    FORBIDDEN_SCHEMA,
+    NOT_FOUND_SCHEMA,
+    TOO_LARGE_SCHEMA,
+    UNAUTHORIZED_SCHEMA,
+    UNAVAILABLE_SCHEMA,
+)
+
+router = APIRouter(
+    prefix="/v1",
+    tags=["accounts"],
+    dependencies=[Depends(current_user)],
+    responses={401: UNAUTHORIZED_SCHEMA, 422: ERROR_SCHEMA, 503: UNAVAILABLE_SCHEMA},
+)
+#: User management: admins only, 403 for anyone else.
+admin = APIRouter(
+    prefix="/v1/users",
+    tags=["users"],
+    dependencies=[Depends(admin_user)],
+    responses={
+        401: UNAUTHORIZED_SCHEMA,
+        403: FORBIDDEN_SCHEMA,
+        422: ERROR_SCHEMA,
+        503: UNAVAILABLE_SCHEMA,
+    },
+)
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+def _created(row: ApiToken, plain: str) -> TokenCreated:
+    return TokenCreated.model_validate(
+        {**TokenRead.model_validate(row).model_dump(), "token": plain}
+    )
+
+
+def _mint(session: SessionDep, user: User, body: TokenCreate) -> TokenCreated:
+    expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    row, plain = service.create_token(
+        session=session, user_id=user.id, name=body.name, expires_at=expires
+    )
+    return _created(row, plain)
+
+
+@router.get("/me", response_model=UserRead)
+def me(user: CurrentUser) -> UserRead:
+    """The user the request's token belongs to."""
+    return UserRead.model_validate(user)
+
+
+@router.get("/tokens", response_model=TokenPage)
+def list_my_tokens(
+    user: CurrentUser, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> TokenPage:
+    """Your tokens, newest first (prefixes only; a secret is never shown again)."""
+    rows, total = service.list_tokens(session=session, user_id=user.id, limit=limit, offset=offset)
+    items = [TokenRead.model_validate(r) for r in rows]
+    return TokenPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.post(
+    "/tokens", status_code=201, response_model=TokenCreated, responses={413: TOO_LARGE_SCHEMA}
+)
+def create_my_token(
+    user: CurrentUser, session: SessionDep, body: TokenCreate | None = None
+) -> TokenCreated:
+    """Create a token for yourself; the secret is in this response only."""
+    return _mint(session, user, body or TokenCreate())
+
+
+@router.delete("/tokens/{token_id}", status_code=204, responses={404: NOT_FOUND_SCHEMA})
+def revoke_my_token(token_id: TokenId, user: CurrentUser, session: SessionDep) -> Response:
+    """Revoke one of your tokens; it is refused from then on."""
+    service.revoke_token(session=session, token_id=token_id, user_id=user.id)
+    return Response(status_code=204)
+
+
+@admin.get("", response_model=UserPage)
+def list_users(
+    _: AdminUser, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> UserPage:
+    """Every user, oldest first (admins only)."""
+    rows, total = service.list_users(session=session, limit=limit, offset=offset)
+    items = [UserRead.model_validate(r) for r in rows]
+    return UserPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@admin.post(
+    "",
+    status_code=201,
+    response_model=UserRead,
+    responses={409: CONFLICT_SCHEMA, 413: TOO_LARGE_SCHEMA},
+)
+def create_user(_: AdminUser, session: SessionDep, body: UserCreate) -> UserRead:
+    """Create a user (admins only); `POST /v1/users/{id}/tokens` gives it a token."""
+    return UserRead.model_validate(
+        service.create_user(session=session, name=body.name, role=body.role)
+    )
+
+
+@admin.get("/{user_id}", response_model=UserRead, responses={404: NOT_FOUND_SCHEMA})
+def get_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserRead:
+    """One user (admins only)."""
+    return UserRead.model_validate(service.get_user(session=session, user_id=user_id))
+
+
+@admin.post(
+    "/{user_id}/disable",
+    response_model=UserRead,
+    responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
+)
+def disable_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserRead:
+    """Disable a user: their tokens are refused until enabled (admins only)."""
+    user = service.set_disabled(session=session, user_id=user_id, disabled=True)
+    return UserRead.model_validate(user)
+
+
+@admin.post("/{user_id}/enable", response_model=UserRead, responses={404: NOT_FOUND_SCHEMA})
+def enable_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserRead:
+    """Enable a disabled user again (admins only)."""
+    user = service.set_disabled(session=session, user_id=user_id, disabled=False)
+    return UserRead.model_validate(user)
+
+
+@admin.get("/{user_id}/tokens", response_model=TokenPage, responses={404: NOT_FOUND_SCHEMA})
+def list_user_tokens(
+    user_id: UserId, _: AdminUser, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+) -> TokenPage:
+    """A user's tokens, newest first (admins only)."""
+    service.get_user(session=session, user_id=user_id)
+    rows, total = service.list_tokens(session=session, user_id=user_id, limit=limit, offset=offset)
+    items = [TokenRead.model_validate(r) for r in rows]
+    return TokenPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@admin.post(
+    "/{user_id}/tokens",
+    status_code=201,
+    response_model=TokenCreated,
+    responses={404: NOT_FOUND_SCHEMA, 413: TOO_LARGE_SCHEMA},
+)
+def create_user_token(
+    user_id: UserId, _: AdminUser, session: SessionDep, body: TokenCreate | None = None
+) -> TokenCreated:
+    """Create a token for a user (admins only); the secret is in this response only."""
+    user = service.get_user(session=session, user_id=user_id)
+    return _mint(session, user, body or TokenCreate())

@@ -1,0 +1,149 @@
+"""Every number in the job language is finite and bounded; names are printable labels."""
+
+from __future__ import annotations
+
+import math
+import typing
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from service.spec import JobSpec
+from service.spec.common import SpecModel
+
+
+def spec_models() -> list[type[SpecModel]]:
+    found: list[type[SpecModel]] = []
+    todo = list(SpecModel.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return sorted(set(found), key=lambda c: c.__qualname__)
+
+
+def holds_float(annotation: Any) -> bool:
+    if annotation is float:
+        return True
+    return any(holds_float(arg) for arg in typing.get_args(annotation))
+
+
+def tag_of(cls: type[BaseModel]) -> dict[str, Any]:
+    """The discriminator a union member needs (``name`` or ``kind``), if any."""
+    for key in ("name", "kind"):
+        field = cls.model_fields.get(key)
+        if field is not None and typing.get_origin(field.annotation) is typing.Literal:
+            return {key: typing.get_args(field.annotation)[0]}
+    return {}
+
+
+FLOAT_FIELDS = [
+    (cls, name)
+    for cls in spec_models()
+    if not cls.__name__.startswith("_")
+    for name, field in cls.model_fields.items()
+    if holds_float(field.annotation)
+]
+
+
+def test_every_spec_model_forbids_non_finite_numbers() -> None:
+    assert len(spec_models()) > 20
+    for cls in spec_models():
+        assert cls.model_config.get("allow_inf_nan") is False, cls
+
+
+def test_the_float_fields_are_found() -> None:
+    names = {f"{cls.__name__}.{name}" for cls, name in FLOAT_FIELDS}
+    assert {"Adam.lr", "Adam.betas", "SGD.momentum", "MLPModel.dropout"} <= names
+    assert {"OneCycle.max_lr", "Regularization.l2", "Training.time_limit_seconds"} <= names
+    assert len(names) > 40
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    ("cls", "name"), FLOAT_FIELDS, ids=[f"{c.__name__}.{n}" for c, n in FLOAT_FIELDS]
+)
+def test_every_float_field_refuses_nan_and_inf(cls: type[BaseModel], name: str, value: float):
+    annotation = cls.model_fields[name].annotation
+    is_pair = typing.get_origin(annotation) is tuple or any(
+        typing.get_origin(a) is tuple for a in typing.get_args(annotation)
+    )
+    bad = [value, 0.5] if is_pair else value
+    with pytest.raises(ValidationError) as info:
+        cls.model_validate({**tag_of(cls), name: bad})
+    locs = [e["loc"] for e in info.value.errors()]
+    assert any(loc[:1] == (name,) for loc in locs), locs
+    assert any(e["type"] == "finite_number" for e in info.value.errors()), info.value
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a\x00b", "line\nbreak", "tab\there", "bell\x07", "\x1b[31mred", "rtl\u202eoverride", "\x7f"],
+)
+def test_name_refuses_control_characters(name: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate({"name": name})
+    (error,) = info.value.errors()
+    assert error["loc"] == ("name",)
+    assert "printable" in error["msg"]
+
+
+@pytest.mark.parametrize("name", ["digits-adam", "Käfer 3 (β=0.9)", "a" * 200, "数字 🙂", "x"])
+def test_name_accepts_printable_labels(name: str) -> None:
+    assert JobSpec.model_validate({"name": name}).name == name
+
+
+@pytest.mark.parametrize("name", ["", "a" * 201])
+def test_name_length(name: str) -> None:
+    with pytest.raises(ValidationError):
+        JobSpec.model_validate({"name": name})
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"optimizer": {"name": "sgd", "lr": True}}, ("optimizer", "sgd", "lr")),
+        ({"optimizer": {"name": "sgd", "lr": "0.1"}}, ("optimizer", "sgd", "lr")),
+        (
+            {"optimizer": {"name": "adam", "betas": [0.9, "0.99"]}},
+            ("optimizer", "adam", "betas", 1),
+        ),
+        ({"training": {"epochs": "10"}}, ("training", "epochs")),
+        ({"training": {"seed": False}}, ("training", "seed")),
+        ({"training": {"batch_size": True}}, ("training", "batch_size", "constrained-int")),
+        ({"training": {"batch_size": "32"}}, ("training", "batch_size", "constrained-int")),
+        ({"model": {"kind": "mlp", "hidden": [64, True]}}, ("model", "mlp", "hidden", 1)),
+        (
+            {"model": {"kind": "cnn", "input_shape": [1, "8", 8]}},
+            ("model", "cnn", "input_shape", 1),
+        ),
+        ({"training": {"time_limit_seconds": "60"}}, ("training", "time_limit_seconds")),
+        ({"model": {"kind": "mlp", "batch_norm": 1}}, ("model", "mlp", "batch_norm")),
+        ({"model": {"kind": "mlp", "batch_norm": "yes"}}, ("model", "mlp", "batch_norm")),
+        (
+            {"regularization": {"early_stopping": {"restore_best_weights": 0}}},
+            ("regularization", "early_stopping", "restore_best_weights"),
+        ),
+        (
+            {"schedule": {"name": "one_cycle", "cycle_momentum": "false"}},
+            ("schedule", "one_cycle", "cycle_momentum"),
+        ),
+    ],
+)
+def test_values_of_the_wrong_json_type(body: dict, loc: tuple) -> None:
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate(body)
+    assert loc in [e["loc"] for e in info.value.errors()]
+
+
+def test_numbers_and_words_that_belong_are_kept() -> None:
+    job = JobSpec.model_validate(
+        {
+            "optimizer": {"name": "adam", "lr": 1, "betas": [0.9, 0.99]},
+            "training": {"batch_size": "full", "epochs": 20.0},
+            "schedule": {"name": "one_cycle", "cycle_momentum": True},
+        }
+    )
+    assert job.optimizer.lr == 1.0 and job.optimizer.betas == (0.9, 0.99)
+    assert job.training.batch_size == "full" and job.training.epochs == 20

@@ -1,0 +1,290 @@
+"""Nobody reaches another user's jobs, datasets, tokens or account.
+
+User A (alice) uploads a dataset, submits a job on it and makes a token. User B then
+tries every route of the app — enumerated from ``app.routes``, so a route added later is
+covered without touching this file — with A's ids in its path, and every list with its
+filters: every answer is the one a missing id gets (404), or 403 on the admin-only
+routes, and nothing of A's shows up anywhere. Without a valid token every route but
+/healthz and the docs answers 401.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from support import Backend, bearer, make_backend, make_user
+
+from service.deps import admin_user
+from service.main import create_app
+
+PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+
+
+def all_routes(app) -> list[Any]:  # noqa: ANN001
+    """Every route, with the routers' prefixes applied (FastAPI ≥ 0.150 includes routers
+    lazily, so ``app.routes`` may hold whole routers)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI: routes are flat already
+        return list(app.routes)
+    return list(iter_route_contexts(app.routes))
+
+
+def operations(app) -> list[tuple[str, str, Any]]:  # noqa: ANN001
+    ops = [
+        (method, route.path_format, route)
+        for route in all_routes(app)
+        for method in sorted(route.methods or ())
+        if method != "HEAD"
+    ]
+    assert len(ops) >= 20, ops  # the enumeration works at all
+    return ops
+
+
+def needs_admin(route) -> bool:  # noqa: ANN001
+    def walk(dependant) -> bool:  # noqa: ANN001
+        return dependant.call is admin_user or any(walk(d) for d in dependant.dependencies)
+
+    return hasattr(route, "dependant") and walk(route.dependant)
+
+
+@dataclass
+class World:
+    client: TestClient
+    alice: str  # tokens
+    bob: str
+    boss: str  # an admin, who manages users but not other people's jobs
+    ids: dict[str, str]  # A's ids by path parameter name
+    secrets: list[str]  # strings of A's that B must never see
+
+    def fill(self, path: str, ids: dict[str, str] | None = None) -> str:
+        ids = ids or self.ids
+
+        def sub(m: re.Match[str]) -> str:
+            name = m.group(1)
+            assert name in ids, f"teach test_idor.py which of A's ids to use for {{{name}}}"
+            return ids[name]
+
+        return PARAM.sub(sub, path)
+
+    def call(self, method: str, path: str, token: str | None, **kw: Any):  # noqa: ANN201
+        headers = bearer(token) if token else {}
+        if method in BODY_METHODS:
+            kw.setdefault("json", {})
+        return self.client.request(method, path, headers=headers, **kw)
+
+
+def csv_bytes(rows: int = 60) -> bytes:
+    lines = ["x1,x2,label"] + [
+        f"{i * 0.5},{(i % 7) - 3},{'yes' if i % 2 else 'no'}" for i in range(rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    tmp: Path = tmp_path_factory.mktemp(f"idor-{request.param}")
+    backend: Backend = make_backend(request.param, tmp)
+    alice, bob = make_user(backend, "alice"), make_user(backend, "bob")
+    boss = make_user(backend, "boss", admin=True)
+    try:
+        with TestClient(create_app(backend.settings())) as client:
+            a = bearer(alice)
+            ds = client.post(
+                "/v1/datasets",
+                files={"file": ("alice-secret.csv", csv_bytes(), "text/csv")},
+                data={"name": "alice-secret-data"},
+                headers=a,
+            )
+            assert ds.status_code == 201, ds.text
+            job = client.post(
+                "/v1/jobs",
+                json={
+                    "name": "alice-secret-job",
+                    "dataset": {"name": "uploaded", "id": ds.json()["id"]},
+                },
+                headers=a,
+            )
+            assert job.status_code == 202, job.text
+            token = client.post("/v1/tokens", json={"name": "alice-secret-token"}, headers=a)
+            assert token.status_code == 201, token.text
+            me = client.get("/v1/me", headers=a).json()
+            ids = {
+                "job_id": job.json()["id"],
+                "dataset_id": ds.json()["id"],
+                "token_id": token.json()["id"],
+                "user_id": me["id"],
+            }
+            # B has rows of its own, so its lists are not trivially empty.
+            assert (
+                client.post("/v1/jobs", json={"name": "bob-job"}, headers=bearer(bob)).status_code
+                == 202
+            )
+            secrets = [
+                *ids.values(),
+                token.json()["prefix"],
+                "alice-secret",
+            ]
+            yield World(client, alice, bob, boss, ids, secrets)
+    finally:
+        backend.close()
+
+
+def assert_untouched(world: World) -> None:
+    a = bearer(world.alice)
+    job = world.client.get(f"/v1/jobs/{world.ids['job_id']}", headers=a).json()
+    assert job["status"] == "queued" and job["cancel_requested"] is False
+    assert world.client.get(f"/v1/datasets/{world.ids['dataset_id']}", headers=a).status_code == 200
+    tokens = world.client.get("/v1/tokens", headers=a).json()["items"]
+    assert all(t["revoked_at"] is None for t in tokens)
+    assert world.client.get("/v1/me", headers=a).json()["disabled"] is False
+
+
+@pytest.mark.parametrize("who", ["user", "admin"])
+def test_another_user_gets_404_on_every_route_with_an_id(world: World, who: str) -> None:
+    token = world.bob if who == "user" else world.boss
+    checked = 0
+    for method, path, route in operations(world.client.app):
+        if path in PUBLIC or not PARAM.search(path):
+            continue
+        admin_only = needs_admin(route)
+        if admin_only and who == "admin":
+            continue  # managing users is what admins are for
+        r = world.call(method, world.fill(path), token)
+        where = f"{method} {path} as {who}: {r.status_code} {r.text}"
+        if admin_only:
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", where
+        else:
+            assert r.status_code == 404, where
+            # Exactly what a missing id gets, but for the id itself.
+            missing = {k: str(uuid.uuid4()) for k in world.ids}
+            ref = world.call(method, world.fill(path, missing), token)
+            assert ref.status_code == 404, ref.text
+            expected = ref.text
+            for k, v in missing.items():
+                expected = expected.replace(v, world.ids[k])
+            assert r.text == expected, where
+        for secret in world.secrets[len(world.ids) :]:
+            assert secret not in r.text, where
+        checked += 1
+    assert checked >= (7 if who == "admin" else 12)
+    assert_untouched(world)
+
+
+def test_the_owner_reaches_those_same_routes(world: World) -> None:
+    """The 404s above come from ownership, not from routes that never answer."""
+    for method, path, route in operations(world.client.app):
+        if method != "GET" or path in PUBLIC or not PARAM.search(path) or needs_admin(route):
+            continue
+        r = world.call(method, world.fill(path), world.alice)
+        assert r.status_code != 404 or "weights" in r.text, f"{path}: {r.text}"
+        assert r.status_code < 500, f"{path}: {r.text}"
+
+
+LIST_QUERIES: dict[str, list[dict[str, str]]] = {
+    "/v1/jobs": [
+        {"status": "queued"},
+        {"status": "queued,running,succeeded,failed,cancelled,diverged"},
+        {"sort": "name"},
+        {"sort": "-status", "limit": "200"},
+        {"offset": "0", "limit": "1"},
+    ],
+    "/v1/datasets": [{"limit": "200"}],
+    "/v1/tokens": [{"limit": "200"}],
+}
+
+
+@pytest.mark.parametrize("who", ["user", "admin"])
+def test_nothing_of_a_users_shows_up_in_anothers_lists_or_writes(world: World, who: str) -> None:
+    token = world.bob if who == "user" else world.boss
+    for method, path, route in operations(world.client.app):
+        if path in PUBLIC or PARAM.search(path):
+            continue
+        if needs_admin(route) and who == "admin":
+            continue
+        for params in [{}, *LIST_QUERIES.get(path, [])] if method == "GET" else [{}]:
+            r = world.call(method, path, token, params=params)
+            where = f"{method} {path} {params} as {who}: {r.status_code} {r.text}"
+            assert r.status_code < 500, where
+            for secret in world.secrets:
+                assert secret not in r.text, where
+            body = (
+                r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+            )
+            if method == "GET" and "total" in body:
+                assert body["total"] >= len(body["items"]), where
+    # Totals count only B's own rows.
+    jobs = world.client.get("/v1/jobs", params={"status": "queued"}, headers=bearer(token)).json()
+    assert all(j["name"] != "alice-secret-job" for j in jobs["items"])
+    assert jobs["total"] == len(jobs["items"])
+    datasets = world.client.get("/v1/datasets", headers=bearer(token)).json()
+    assert datasets["total"] == 0 and datasets["items"] == []
+    assert_untouched(world)
+
+
+def test_a_job_on_another_users_dataset_answers_as_a_missing_dataset(world: World) -> None:
+    def submit(dataset_id: str):  # noqa: ANN202
+        spec = {"dataset": {"name": "uploaded", "id": dataset_id}}
+        return world.client.post("/v1/jobs", json=spec, headers=bearer(world.bob))
+
+    mine = world.ids["dataset_id"]
+    missing = str(uuid.uuid4())
+    r, ref = submit(mine), submit(missing)
+    assert r.status_code == ref.status_code == 422
+    assert r.text == ref.text.replace(missing, mine)
+    assert r.json()["error"]["fields"][0]["field"] == "dataset.id"
+
+
+def test_deleting_a_dataset_in_use_by_its_owners_job_is_still_refused(world: World) -> None:
+    r = world.client.delete(f"/v1/datasets/{world.ids['dataset_id']}", headers=bearer(world.alice))
+    assert r.status_code == 409 and "queued or running" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "credential", ["none", "garbage", "basic", "revoked", "tampered", "other-scheme"]
+)
+def test_without_a_valid_token_every_route_but_health_and_docs_is_401(
+    world: World, credential: str
+) -> None:
+    headers: dict[str, str] = {}
+    if credential == "garbage":
+        headers = bearer("garbage")
+    elif credential == "basic":
+        headers = {"Authorization": "Basic YWxpY2U6c2VjcmV0"}
+    elif credential == "other-scheme":
+        headers = {"Authorization": f"Token {world.alice}"}
+    elif credential == "tampered":
+        headers = bearer(world.alice[:-2] + ("xy" if not world.alice.endswith("xy") else "yz"))
+    elif credential == "revoked":
+        created = world.client.post("/v1/tokens", headers=bearer(world.bob)).json()
+        r = world.client.delete(f"/v1/tokens/{created['id']}", headers=bearer(created["token"]))
+        assert r.status_code == 204
+        headers = bearer(created["token"])
+    checked = 0
+    for method, path, _ in operations(world.client.app):
+        url = world.fill(path)
+        kw: dict[str, Any] = {"json": {}} if method in BODY_METHODS else {}
+        r = world.client.request(method, url, headers=headers, **kw)
+        if path in PUBLIC:
+            assert r.status_code == 200, f"{method} {path}: {r.text}"
+            continue
+        where = f"{method} {path}: {r.status_code} {r.text}"
+        assert r.status_code == 401, where
+        assert r.headers["www-authenticate"].startswith("Bearer"), where
+        assert r.json()["error"]["code"] == "unauthorized", where
+        checked += 1
+    assert checked >= 20
+    assert_untouched(world)
