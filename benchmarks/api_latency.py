@@ -201,6 +201,7 @@ class Stack:
 
     mode: str
     base_url: str
+    token: str  # an API token, known once started
     procs: list[Proc]
     worker_log: Proc
 
@@ -251,7 +252,9 @@ class EmbeddedStack(Stack):
         )  # fmt: skip
         self.procs = [up]
         self.worker_log = up  # the supervised worker writes to the same output
-        return self._wait_ready(started)
+        ready = self._wait_ready(started)
+        self.token = (self.workdir / "data" / "token").read_text().strip()  # made on first start
+        return ready
 
     def _worker_pids(self) -> list[int]:
         if not self.procs:
@@ -328,6 +331,13 @@ class FullStack(Stack):
         if migrate.returncode != 0:
             raise RuntimeError(f"descent migrate failed:\n{migrate.stdout}{migrate.stderr}")
         migrated = time.monotonic() - started
+        user = subprocess.run(
+            [*cli, "admin", "create-user", f"bench-{uuid.uuid4().hex[:6]}", "--admin"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if user.returncode != 0:
+            raise RuntimeError(f"descent admin create-user failed:\n{user.stderr}")
+        self.token = user.stdout.strip()
         api = Proc(
             "descent api",
             [*cli, "api", "--port", str(self.port)],
@@ -376,8 +386,13 @@ class FullStack(Stack):
 class Bench:
     """One keep-alive client; every timed request checks its status code."""
 
-    def __init__(self, base_url: str) -> None:
-        self.client = httpx.Client(base_url=base_url, timeout=60, trust_env=False)
+    def __init__(self, base_url: str, token: str) -> None:
+        self.client = httpx.Client(
+            base_url=base_url,
+            timeout=60,
+            trust_env=False,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         self.unexpected: list[str] = []
 
     def close(self) -> None:
@@ -637,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     stopped: dict[str, Any] = {}
     try:
         startup = stack.start()
-        bench = Bench(stack.base_url)
+        bench = Bench(stack.base_url, stack.token)
         results = measure(
             bench, requests=args.requests, e2e_jobs=args.e2e_jobs, drain_jobs=args.drain_jobs
         )

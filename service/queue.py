@@ -54,6 +54,9 @@ def celery_config(settings: Settings) -> dict[str, object]:
             "interval_max": 2,
         },
         "worker_send_task_events": False,
+        # A lost broker connection does not stop a running job: its lease, not the
+        # message, decides who may write (and Celery 6 will flip this default).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
     }
     if broker_url.startswith("sqla+"):
         # The URL form can only name kombu's own transport; name ours explicitly.
@@ -64,9 +67,11 @@ def celery_config(settings: Settings) -> dict[str, object]:
         # The busy timeout lets the API and the worker share the broker's SQLite file.
         conf["broker_transport_options"] = {"connect_args": {"timeout": 30}}
     elif broker_url.startswith(("redis://", "rediss://")):
-        # Far longer than any job, so Redis never redelivers a message while its task
-        # still runs; a dead worker's message is re-queued by task_reject_on_worker_lost.
-        conf["broker_transport_options"] = {"visibility_timeout": 7 * 24 * 3600}
+        # Redis hands an unacknowledged message out again after this long, even while
+        # its task still runs. That copy is harmless — it finds the job held by a live
+        # lease and is dropped (workers/claim.py) — so the timeout only bounds how long
+        # a message of a vanished worker waits; the reaper usually recovers it first.
+        conf["broker_transport_options"] = {"visibility_timeout": 3600}
     return conf
 
 

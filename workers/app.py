@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from service.config import get_settings
-from service.queue import make_celery
+from service.queue import TRAIN_JOB, make_celery
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,22 @@ app.conf.imports = ("workers.tasks",)
 # The pool process imports torch, scikit-learn and the engine at start (below); give it
 # longer than Celery's default 4 s before it is declared dead.
 app.conf.worker_proc_alive_timeout = 60
+
+
+def _cap_memory(megabytes: int, *, cuda: bool) -> None:
+    """Cap the pool process's address space: past it, torch's allocator raises (and the
+    job fails as out of memory) where the kernel's OOM killer would kill the worker."""
+    if not megabytes:
+        return
+    if cuda:
+        # A CUDA context maps far more address space than it uses: a cap would break it.
+        log.warning("DESCENT_WORKER_MAX_MEMORY_MB is ignored on a CUDA worker")
+        return
+    import resource
+
+    limit = megabytes * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    log.info("training process address space capped at %d MiB", megabytes)
 
 
 @worker_process_init.connect
@@ -32,9 +48,10 @@ def _configure_torch(**_: object) -> None:
 
     import workers.runner  # noqa: F401  (the engine, scikit-learn)
 
-    threads = get_settings().torch_threads
-    if threads:
-        torch.set_num_threads(threads)
+    settings = get_settings()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    _cap_memory(settings.worker_max_memory_mb, cuda=torch.cuda.is_available())
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     log.info(
         "worker process ready: torch %s, %d threads, cuda=%s",
@@ -42,3 +59,33 @@ def _configure_torch(**_: object) -> None:
         torch.get_num_threads(),
         torch.cuda.is_available(),
     )
+
+
+_reaper = None
+
+
+@worker_ready.connect
+def _start_reaper(**_: object) -> None:
+    """The main process (never the pool) recovers jobs whose worker was lost."""
+    global _reaper
+    from service.db import make_engine, make_sessionmaker
+    from workers.reaper import Reaper
+
+    settings = get_settings()
+
+    def send(job_id: str, dispatch: int) -> None:
+        app.send_task(TRAIN_JOB, args=[job_id, dispatch], queue=settings.queue)
+
+    _reaper = Reaper(make_sessionmaker(make_engine(str(settings.database_url))), settings, send)
+    _reaper.start()
+    log.info(
+        "reaper started: leases of %.0fs, at most %d restarts per job",
+        settings.lease_seconds,
+        settings.max_restarts,
+    )
+
+
+@worker_shutdown.connect
+def _stop_reaper(**_: object) -> None:
+    if _reaper is not None:
+        _reaper.stop()

@@ -1,36 +1,52 @@
-"""Run one training job: claim its row, train, write metrics and the outcome to SQL.
+"""Run one attempt at a training job: claim it, resume from its checkpoint, train, and
+record each epoch and the outcome — every write fenced by the attempt's lease.
 
-Every write is a short transaction of its own, so the API (and, on SQLite, the other
-processes sharing the file) are never blocked for long.
+Files of a job live in ``<artifacts>/jobs/<id>/``: ``checkpoint.pt`` (the last recorded
+epoch, replaced each epoch) and ``model.pt`` (the weights of a succeeded job). A file is
+written under a name of its attempt's own and renamed into place inside the fenced
+transaction that records it, so a stale attempt can never replace what the live one
+wrote, and a reader never sees half a file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import socket
-import time
+import math
+import os
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.db import make_engine, make_sessionmaker, session_scope, utcnow
+from service.db import make_engine, make_sessionmaker, utcnow
 from service.jobs.models import (
     CANCELLED,
     DIVERGED,
     FAILED,
-    QUEUED,
-    RUNNING,
     SUCCEEDED,
     EpochMetric,
     Job,
+    JobAttempt,
 )
 from service.spec import JobSpec
-from workers.engine import train
+from workers.claim import Claimed, claim
+from workers.engine import (
+    Checkpoint,
+    CheckpointError,
+    TrainResult,
+    is_out_of_memory,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
+from workers.lease import Lease, LeaseLost, retrying
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
 
 
 @lru_cache
@@ -40,84 +56,178 @@ def _sessions(database_url: str) -> sessionmaker[Session]:
 
 
 class SqlReporter:
-    """The engine's Reporter: each epoch's metrics become one row, written before the next
-    epoch starts; cancel requests are read at most every ``poll_seconds``."""
+    """The engine's Reporter. At the end of each epoch: the checkpoint is written to a
+    file of this attempt's own, then one fenced transaction records the epoch's metrics,
+    moves the checkpoint into place and advances ``epochs_completed``. Either all of it
+    happens or none, and only while this attempt holds the lease."""
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: str, poll_seconds: float) -> None:
-        self.sessions = sessions
-        self.job_id = job_id
-        self.poll_seconds = poll_seconds
-        self._checked_at = 0.0
-        self._stop = False
+    def __init__(self, lease: Lease, job_dir: Path, retry_seconds: float) -> None:
+        self.lease = lease
+        self.job_dir = job_dir
+        self.retry_seconds = retry_seconds
 
-    def report(self, epoch: int, metrics: dict[str, float]) -> None:
-        try:
-            with session_scope(self.sessions) as s:
-                s.add(EpochMetric(job_id=self.job_id, epoch=epoch, values=metrics))
-                s.execute(
-                    update(Job)
-                    .where(Job.id == self.job_id, Job.status == RUNNING)
-                    .values(epochs_completed=epoch)
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> None:
+        tmp = self.job_dir / f"{CHECKPOINT}.a{self.lease.attempt}.tmp"
+        save_checkpoint(checkpoint, tmp)
+        _fsync(tmp)  # on disk before the database says it is there
+        retrying(
+            lambda: self.record(epoch, metrics, tmp),
+            seconds=self.retry_seconds,
+            what=f"job {self.lease.job_id} epoch {epoch}",
+        )
+
+    def record(self, epoch: int, metrics: dict[str, float], tmp: Path | None) -> None:
+        with self.lease.fenced(f"epoch {epoch}", epochs_completed=epoch) as s:
+            # The row can exist only if an earlier attempt recorded this epoch and then
+            # died before its checkpoint could follow, or if this very write committed and
+            # lost its answer: the first record stands, nothing is written twice.
+            exists = s.scalar(
+                select(EpochMetric.epoch).where(
+                    EpochMetric.job_id == self.lease.job_id, EpochMetric.epoch == epoch
                 )
-        except IntegrityError:
-            # The (job, epoch) key already holds this epoch: never write it twice.
-            log.warning("job %s: epoch %d was already recorded", self.job_id, epoch)
+            )
+            if exists is None:
+                s.add(EpochMetric(job_id=self.lease.job_id, epoch=epoch, values=metrics))
+            if tmp is not None and tmp.exists():
+                os.replace(tmp, self.job_dir / CHECKPOINT)
 
     def should_stop(self) -> bool:
-        now = time.monotonic()
-        if not self._stop and now - self._checked_at >= self.poll_seconds:
-            self._checked_at = now
-            with session_scope(self.sessions) as s:
-                self._stop = bool(
-                    s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
-                )
-        return self._stop
+        return self.lease.check()
 
 
-def _finish(sessions: sessionmaker[Session], job_id: str, status: str, **values: object) -> None:
-    with session_scope(sessions) as s:
-        s.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == RUNNING)
-            .values(status=status, finished_at=utcnow(), **values)
-        )
-
-
-def run_job(job_id: str, *, settings: Settings) -> None:
-    sessions = _sessions(str(settings.database_url))
-    with session_scope(sessions) as s:
-        claimed = s.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == QUEUED)
-            .values(status=RUNNING, started_at=utcnow(), worker=socket.gethostname())
-        ).rowcount
-        job = s.get(Job, job_id)
-    if not claimed:
-        # Cancelled before it started, unknown, or already taken: nothing to do.
-        log.info("job %s not started: status is %s", job_id, job.status if job else "missing")
-        return
-    assert job is not None
-
-    log.info("job %s: training %s", job_id, job.name)
+def _resume_point(claimed: Claimed, job_dir: Path) -> Checkpoint | None:
+    path = job_dir / CHECKPOINT
+    if not path.exists():
+        return None
     try:
-        spec = JobSpec.model_validate(job.spec)
-        model_path = settings.jobs_dir / job_id / "model.pt"
-        result = train(
-            spec,
-            reporter=SqlReporter(sessions, job_id, settings.cancel_poll_seconds),
-            datasets_dir=settings.datasets_dir,
-            model_path=model_path,
+        ckpt = load_checkpoint(path)
+    except CheckpointError as exc:
+        log.warning("job %s: unusable checkpoint, starting over: %s", claimed.job_id, exc)
+        return None
+    if ckpt.epoch > claimed.epochs_completed + 1:
+        log.warning(
+            "job %s: checkpoint at epoch %d is ahead of the recorded %d; starting over",
+            claimed.job_id,
+            ckpt.epoch,
+            claimed.epochs_completed,
         )
-    except Exception as exc:
-        log.exception("job %s failed", job_id)
-        _finish(sessions, job_id, FAILED, status_reason=f"{type(exc).__name__}: {exc}")
-        return
+        return None
+    return ckpt
 
-    status = {"succeeded": SUCCEEDED, "diverged": DIVERGED, "cancelled": CANCELLED}[result.status]
-    _finish(
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _clean_stale_files(job_dir: Path) -> None:
+    # Half-written files of attempts that died; never the live checkpoint or model.
+    for tmp in job_dir.glob("*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def run_job(job_id: str, *, settings: Settings, dispatch: int | None = None) -> None:
+    sessions = _sessions(str(settings.database_url))
+    claimed = retrying(
+        lambda: claim(sessions, settings, job_id, dispatch),
+        seconds=settings.db_retry_seconds,
+        what=f"claiming job {job_id}",
+    )
+    if claimed is None:
+        return
+    lease = Lease(
         sessions,
         job_id,
+        claimed.attempt,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        poll_seconds=settings.cancel_poll_seconds,
+        retry_seconds=settings.db_retry_seconds,
+    )
+    lease.start()
+    try:
+        _run_attempt(claimed, lease, sessions, settings)
+    except LeaseLost as exc:
+        log.warning("job %s attempt %d stopped: %s", job_id, claimed.attempt, exc)
+        _end_attempt(sessions, claimed, "superseded")
+    finally:
+        lease.stop()
+        _release_device_memory()
+
+
+def _run_attempt(
+    claimed: Claimed, lease: Lease, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    job_id = claimed.job_id
+    job_dir = settings.jobs_dir / job_id
+    job_dir.mkdir(parents=True, exist_ok=True)
+
+    def read_spec() -> dict:
+        with sessions() as s:
+            return s.scalars(select(Job.spec).where(Job.id == job_id)).one()
+
+    raw_spec = retrying(read_spec, seconds=settings.db_retry_seconds, what=f"job {job_id}")
+    reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds)
+
+    try:
+        spec = JobSpec.model_validate(raw_spec)
+        _clean_stale_files(job_dir)
+        resume = _resume_point(claimed, job_dir)
+        if resume is not None:
+            log.info(
+                "job %s attempt %d: resuming after epoch %d", job_id, claimed.attempt, resume.epoch
+            )
+            _note_resume(sessions, claimed, resume.epoch)
+            if resume.epoch == claimed.epochs_completed + 1:
+                # Its checkpoint was moved into place but the record of it was not: the
+                # epoch's metrics travel in the checkpoint, so record them now.
+                reporter.record(resume.epoch, resume.metrics, None)
+        model_tmp = job_dir / f"{MODEL}.a{claimed.attempt}.tmp"
+
+        def run(start: Checkpoint | None) -> TrainResult:
+            return train(
+                spec,
+                reporter=reporter,
+                datasets_dir=settings.datasets_dir,
+                model_path=model_tmp,
+                resume=start,
+                time_limit_seconds=_time_limit(spec, settings),
+            )
+
+        try:
+            result = run(resume)
+        except CheckpointError as exc:
+            if resume is None:
+                raise
+            # It loaded but does not fit this job: train again from the start. Epochs
+            # already recorded keep their first record (SqlReporter.record).
+            log.warning("job %s: checkpoint does not fit, starting over: %s", job_id, exc)
+            result = run(None)
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            reason = (
+                f"out of memory: {str(exc).splitlines()[0][:300]} — try a smaller model, "
+                "batch size or dataset"
+            )
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        log.exception("job %s failed", job_id)
+        _finish(lease, job_dir, FAILED, None, status_reason=reason)
+        return
+
+    status = {
+        "succeeded": SUCCEEDED,
+        "diverged": DIVERGED,
+        "cancelled": CANCELLED,
+        "timed_out": FAILED,
+    }[result.status]
+    _finish(
+        lease,
+        job_dir,
         status,
+        model_tmp if status == SUCCEEDED and model_tmp.is_file() else None,
         status_reason=result.reason,
         epochs_completed=result.epochs_completed,
         stop_epoch=result.stop_epoch,
@@ -125,6 +235,66 @@ def run_job(job_id: str, *, settings: Settings) -> None:
         best_value=result.best_value,
         final_metrics=result.final_metrics or None,
         device=result.device,
-        has_model=status == SUCCEEDED and model_path.is_file(),
     )
     log.info("job %s %s after %d epochs", job_id, status, result.epochs_completed)
+
+
+def _time_limit(spec: JobSpec, settings: Settings) -> float:
+    asked = getattr(spec.training, "time_limit_seconds", None)
+    return min(asked or math.inf, settings.max_job_seconds)
+
+
+def _finish(
+    lease: Lease, job_dir: Path, status: str, model_tmp: Path | None, **values: object
+) -> None:
+    """Record the outcome — and move the weights into place — only while holding the
+    lease. The checkpoint goes afterwards: an ended job is never resumed."""
+
+    def write() -> None:
+        with lease.fenced(
+            f"outcome {status}",
+            status=status,
+            finished_at=utcnow(),
+            has_model=model_tmp is not None,
+            **values,
+        ) as s:
+            if model_tmp is not None and model_tmp.exists():
+                os.replace(model_tmp, job_dir / MODEL)
+            s.execute(
+                update(JobAttempt)
+                .where(JobAttempt.job_id == lease.job_id, JobAttempt.attempt == lease.attempt)
+                .values(ended_at=utcnow(), outcome=status)
+            )
+
+    retrying(write, seconds=lease.retry_seconds, what=f"job {lease.job_id} outcome")
+    for name in (CHECKPOINT,):
+        with contextlib.suppress(OSError):
+            (job_dir / name).unlink()
+    _clean_stale_files(job_dir)
+
+
+def _note_resume(sessions: sessionmaker[Session], claimed: Claimed, epoch: int) -> None:
+    with sessions() as s, s.begin():
+        s.execute(
+            update(JobAttempt)
+            .where(JobAttempt.job_id == claimed.job_id, JobAttempt.attempt == claimed.attempt)
+            .values(resumed_from_epoch=epoch)
+        )
+
+
+def _end_attempt(sessions: sessionmaker[Session], claimed: Claimed, outcome: str) -> None:
+    # The attempt's own row, not the job's: a superseded attempt may still say how it ended.
+    with contextlib.suppress(Exception), sessions() as s, s.begin():
+        s.execute(
+            update(JobAttempt)
+            .where(JobAttempt.job_id == claimed.job_id, JobAttempt.attempt == claimed.attempt)
+            .values(ended_at=utcnow(), outcome=outcome)
+        )
+
+
+def _release_device_memory() -> None:
+    # After a CUDA out-of-memory failure the next job must start with the memory free.
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

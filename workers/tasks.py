@@ -1,4 +1,4 @@
-"""Celery tasks. Thin: take an id, hand it to the runner, which loads, trains and records."""
+"""Celery tasks. Thin: take an id, hand it to the runner, which claims, trains and records."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from workers.app import app
 
 
 @app.task(name=TRAIN_JOB, ignore_result=True)
-def train_job(job_id: str) -> None:
+def train_job(job_id: str, dispatch: int | None = None) -> None:
+    """``dispatch`` is the job's dispatch number when the message was sent (absent in
+    messages from before it existed: those are taken as current)."""
     from workers.runner import run_job  # torch loads in the pool process, not at import
 
-    run_job(job_id, settings=get_settings())
+    run_job(job_id, settings=get_settings(), dispatch=dispatch)

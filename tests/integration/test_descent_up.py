@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from faults import FAST_RECOVERY_ENV
 from support import COMMON_ENV, ROOT, wait_for
 
 pytestmark = pytest.mark.integration
@@ -22,6 +24,14 @@ JOB = {
     "dataset": {"name": "iris"},
     "model": {"kind": "mlp", "hidden": [8]},
     "training": {"epochs": 3, "batch_size": 16},
+}
+
+
+#: Long enough (about a second an epoch) to be killed in the middle of.
+LONG_JOB = {
+    "dataset": {"name": "digits"},
+    "model": {"kind": "mlp", "hidden": [256, 256]},
+    "training": {"epochs": 12, "batch_size": 8},
 }
 
 
@@ -45,7 +55,8 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
     port = free_port()
     log_path = tmp_path / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
-    env.update(COMMON_ENV, PYTHONUNBUFFERED="1")
+    # Short leases, so the lost worker's job is noticed in seconds rather than 30.
+    env.update(COMMON_ENV, PYTHONUNBUFFERED="1", **FAST_RECOVERY_ENV)
     data_dir = tmp_path / "data"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -64,13 +75,15 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         except httpx.HTTPError:
             return False
 
+    headers: dict[str, str] = {}
+
     def run_job() -> dict:
-        r = httpx.post(f"{base}/v1/jobs", json=JOB, timeout=10)
+        r = httpx.post(f"{base}/v1/jobs", json=JOB, headers=headers, timeout=10)
         assert r.status_code == 202, r.text
         url = r.headers["location"]
 
         def done() -> dict | None:
-            job = httpx.get(url, timeout=5).json()
+            job = httpx.get(url, headers=headers, timeout=5).json()
             return job if job["status"] not in ("queued", "running") else None
 
         try:
@@ -83,6 +96,23 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         # Migrations ran and the embedded files are where the docs say.
         assert (data_dir / "descent.sqlite").is_file()
         assert (data_dir / "broker.sqlite").is_file()
+        # First start: a local admin and its token, readable by its owner only.
+        token_file = data_dir / "token"
+        token = token_file.read_text().strip()
+        assert token.startswith("dsc_")
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        assert str(token_file.resolve()) in output() and "`descent token`" in output()
+        printed = subprocess.run(
+            [sys.executable, "-m", "service.cli", "token"], cwd=ROOT,
+            env={**env, "DESCENT_DATA_DIR": str(data_dir)},
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.strip()  # fmt: skip
+        assert printed == token
+        r = httpx.get(f"{base}/v1/jobs", timeout=5)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        headers["Authorization"] = f"Bearer {token}"
+        me = httpx.get(f"{base}/v1/me", headers=headers, timeout=5).json()
+        assert (me["name"], me["role"]) == ("admin", "admin")
         assert run_job()["status"] == "succeeded"
         assert (data_dir / "artifacts" / "jobs").is_dir()
 
@@ -91,7 +121,8 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         spec.write_text(json.dumps(JOB))
         script = ROOT / "examples" / "curl" / "submit-and-wait.sh"
         out = subprocess.run(
-            ["bash", str(script), str(spec)], env={**env, "DESCENT_URL": base},
+            ["bash", str(script), str(spec)],
+            env={**env, "DESCENT_URL": base, "DESCENT_TOKEN": token},
             capture_output=True, text=True, timeout=120, check=True,
         ).stdout  # fmt: skip
         assert "status: succeeded 3" in out
@@ -99,6 +130,16 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         assert csv_lines[0].startswith("epoch,train_loss,val_loss,train_accuracy")
         assert [line.split(",")[0] for line in csv_lines[1:]] == ["1", "2", "3"]
 
+        # Kill the worker in the middle of a job: the supervisor starts a new one, whose
+        # reaper finds the job's lease expired and resumes it from its checkpoint.
+        r = httpx.post(f"{base}/v1/jobs", json=LONG_JOB, headers=headers, timeout=10)
+        assert r.status_code == 202, r.text
+        url = r.headers["location"]
+        wait_for(
+            lambda: httpx.get(url, headers=headers, timeout=5).json()["epochs_completed"] >= 2,
+            60,
+            what="two epochs of the long job",
+        )
         (first_pid,) = map(int, re.findall(r"worker 0 started \(pid (\d+)\)", output()))
         os.kill(first_pid, signal.SIGKILL)
         wait_for(
@@ -106,6 +147,21 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
             30,
             what="the supervisor to restart the worker",
         )
+        job = wait_for(
+            lambda: (
+                (j := httpx.get(url, headers=headers, timeout=5).json())["status"]
+                not in ("queued", "running")
+                and j
+            ),
+            120,
+            what="the long job to finish",
+        )
+        assert job["status"] == "succeeded", (job["status_reason"], output()[-3000:])
+        epochs = httpx.get(f"{url}/metrics", headers=headers, timeout=5).json()["epochs"]
+        assert [e["epoch"] for e in epochs] == list(range(1, LONG_JOB["training"]["epochs"] + 1))
+        attempts = httpx.get(f"{url}/attempts", headers=headers, timeout=5).json()
+        assert [a["outcome"] for a in attempts] == ["lost", "succeeded"]
+        assert attempts[1]["resumed_from_epoch"] >= 2
         assert run_job()["status"] == "succeeded"
     finally:
         proc.send_signal(signal.SIGINT)
@@ -117,3 +173,14 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
     pids = [int(p) for p in re.findall(r"worker 0 started \(pid (\d+)\)", output())]
     time.sleep(0.5)
     assert not any(pid_alive(p) for p in pids), "worker processes outlived descent up"
+
+
+def test_descent_up_refuses_to_listen_beyond_loopback_without_auth(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env.update(DESCENT_AUTH="none", DESCENT_DATA_DIR=str(tmp_path / "data"))
+    cmd = [sys.executable, "-m", "service.cli", "up", "--host", "0.0.0.0", "--port", "8000"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "refusing to listen on '0.0.0.0' with DESCENT_AUTH=none" in out.stderr
+    assert "DESCENT_AUTH=token" in out.stderr
+    assert not (tmp_path / "data").exists()  # refused before touching anything

@@ -1,0 +1,128 @@
+"""The reaper: recovers jobs whose worker is gone and messages the broker lost.
+
+Each worker's main process runs one in a thread. Every ``reaper_seconds`` it:
+
+- takes every ``running`` job whose lease expired (no heartbeat for ``lease_seconds``:
+  its worker was killed, its host died) and ends it as ``cancelled`` if a cancel was
+  asked, as ``failed`` if it has used up ``max_restarts``, and otherwise makes it
+  ``queued`` again with a new dispatch number and sends a message — the next attempt
+  resumes from its checkpoint. This is what recovers jobs on the embedded SQL broker,
+  which never redelivers a message whose worker died, and on Redis whatever its
+  visibility timeout;
+- sends again every job ``queued`` for longer than ``redispatch_seconds`` since its last
+  message, in case the broker lost it (a Redis restart without persistence). A copy that
+  was not lost is dropped by the worker that receives it (its dispatch number is old).
+
+Several reapers may run at once (one per worker): every change is a conditional update,
+so each job is recovered once. After the database has been unreachable the reaper waits
+one lease period before judging leases, so live workers have time to renew theirs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.db import utcnow
+from service.jobs.models import QUEUED, RUNNING, Job
+from workers.claim import end_lost
+
+log = logging.getLogger(__name__)
+
+#: Sends a job's message: (job_id, dispatch) -> None.
+Send = Callable[[str, int], None]
+
+
+def reap_once(sessions: sessionmaker[Session], settings: Settings, send: Send) -> dict[str, int]:
+    """One pass. Returns how many jobs were requeued, failed, cancelled and redispatched."""
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0, "redispatched": 0}
+    now = utcnow()
+    to_send: list[tuple[str, int]] = []
+    with sessions() as s:
+        expired = s.scalars(
+            select(Job).where(
+                Job.status == RUNNING,
+                Job.heartbeat_at < now - timedelta(seconds=settings.lease_seconds),
+            )
+        ).all()
+    for job in expired:
+        with sessions() as s, s.begin():
+            status = end_lost(s, job, settings, now, requeue=True)
+            if status == QUEUED:
+                to_send.append((job.id, job.dispatch + 1))
+        if status is not None:
+            counts["requeued" if status == QUEUED else status] += 1
+            log.warning(
+                "job %s: worker of attempt %d lost after epoch %d; job %s",
+                job.id,
+                job.attempt,
+                job.epochs_completed,
+                "requeued to resume" if status == QUEUED else status,
+            )
+
+    stale = now - timedelta(seconds=settings.redispatch_seconds)
+    with sessions() as s:
+        waiting = s.execute(
+            select(Job.id, Job.dispatch).where(Job.status == QUEUED, Job.dispatched_at < stale)
+        ).all()
+    for job_id, dispatch in waiting:
+        with sessions() as s, s.begin():
+            done = s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == QUEUED, Job.dispatch == dispatch)
+                .values(dispatch=dispatch + 1, dispatched_at=now)
+            ).rowcount
+        if done:
+            to_send.append((job_id, dispatch + 1))
+            counts["redispatched"] += 1
+
+    for job_id, dispatch in to_send:
+        try:
+            send(job_id, dispatch)
+        except Exception as exc:
+            # The job stays queued; the redispatch pass sends it once the broker is back.
+            log.warning("job %s: could not send its message: %s", job_id, exc)
+    return counts
+
+
+class Reaper:
+    """Runs ``reap_once`` every ``settings.reaper_seconds`` in a daemon thread."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings, send: Send) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.send = send
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="descent-reaper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        failed_at: float | None = None  # when the database last failed us
+        while not self._stop.wait(self.settings.reaper_seconds):
+            try:
+                if (
+                    failed_at is not None
+                    and time.monotonic() - failed_at < self.settings.lease_seconds
+                ):
+                    # In or just after an outage no worker could renew its lease: judge
+                    # none until they have had a whole lease period to do so.
+                    with self.sessions() as s:
+                        s.execute(select(1))
+                    continue
+                reap_once(self.sessions, self.settings, self.send)
+            except Exception as exc:
+                failed_at = time.monotonic()
+                log.warning("reaper: database unavailable: %s", exc)
