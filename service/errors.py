@@ -153,8 +153,8 @@ def error_schema(
     return entry
 
 
-#: Shown in the OpenAPI docs for every route that can fail: the request (its body, path
-#: or query) names something that is not allowed.
+#: The 422 of every route that takes parameters or a body, in place of FastAPI's own: the
+#: request (its body, path or query) holds something that is not allowed.
 ERROR_SCHEMA = error_schema(
     422,
     "invalid_spec",

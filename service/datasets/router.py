@@ -28,6 +28,11 @@ router = APIRouter(
     responses={401: UNAUTHORIZED_SCHEMA, 422: ERROR_SCHEMA, 503: UNAVAILABLE_SCHEMA},
 )
 
+#: A small upload, as the docs show it (two features, two classes, twelve rows).
+EXAMPLE_CSV = "x1,x2,label\n" + "".join(
+    f"{0.1 * i:.1f},{1.2 - 0.1 * i:.1f},{'ab'[i % 2]}\n" for i in range(12)
+)
+
 
 @router.post(
     "",
@@ -39,15 +44,22 @@ def upload_dataset(
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
-    file: Annotated[UploadFile, File(description="A UTF-8 CSV file with a header row.")],
+    file: Annotated[
+        UploadFile,
+        File(description="A UTF-8 CSV file with a header row.", examples=[EXAMPLE_CSV]),
+    ],
     target: Annotated[
-        str | None, Form(description="Name of the target column; default: the last column.")
+        str | None,
+        Form(
+            description="Name of the target column; default: the last column.",
+            examples=["label"],
+        ),
     ] = None,
     task: Annotated[
         Literal["classification", "regression"] | None,
-        Form(description="Default: inferred from the target column."),
+        Form(description="Default: inferred from the target column.", examples=["classification"]),
     ] = None,
-    name: Annotated[Label | None, Form(max_length=200)] = None,
+    name: Annotated[Label | None, Form(max_length=200, examples=["two-kinds"])] = None,
 ) -> DatasetRead:
     """Upload a CSV dataset; numeric features, a target column, one row per sample."""
     # A plain (threadpool) route: parsing a large file must not block the event loop.

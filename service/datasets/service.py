@@ -17,7 +17,7 @@ from service.datasets.models import Dataset
 from service.errors import Conflict, Invalid, NotFound
 from service.jobs.models import QUEUED, RUNNING, Job
 from service.spec import FieldError
-from service.text import strip_unprintable
+from service.text import strip_control
 
 #: Most classes an uploaded classification dataset may have.
 MAX_CLASSES = 1000
@@ -88,8 +88,8 @@ def create(
     row = Dataset(
         id=dataset_id,
         owner_id=owner,
-        name=(name or strip_unprintable(filename or "dataset").rsplit(".", 1)[0])[:200],
-        filename=(filename or None) and strip_unprintable(filename)[:255],
+        name=(name or strip_control(filename or "dataset").rsplit(".", 1)[0])[:200],
+        filename=(filename or None) and strip_control(filename)[:255],
         target=parsed.target_name,
         task=parsed.task,
         n_rows=parsed.n_rows,

@@ -12,7 +12,7 @@ from service.spec.models import MLPModel, ModelSpec
 from service.spec.optimizers import Adam, OptimizerSpec
 from service.spec.regularization import Regularization
 from service.spec.schedules import Constant, ScheduleSpec
-from service.text import printable_or_none
+from service.text import LABEL_PATTERN, label_or_none
 
 #: Longest ``training.time_limit_seconds`` the language accepts (a year); the server's
 #: own cap (DESCENT_MAX_JOB_SECONDS) is usually far lower.
@@ -49,8 +49,8 @@ class JobSpec(SpecModel):
         None,
         min_length=1,
         max_length=200,
-        description="A display label (printable characters, no control characters); "
-        "default: made from the spec.",
+        description="A display label (no control characters); default: made from the spec.",
+        json_schema_extra={"pattern": LABEL_PATTERN},
     )
     dataset: DatasetSpec = Field(default_factory=lambda: DigitsDataset(name="digits"))
     model: ModelSpec = Field(default_factory=lambda: MLPModel(kind="mlp"))
@@ -62,7 +62,7 @@ class JobSpec(SpecModel):
     @field_validator("name")
     @classmethod
     def _printable(cls, v: str | None) -> str | None:
-        return printable_or_none(v)
+        return label_or_none(v)
 
     def default_name(self) -> str:
         return f"{self.dataset.name}-{self.model.kind}-{self.optimizer.name}"

@@ -30,9 +30,9 @@ def test_control_characters_in_labels_are_refused_by_field(client: TestClient, b
     r = client.post("/v1/jobs", json={"name": bad, "dataset": {"name": "iris"}})
     assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "name", r.text
     r = client.post("/v1/tokens", json={"name": bad})
-    assert r.status_code == 422 and "printable" in r.text, r.text
+    assert r.status_code == 422 and "control character" in r.text, r.text
     r = client.post("/v1/datasets", files={"file": ("d.csv", CSV)}, data={"name": bad})
-    assert r.status_code == 422 and "printable" in r.text, r.text
+    assert r.status_code == 422 and "control character" in r.text, r.text
     assert client.get("/v1/datasets").json()["total"] == 0
     assert client.get("/v1/jobs").json()["total"] == 0
 

@@ -1,0 +1,356 @@
+"""Fuzzing: schemathesis over the OpenAPI schema, against the in-process app.
+
+The app runs on a fresh SQLite database and SQL broker, with no worker: submitted jobs
+stay queued, and one job is made to look finished (metrics, an attempt, a weights file)
+so the routes that serve results answer with real content. Two kinds of run:
+
+- **With an admin's token**, every operation gets positive and negative cases through
+  schemathesis's examples, coverage, fuzzing and stateful phases, and every response
+  goes through the checks in ``CHECKS``: no 5xx; status code, content type, headers and
+  body as the schema documents them; schema-invalid requests refused with a 4xx,
+  schema-valid ones accepted. A well-formed id in a path is swapped (a choice Hypothesis
+  makes, so it shrinks and replays) for the id of a real row, so the run gets past 404:
+  every operation must succeed at least once.
+- **Without a token, and with a bad one**, every operation but ``/healthz`` answers 401,
+  whatever the rest of the request holds.
+
+Bounded for CI: ``DESCENT_FUZZ_EXAMPLES`` fuzzing-phase examples per operation and
+generation mode (default 25; about a minute in all on two cores), derandomized and
+seeded, with no example database, so a run is the same run everywhere. No Hypothesis
+health check is suppressed. ``DESCENT_FUZZ_EXAMPLES=200`` makes a longer hunt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from faults import record_figures
+from hypothesis import strategies as st
+from schemathesis.engine import Status, events, from_schema
+from support import bearer, make_backend, make_user
+
+from service.db import make_engine, make_sessionmaker, session_scope, utcnow
+from service.deps import UUID_PATTERN
+from service.jobs.models import SUCCEEDED, EpochMetric, Job, JobAttempt
+from service.main import create_app
+
+EXAMPLES = int(os.environ.get("DESCENT_FUZZ_EXAMPLES", "25"))
+UUID = re.compile(UUID_PATTERN)
+log = logging.getLogger(__name__)
+SEED = 20240917
+
+#: The checks of the run with a token: every one schemathesis has but two.
+#: - ``max_response_time``: a wall-clock limit; timings are for benchmarks, not tests.
+#: - ``object_level_authorization``: needs a second identity; test_idor.py tries every
+#:   route with another user's ids.
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",  # a schema-invalid request gets a 4xx
+    "positive_data_acceptance",  # a schema-valid one a 2xx (or 401/403/404/409)
+    "missing_required_header",
+    "unsupported_method",  # 405 with an Allow header
+    "allow_header_conformance",
+    "ignored_auth",  # the same request without a token, or with a bad one, gets a 401
+    "use_after_free",  # stateful phase: what was deleted stays gone
+    "ensure_resource_availability",  # stateful phase: what was created can be read
+]
+#: Without a token every answer is a 401: these check that it is the documented one.
+CHECKS_WITHOUT_TOKEN = [
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+]
+
+#: Operations whose schema-valid requests may still be refused (422), because what makes
+#: them valid is not a matter of JSON Schema: a job must fit its dataset (input shape,
+#: classes, rows) and the server's caps; an upload must be a parseable CSV; a metric name
+#: must be one the job's task records. Every other check still runs on them.
+SEMANTIC_422 = ["POST /v1/jobs", "POST /v1/datasets", "GET /v1/jobs/{job_id}/metrics"]
+
+
+def csv_bytes(rows: int = 40) -> bytes:
+    lines = ["x1,x2,label"] + [
+        f"{i * 0.5},{(i % 7) - 3},{'yes' if i % 2 else 'no'}" for i in range(rows)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@dataclass
+class Tally:
+    """What the runs sent and got back, for the assertions and the figures."""
+
+    statuses: Counter = field(default_factory=Counter)
+    by_operation: Counter = field(default_factory=Counter)  # (operation, status) -> answers
+    failures: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)  # a non-401 answer without a token
+
+    @property
+    def payloads(self) -> int:
+        return sum(self.statuses.values())
+
+    def count(self, low: int, high: int) -> int:
+        return sum(n for status, n in self.statuses.items() if low <= status < high)
+
+
+@dataclass
+class World:
+    app: Any
+    token: str
+    ids: dict[str, list[str]]  # real ids by path parameter name
+    own: set[str]  # the fuzzer's own user and token ids
+    tally: Tally
+
+
+def served(app: Any) -> Any:
+    """``app`` as a server runs it: an exception that escapes it has already been answered
+    with a 500 (Starlette sends one, then re-raises for the server to log), and that 500
+    is what the client sees and the checks judge."""
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception:
+            if scope["type"] != "http":
+                raise
+            log.exception("the app raised; the client got a 500")
+
+    return asgi
+
+
+def finish_job(backend_url: str, settings: Any, job_id: str) -> None:
+    """Make a queued job look as a worker leaves a succeeded one."""
+    engine = make_engine(backend_url)
+    now = utcnow()
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            for epoch in (1, 2, 3):
+                values = {
+                    "train_loss": 1.0 / epoch,
+                    "val_loss": 1.1 / epoch,
+                    "train_accuracy": 0.5 + epoch / 10,
+                    "val_accuracy": 0.45 + epoch / 10,
+                    "lr": 0.01,
+                    "grad_norm": 0.3,
+                    "weight_norm": 4.2,
+                    "epoch_seconds": 0.01,
+                    "samples_per_second": 9000.0,
+                }
+                session.add(EpochMetric(job_id=job_id, epoch=epoch, values=values))
+            session.add(
+                JobAttempt(
+                    job_id=job_id,
+                    attempt=1,
+                    worker="fuzz:1",
+                    started_at=now - timedelta(seconds=3),
+                    ended_at=now,
+                    outcome=SUCCEEDED,
+                )
+            )
+            job.status, job.attempt, job.epochs_completed = SUCCEEDED, 1, 3
+            job.best_epoch, job.best_value = 3, 1.1 / 3
+            job.final_metrics = {"val_loss": 1.1 / 3, "val_accuracy": 0.75}
+            job.started_at, job.finished_at = now - timedelta(seconds=3), now
+            job.device, job.has_model = "cpu", True
+            session.commit()
+    finally:
+        engine.dispose()
+    weights = settings.jobs_dir / job_id / "model.pt"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    weights.write_bytes(b"not really a state dict, but bytes all the same")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp: Path = tmp_path_factory.mktemp("fuzz")
+    backend = make_backend("sqlite", tmp)
+    settings = backend.settings()
+    token = make_user(backend, "fuzzer", admin=True)
+    victim = make_user(backend, "victim")
+    app = create_app(settings)
+    with TestClient(app, headers=bearer(token)) as client:
+        dataset = client.post(
+            "/v1/datasets",
+            files={"file": ("small.csv", csv_bytes(), "text/csv")},
+            data={"name": "small"},
+        )
+        assert dataset.status_code == 201, dataset.text
+        unused = client.post(
+            "/v1/datasets", files={"file": ("unused.csv", csv_bytes(), "text/csv")}
+        )
+        assert unused.status_code == 201, unused.text
+        on_dataset = {"name": "uploaded", "id": dataset.json()["id"]}
+        queued = client.post("/v1/jobs", json={"name": "queued", "dataset": on_dataset})
+        assert queued.status_code == 202, queued.text
+        done = client.post("/v1/jobs", json={"name": "done", "dataset": {"name": "iris"}})
+        assert done.status_code == 202, done.text
+        spare = client.post("/v1/tokens", json={"name": "spare"})  # never the one in use
+        assert spare.status_code == 201, spare.text
+        victim_id = client.get("/v1/me", headers=bearer(victim)).json()["id"]
+        own = {client.get("/v1/me").json()["id"]} | {
+            t["id"]
+            for t in client.get("/v1/tokens").json()["items"]
+            if token.startswith(t["prefix"])
+        }
+        assert len(own) == 2
+    finish_job(str(settings.database_url), settings, done.json()["id"])
+    ids = {
+        "job_id": [done.json()["id"], queued.json()["id"]],
+        "dataset_id": [dataset.json()["id"], unused.json()["id"]],  # in use by a job; not
+        "token_id": [spare.json()["id"]],
+        "user_id": [victim_id],
+    }
+    tally = Tally()
+    yield World(served(app), token, ids, own, tally)
+    record_figures(
+        "schemathesis fuzzing (positive + negative)",
+        backend="sqlite",
+        payloads=tally.payloads,
+        rejected_4xx=tally.count(400, 500),
+        server_errors=tally.count(500, 600),
+        schema_violations=len(tally.failures),
+    )
+    backend.close()
+
+
+def load_schema(  # noqa: ANN201
+    world: World, headers: dict[str, str] | None, checks: list[str], *, thorough: bool = True
+):
+    """The app's schema, with the run's configuration and the real-ids hook."""
+    config: dict[str, Any] = {
+        "seed": SEED,
+        "workers": 1,
+        "generation": {
+            "mode": "all",  # positive and negative
+            "max-examples": EXAMPLES,
+            "deterministic": True,
+            "database": "none",  # no example database: every run is the same run
+            # Without headers of ours, no made-up Authorization either: "none" means none.
+            "with-security-parameters": headers is not None,
+        },
+        # Examples (the schema's own), coverage (boundary values of every parameter, and
+        # deliberate violations), fuzzing (Hypothesis), stateful (sequences linked by
+        # the Location header and the ids in responses).
+        "phases": {"coverage": {"enabled": thorough}, "stateful": {"enabled": thorough}},
+        "checks": {"enabled": False, **{name: {"enabled": True} for name in checks}},
+        "continue-on-failure": True,
+        "operations": [
+            {"include-name": name, "checks": {"positive_data_acceptance": {"enabled": False}}}
+            for name in SEMANTIC_422
+        ],
+    }
+    if headers:
+        config["headers"] = headers
+    schema = schemathesis.openapi.from_asgi(
+        "/openapi.json", world.app, config=schemathesis.Config.from_dict(config)
+    )
+
+    @schema.hook("flatmap_path_parameters")
+    def real_ids(_ctx: Any, path_parameters: dict[str, Any] | None) -> Any:
+        """The ids of real rows in place of well-formed generated ids, or the generated
+        values (last: Hypothesis tries the first choices first). A malformed id is left
+        alone: it is what makes a negative case negative.
+
+        The fuzzer's own user and token ids (which it learns from responses) are always
+        replaced: disabling itself or revoking its token would leave the rest of the run
+        with nothing but 401s.
+        """
+        if not path_parameters:
+            return st.just(path_parameters)
+        choices = []
+        for name, value in path_parameters.items():
+            if name in world.ids and isinstance(value, str) and UUID.fullmatch(value):
+                choices += [{**path_parameters, name: id_} for id_ in world.ids[name]]
+        if world.own.isdisjoint(path_parameters.values()):
+            choices.append(path_parameters)
+        return st.sampled_from(choices)
+
+    return schema
+
+
+def run(schema: Any, tally: Tally) -> list[str]:
+    """Run every phase; return each failed check, once per operation, check and kind."""
+    failures: dict[tuple[str, str, str], str] = {}
+
+    @schema.hook("after_call")
+    def count(_ctx: Any, case: Any, response: Any) -> None:
+        tally.statuses[response.status_code] += 1
+        if case.method.upper() == case.operation.method.upper():
+            tally.by_operation[case.operation.label, response.status_code] += 1
+
+    for event in from_schema(schema).execute():
+        if isinstance(event, events.ScenarioFinished):
+            for nodes in event.recorder.checks.values():
+                for node in nodes:
+                    if node.status != Status.FAILURE or node.failure_info is None:
+                        continue
+                    failure = node.failure_info.failure
+                    tally.failures.append(node.name)
+                    key = (event.recorder.label, node.name, failure.title)
+                    failures.setdefault(
+                        key,
+                        f"{key[0]}: {node.name}: {failure.title}\n{failure.message}\n"
+                        f"reproduce: {node.failure_info.code_sample}",
+                    )
+        elif isinstance(event, events.NonFatalError | events.FatalError):
+            error = getattr(event, "value", None) or getattr(event, "exception", None)
+            tally.failures.append("error")
+            failures.setdefault(("error", repr(error), ""), f"schemathesis error: {error!r}")
+    return list(failures.values())
+
+
+def test_no_server_errors_and_no_schema_violations(world: World) -> None:
+    schema = load_schema(world, bearer(world.token), CHECKS)
+    failures = run(schema, world.tally)
+    assert not failures, "\n\n".join(failures)
+    # The run reached past the 401s, 404s and 422s: every operation did its job at least
+    # once (a new route whose ids the fuzzer cannot guess needs a real row in world()).
+    labels = [op.ok().label for op in schema.get_all_operations()]
+    assert len(labels) >= 20
+    succeeded = {label for label, status in world.tally.by_operation if 200 <= status < 300}
+    assert not set(labels) - succeeded, sorted(set(labels) - succeeded)
+
+
+@pytest.mark.parametrize("credential", ["none", "bad"])
+def test_without_a_valid_token_every_operation_answers_401(world: World, credential: str) -> None:
+    headers = None if credential == "none" else bearer("dsc_" + "x" * 43)
+    schema = load_schema(
+        world,
+        headers,
+        CHECKS_WITHOUT_TOKEN,
+        # The token is checked before anything else: the coverage phase's thousands of
+        # body variants and the stateful phase's sequences would all meet the same 401.
+        thorough=False,
+    ).exclude(path="/healthz")
+    local = Tally()
+
+    @schema.hook("after_call")
+    def only_401(_ctx: Any, case: Any, response: Any) -> None:
+        if response.status_code != 401:
+            local.unexpected.append(f"{case.method} {case.formatted_path}: {response.status_code}")
+
+    failures = run(schema, local)
+    world.tally.statuses.update(local.statuses)
+    world.tally.failures += local.failures
+    assert not failures, "\n\n".join(failures)
+    assert not local.unexpected, local.unexpected[:20]
+    labels = [op.ok().label for op in schema.get_all_operations()]
+    assert len(labels) >= 20
+    assert all(local.by_operation[label, 401] >= 1 for label in labels), local.by_operation
