@@ -166,6 +166,14 @@ class Lease:
         if row is None or row.attempt != self.attempt or row.status != RUNNING:
             with self.sessions() as s:
                 self.lost = self._why_lost(s)
-            log.warning("job %s attempt %d: lease lost: %s", self.job_id, self.attempt, self.lost)
+            # This attempt recording the job's outcome ends its own lease: no news.
+            ended_itself = row is not None and row.attempt == self.attempt
+            log.log(
+                logging.DEBUG if ended_itself else logging.WARNING,
+                "job %s attempt %d: lease lost: %s",
+                self.job_id,
+                self.attempt,
+                self.lost,
+            )
             return
         self.cancel_requested = bool(row.cancel_requested)

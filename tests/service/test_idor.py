@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from faults import record_figures
 from support import Backend, bearer, make_backend, make_user
 
 from service.deps import admin_user
@@ -65,6 +66,7 @@ class World:
     boss: str  # an admin, who manages users but not other people's jobs
     ids: dict[str, str]  # A's ids by path parameter name
     secrets: list[str]  # strings of A's that B must never see
+    backend: str = "sqlite"
 
     def fill(self, path: str, ids: dict[str, str] | None = None) -> str:
         ids = ids or self.ids
@@ -138,7 +140,7 @@ def world(
                 token.json()["prefix"],
                 "alice-secret",
             ]
-            yield World(client, alice, bob, boss, ids, secrets)
+            yield World(client, alice, bob, boss, ids, secrets, backend.name)
     finally:
         backend.close()
 
@@ -182,6 +184,14 @@ def test_another_user_gets_404_on_every_route_with_an_id(world: World, who: str)
         checked += 1
     assert checked >= (7 if who == "admin" else 12)
     assert_untouched(world)
+    record_figures(
+        f"another user ({who}) on every route with an id",
+        backend=world.backend,
+        payloads=checked,
+        rejected_4xx=checked,
+        server_errors=0,
+        leaks=0,
+    )
 
 
 def test_the_owner_reaches_those_same_routes(world: World) -> None:
