@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Query, Response
 
 from service.auth import service
 from service.auth.models import ApiToken, User
@@ -26,37 +26,17 @@ from service.deps import (
     SessionDep,
     TokenId,
     UserId,
-    admin_user,
-    current_user,
+    authenticated_router,
 )
 from service.errors import (
     CONFLICT_SCHEMA,
-    ERROR_SCHEMA,
-    FORBIDDEN_SCHEMA,
     NOT_FOUND_SCHEMA,
     TOO_LARGE_SCHEMA,
-    UNAUTHORIZED_SCHEMA,
-    UNAVAILABLE_SCHEMA,
 )
 
-router = APIRouter(
-    prefix="/v1",
-    tags=["accounts"],
-    dependencies=[Depends(current_user)],
-    responses={401: UNAUTHORIZED_SCHEMA, 422: ERROR_SCHEMA, 503: UNAVAILABLE_SCHEMA},
-)
+router = authenticated_router(prefix="/v1", tags=["accounts"])
 #: User management: admins only, 403 for anyone else.
-admin = APIRouter(
-    prefix="/v1/users",
-    tags=["users"],
-    dependencies=[Depends(admin_user)],
-    responses={
-        401: UNAUTHORIZED_SCHEMA,
-        403: FORBIDDEN_SCHEMA,
-        422: ERROR_SCHEMA,
-        503: UNAVAILABLE_SCHEMA,
-    },
-)
+admin = authenticated_router(prefix="/v1/users", tags=["users"], admin=True)
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 

@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import File, Form, Query, UploadFile
 
 from service.datasets import service
 from service.datasets.schemas import DatasetPage, DatasetRead
-from service.deps import CurrentUser, DatasetId, Offset, SessionDep, SettingsDep, current_user
+from service.deps import (
+    CurrentUser,
+    DatasetId,
+    Offset,
+    SessionDep,
+    SettingsDep,
+    authenticated_router,
+)
 from service.errors import (
     BAD_REQUEST_SCHEMA,
     CONFLICT_SCHEMA,
-    ERROR_SCHEMA,
     NOT_FOUND_SCHEMA,
     TOO_LARGE_SCHEMA,
-    UNAUTHORIZED_SCHEMA,
-    UNAVAILABLE_SCHEMA,
     PayloadTooLarge,
 )
 from service.text import Label
 
-router = APIRouter(
-    prefix="/v1/datasets",
-    tags=["datasets"],
-    dependencies=[Depends(current_user)],
-    responses={401: UNAUTHORIZED_SCHEMA, 422: ERROR_SCHEMA, 503: UNAVAILABLE_SCHEMA},
-)
+router = authenticated_router(prefix="/v1/datasets", tags=["datasets"])
 
 #: A small upload, as the docs show it (two features, two classes, twelve rows).
 EXAMPLE_CSV = "x1,x2,label\n" + "".join(

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import Body, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from service.deps import (
@@ -19,15 +19,12 @@ from service.deps import (
     ProducerDep,
     SessionDep,
     SettingsDep,
-    current_user,
+    authenticated_router,
 )
 from service.errors import (
     CONFLICT_SCHEMA,
-    ERROR_SCHEMA,
     NOT_FOUND_SCHEMA,
     TOO_LARGE_SCHEMA,
-    UNAUTHORIZED_SCHEMA,
-    UNAVAILABLE_SCHEMA,
     Conflict,
     NotFound,
 )
@@ -37,12 +34,7 @@ from service.jobs.schemas import EXAMPLE_SPEC, AttemptRead, JobPage, JobRead, Me
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names
 
-router = APIRouter(
-    prefix="/v1/jobs",
-    tags=["jobs"],
-    dependencies=[Depends(current_user)],
-    responses={401: UNAUTHORIZED_SCHEMA, 422: ERROR_SCHEMA, 503: UNAVAILABLE_SCHEMA},
-)
+router = authenticated_router(prefix="/v1/jobs", tags=["jobs"])
 
 
 def comma_list_pattern(items: Iterable[str]) -> str:
