@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from service.auth.middleware import USER_ID_STATE, user_for_authorization
+from service.auth.middleware import USER_STATE, user_for_authorization
 from service.auth.models import ADMIN, User
 from service.auth.service import local_admin
 from service.config import Settings
@@ -69,9 +69,8 @@ def current_user(
     """
     if request.app.state.settings.auth == "none":
         return local_admin(session=session)
-    user_id = getattr(request.state, USER_ID_STATE, None)
-    user = session.get(User, user_id) if user_id else None
-    if user is not None and not user.disabled:
+    user = getattr(request.state, USER_STATE, None)
+    if user is not None:  # found (enabled, its token valid) by the middleware
         return user
     return user_for_authorization(
         session=session, authorization=request.headers.get("authorization")

@@ -29,8 +29,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: Where the middleware leaves the authenticated user's id (``request.state``).
-USER_ID_STATE = "descent_user_id"
+#: Where the middleware leaves the authenticated user (``request.state``): loaded once,
+#: detached from its session, read by :func:`service.deps.current_user`.
+USER_STATE = "descent_user"
 
 
 def user_for_authorization(*, session: Session, authorization: str | None) -> User:
@@ -64,9 +65,9 @@ class RequireToken:
         self.sessions = sessions
         self.public = public
 
-    def _user_id(self, authorization: str | None) -> str:
+    def _user(self, authorization: str | None) -> User:
         with session_scope(self.sessions) as session:
-            return user_for_authorization(session=session, authorization=authorization).id
+            return user_for_authorization(session=session, authorization=authorization)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -78,12 +79,12 @@ class RequireToken:
             return
         authorization = Headers(scope=scope).get("authorization")
         try:
-            user_id = await run_in_threadpool(self._user_id, authorization)
+            user = await run_in_threadpool(self._user, authorization)
         except ApiError as exc:
             await api_error_response(exc)(scope, receive, send)
             return
         except DBAPIError as exc:
             await database_error_response(exc)(scope, receive, send)
             return
-        scope.setdefault("state", {})[USER_ID_STATE] = user_id
+        scope.setdefault("state", {})[USER_STATE] = user
         await self.app(scope, receive, send)
