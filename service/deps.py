@@ -128,6 +128,7 @@ def _id(what: str) -> Any:
 #: 2**63, PostgreSQL's integer stops at 2**31 - 1) as a 500 rather than a 422.
 MAX_QUERY_INT = 2**31 - 1
 Offset = Annotated[int, Query(ge=0, le=MAX_QUERY_INT, description="Items to skip.")]
+Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
 
 JobId = Annotated[str, _id("job")]
 DatasetId = Annotated[str, _id("dataset")]

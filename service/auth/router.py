@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
 
-from fastapi import Query, Response
+from fastapi import Response
 
 from service.auth import service
 from service.auth.models import ApiToken, User
@@ -22,6 +21,7 @@ from service.db import utcnow
 from service.deps import (
     AdminUser,
     CurrentUser,
+    Limit,
     Offset,
     SessionDep,
     TokenId,
@@ -37,8 +37,6 @@ from service.errors import (
 router = authenticated_router(prefix="/v1", tags=["accounts"])
 #: User management: admins only, 403 for anyone else.
 admin = authenticated_router(prefix="/v1/users", tags=["users"], admin=True)
-
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 def _created(row: ApiToken, plain: str) -> TokenCreated:

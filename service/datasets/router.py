@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import File, Form, Query, UploadFile
+from fastapi import File, Form, UploadFile
 
 from service.datasets import service
 from service.datasets.schemas import DatasetPage, DatasetRead
 from service.deps import (
     CurrentUser,
     DatasetId,
+    Limit,
     Offset,
     SessionDep,
     SettingsDep,
@@ -85,7 +86,7 @@ def upload_dataset(
 def list_datasets(
     user: CurrentUser,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
     offset: Offset = 0,
 ) -> DatasetPage:
     """List your uploaded datasets, newest first."""

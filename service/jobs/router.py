@@ -15,6 +15,7 @@ from service.deps import (
     MAX_QUERY_INT,
     CurrentUser,
     JobId,
+    Limit,
     Offset,
     ProducerDep,
     SessionDep,
@@ -148,7 +149,7 @@ def list_jobs(
             json_schema_extra={"enum": SORT_KEYS},
         ),
     ] = "-created_at",
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
     offset: Offset = 0,
 ) -> JobPage:
     """List your jobs, newest first, filtered by status."""
