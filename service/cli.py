@@ -173,10 +173,28 @@ def up(
         )
     supervisor = WorkerSupervisor(workers, dict(os.environ))
     supervisor.start()
+    # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's
+    # default action the process would die there, before stopping its workers.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level="info",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
     finally:
         supervisor.stop()
+
+
+#: How long open requests (event streams, above all) get to finish on shutdown; a
+#: stream cut then is resumed by its client with Last-Event-ID.
+GRACEFUL_SHUTDOWN_SECONDS = 3
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command()
@@ -198,6 +216,7 @@ def api(
         port=port,
         workers=workers,
         log_level="info",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 

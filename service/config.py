@@ -85,6 +85,25 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(32, ge=4, description="Deepest nesting a JSON body may have.")
 
+    # Event streams (GET /v1/jobs/{id}/events).
+    events_poll_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="How often the API looks in the database for changes to jobs someone "
+        "is streaming. Default: 0.25 s with the SQL broker (the poll is how streams learn "
+        "of new epochs); 2 s with Redis, whose pub/sub wakes streams at once and leaves "
+        "the poll as a fallback.",
+    )
+    events_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="A comment is sent on a quiet stream this often (proxies)."
+    )
+    events_max_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="A stream is closed after this long; clients reconnect with "
+        "Last-Event-ID and lose nothing (a revoked token is noticed then, too).",
+    )
+
     # Worker side.
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's choice.")
     cancel_poll_seconds: float = Field(
@@ -160,6 +179,19 @@ class Settings(BaseSettings):
     def datasets_dir(self) -> Path:
         assert self.artifacts_dir is not None
         return self.artifacts_dir / "datasets"
+
+    @property
+    def redis_url(self) -> str | None:
+        """Where live notifications go: the broker, when it is Redis; else none (the
+        embedded default's streams poll the database)."""
+        url = str(self.broker_url)
+        return url if url.startswith(("redis://", "rediss://")) else None
+
+    @property
+    def events_poll(self) -> float:
+        if self.events_poll_seconds is not None:
+            return self.events_poll_seconds
+        return 2.0 if self.redis_url else 0.25
 
     @property
     def token_file(self) -> Path:

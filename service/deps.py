@@ -39,7 +39,9 @@ def _producer(request: Request) -> Producer:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
-SessionDep = Annotated[Session, Depends(_session)]
+#: Scoped to the handler: the session is committed and its connection returned before the
+#: response is sent, so a long response (an event stream, a file) holds no connection.
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
 ProducerDep = Annotated[Producer, Depends(_producer)]
 
 

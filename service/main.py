@@ -30,9 +30,11 @@ from service.errors import (
     error_body,
     install_error_handlers,
 )
+from service.jobs.events import EventHub
 from service.jobs.router import router as jobs_router
 from service.jobs.service import limits
 from service.limits import install_body_limits
+from service.live import Notifier
 from service.queue import Producer
 from service.spec.catalog import build_catalog
 
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.events.stop()
+        app.state.notifier.close()
         engine.dispose()
 
     app = FastAPI(
@@ -81,6 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
     app.state.producer = Producer(settings)
+    app.state.notifier = Notifier(settings.redis_url)
+    app.state.events = EventHub(
+        app.state.sessionmaker, poll_seconds=settings.events_poll, redis_url=settings.redis_url
+    )
     install_error_handlers(app)
     install_body_limits(app, settings)
     if settings.auth != "none":

@@ -183,3 +183,27 @@ def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "cond
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def serve(app, host: str = "127.0.0.1"):  # noqa: ANN001, ANN201
+    """Serve ``app`` with a real uvicorn server in a thread; yields its base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, 30, interval=0.05, what="uvicorn to start")
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)

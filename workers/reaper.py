@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.db import utcnow
 from service.jobs.models import QUEUED, RUNNING, Job
+from service.live import Notifier
 from workers.claim import end_lost
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,14 @@ log = logging.getLogger(__name__)
 Send = Callable[[str, int], None]
 
 
-def reap_once(sessions: sessionmaker[Session], settings: Settings, send: Send) -> dict[str, int]:
-    """One pass. Returns how many jobs were requeued, failed, cancelled and redispatched."""
+def reap_once(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    send: Send,
+    notify: Callable[[str], None] = lambda _job_id: None,
+) -> dict[str, int]:
+    """One pass. Returns how many jobs were requeued, failed, cancelled and redispatched.
+    ``notify`` is told of each job whose status it changed (after the commit)."""
     counts = {"requeued": 0, "failed": 0, "cancelled": 0, "redispatched": 0}
     now = utcnow()
     to_send: list[tuple[str, int]] = []
@@ -58,6 +65,7 @@ def reap_once(sessions: sessionmaker[Session], settings: Settings, send: Send) -
             if status == QUEUED:
                 to_send.append((job.id, job.dispatch + 1))
         if status is not None:
+            notify(job.id)
             counts["requeued" if status == QUEUED else status] += 1
             log.warning(
                 "job %s: worker of attempt %d lost after epoch %d; job %s",
@@ -99,6 +107,7 @@ class Reaper:
         self.sessions = sessions
         self.settings = settings
         self.send = send
+        self.notifier = Notifier(settings.redis_url)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="descent-reaper", daemon=True)
 
@@ -122,7 +131,7 @@ class Reaper:
                     with self.sessions() as s:
                         s.execute(select(1))
                     continue
-                reap_once(self.sessions, self.settings, self.send)
+                reap_once(self.sessions, self.settings, self.send, self.notifier.job_changed)
             except Exception as exc:
                 failed_at = time.monotonic()
                 log.warning("reaper: database unavailable: %s", exc)

@@ -31,6 +31,7 @@ from service.jobs.models import (
     Job,
     JobAttempt,
 )
+from service.live import Notifier
 from service.spec import JobSpec
 from workers.claim import Claimed, claim
 from workers.engine import (
@@ -55,16 +56,25 @@ def _sessions(database_url: str) -> sessionmaker[Session]:
     return make_sessionmaker(make_engine(database_url))
 
 
+@lru_cache
+def _notifier(redis_url: str | None) -> Notifier:
+    # Tells the API's event streams a job changed, after each commit (service/live.py).
+    return Notifier(redis_url)
+
+
 class SqlReporter:
     """The engine's Reporter. At the end of each epoch: the checkpoint is written to a
     file of this attempt's own, then one fenced transaction records the epoch's metrics,
     moves the checkpoint into place and advances ``epochs_completed``. Either all of it
     happens or none, and only while this attempt holds the lease."""
 
-    def __init__(self, lease: Lease, job_dir: Path, retry_seconds: float) -> None:
+    def __init__(
+        self, lease: Lease, job_dir: Path, retry_seconds: float, notifier: Notifier
+    ) -> None:
         self.lease = lease
         self.job_dir = job_dir
         self.retry_seconds = retry_seconds
+        self.notifier = notifier
 
     def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> None:
         tmp = self.job_dir / f"{CHECKPOINT}.a{self.lease.attempt}.tmp"
@@ -75,6 +85,7 @@ class SqlReporter:
             seconds=self.retry_seconds,
             what=f"job {self.lease.job_id} epoch {epoch}",
         )
+        self.notifier.job_changed(self.lease.job_id)
 
     def record(self, epoch: int, metrics: dict[str, float], tmp: Path | None) -> None:
         with self.lease.fenced(f"epoch {epoch}", epochs_completed=epoch) as s:
@@ -87,7 +98,9 @@ class SqlReporter:
                 )
             )
             if exists is None:
-                s.add(EpochMetric(job_id=self.lease.job_id, epoch=epoch, values=metrics))
+                # JSON has no NaN or infinity (PostgreSQL refuses them): stored as null.
+                values = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
+                s.add(EpochMetric(job_id=self.lease.job_id, epoch=epoch, values=values))
             if tmp is not None and tmp.exists():
                 os.replace(tmp, self.job_dir / CHECKPOINT)
 
@@ -134,6 +147,8 @@ def run_job(job_id: str, *, settings: Settings, dispatch: int | None = None) -> 
         seconds=settings.db_retry_seconds,
         what=f"claiming job {job_id}",
     )
+    notifier = _notifier(settings.redis_url)
+    notifier.job_changed(job_id)  # running now, or ended by the claim
     if claimed is None:
         return
     lease = Lease(
@@ -146,7 +161,7 @@ def run_job(job_id: str, *, settings: Settings, dispatch: int | None = None) -> 
     )
     lease.start()
     try:
-        _run_attempt(claimed, lease, sessions, settings)
+        _run_attempt(claimed, lease, sessions, settings, notifier)
     except LeaseLost as exc:
         log.warning("job %s attempt %d stopped: %s", job_id, claimed.attempt, exc)
         _end_attempt(sessions, claimed, "superseded")
@@ -156,7 +171,11 @@ def run_job(job_id: str, *, settings: Settings, dispatch: int | None = None) -> 
 
 
 def _run_attempt(
-    claimed: Claimed, lease: Lease, sessions: sessionmaker[Session], settings: Settings
+    claimed: Claimed,
+    lease: Lease,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    notifier: Notifier,
 ) -> None:
     job_id = claimed.job_id
     job_dir = settings.jobs_dir / job_id
@@ -167,7 +186,7 @@ def _run_attempt(
             return s.scalars(select(Job.spec).where(Job.id == job_id)).one()
 
     raw_spec = retrying(read_spec, seconds=settings.db_retry_seconds, what=f"job {job_id}")
-    reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds)
+    reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds, notifier)
 
     try:
         spec = JobSpec.model_validate(raw_spec)
@@ -215,6 +234,7 @@ def _run_attempt(
             reason = f"{type(exc).__name__}: {exc}"
         log.exception("job %s failed", job_id)
         _finish(lease, job_dir, FAILED, None, status_reason=reason)
+        notifier.job_changed(job_id)
         return
 
     status = {
@@ -236,6 +256,7 @@ def _run_attempt(
         final_metrics=result.final_metrics or None,
         device=result.device,
     )
+    notifier.job_changed(job_id)
     log.info("job %s %s after %d epochs", job_id, status, result.epochs_completed)
 
 

@@ -8,8 +8,8 @@ import re
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from fastapi import Body, Depends, Query, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi import Body, Depends, Header, Query, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from service.deps import (
     MAX_QUERY_INT,
@@ -29,9 +29,16 @@ from service.errors import (
     Conflict,
     NotFound,
 )
-from service.jobs import service
+from service.jobs import events, service
 from service.jobs.models import JOB_STATUSES, SUCCEEDED, Job
-from service.jobs.schemas import EXAMPLE_SPEC, AttemptRead, JobPage, JobRead, MetricsRead
+from service.jobs.schemas import (
+    EVENT_SCHEMA,
+    EXAMPLE_SPEC,
+    AttemptRead,
+    JobPage,
+    JobRead,
+    MetricsRead,
+)
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names
 
@@ -76,6 +83,8 @@ def to_read(job: Job, request: Request) -> JobRead:
                 "model": f"{base}/model",
                 "cancel": f"{base}/cancel",
                 "attempts": f"{base}/attempts",
+                "events": f"{base}/events",
+                "plot": f"{base}/plot.png",
             },
         }
     )
@@ -176,7 +185,9 @@ def get_job(job: JobDep, request: Request) -> JobRead:
 )
 def cancel_job(job: JobDep, user: CurrentUser, request: Request, session: SessionDep) -> JobRead:
     """Cancel a job: a queued one never starts, a running one stops at the next batch."""
-    return to_read(service.cancel(session=session, job_id=job.id, owner=user.id), request)
+    notifier = request.app.state.notifier
+    job = service.cancel(session=session, notifier=notifier, job_id=job.id, owner=user.id)
+    return to_read(job, request)
 
 
 @router.get(
@@ -185,6 +196,74 @@ def cancel_job(job: JobDep, user: CurrentUser, request: Request, session: Sessio
 def job_attempts(job: JobDep, session: SessionDep) -> list[AttemptRead]:
     """Each attempt at the job: its worker, the epoch it resumed from, how it ended."""
     return [AttemptRead.model_validate(a) for a in service.attempts(session=session, job=job)]
+
+
+EVENTS_DOC = """\
+`text/event-stream`. `event: epoch` (`id:` the epoch) once per recorded epoch, in
+order; `event: status` on connecting and at each change of status or attempt;
+`event: end` once the job has ended, after all its epochs, and then the stream closes.
+Every event's `id:` is the last epoch sent so far. Each `data:` is one JSON object, e.g.
+
+    id: 3
+    event: epoch
+    data: {"job_id":"…","epoch":3,"epochs":20,"metrics":{"train_loss":0.41,…},"recorded_at":"…"}
+
+A quiet stream gets a `: keep-alive` comment every 15 s. A stream lasts at most an hour
+(`DESCENT_EVENTS_MAX_SECONDS`); reconnect with `Last-Event-ID` and nothing is lost.
+"""
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": EVENTS_DOC,
+            "content": {"text/event-stream": {"schema": EVENT_SCHEMA}},
+        },
+        404: NOT_FOUND_SCHEMA,
+    },
+)
+async def job_events(
+    job: JobDep,
+    request: Request,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_QUERY_INT,
+            description="Resume after this epoch: only later epochs are sent (curl's way "
+            "of saying `Last-Event-ID`).",
+        ),
+    ] = None,
+    # `str`, not `str | None`: the schema then says a string of digits, never null.
+    last_event_id: Annotated[
+        str,
+        Header(
+            alias="Last-Event-ID",
+            pattern=r"^[0-9]{1,10}$",
+            description="The `id:` of the last event received; wins over `?after=`.",
+        ),
+    ] = None,  # type: ignore[assignment]
+) -> StreamingResponse:
+    """Follow a job live: its epochs and status changes as server-sent events."""
+    # The header is what a reconnecting EventSource sends: it wins.
+    start = min(int(last_event_id), MAX_QUERY_INT) if last_event_id else after or 0
+    settings = request.app.state.settings
+    stream = events.job_events(
+        request.app.state.events,
+        job_id=job.id,
+        epochs=job.spec["training"]["epochs"],
+        after=start,
+        heartbeat_seconds=settings.events_heartbeat_seconds,
+        max_seconds=settings.events_max_seconds,
+    )
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        # No caching, and no buffering by a proxy (nginx honours X-Accel-Buffering).
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get(

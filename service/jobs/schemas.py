@@ -91,3 +91,59 @@ class AttemptRead(BaseModel):
         description="The job's status if this attempt ended it; `lost` (its worker died) or "
         "`superseded` (another attempt took over); null while it runs.",
     )
+
+
+# -- the event stream (GET /v1/jobs/{id}/events) ------------------------------------
+
+
+class StatusEvent(BaseModel):
+    """`event: status`: sent on connecting and at each change of status or attempt."""
+
+    job_id: str
+    status: str
+    status_reason: str | None
+    attempt: int
+    epochs_completed: int
+    epochs: int = Field(description="Epochs asked for.")
+
+
+class EpochEvent(BaseModel):
+    """`event: epoch`: one recorded epoch; the event's `id:` is the epoch."""
+
+    job_id: str
+    epoch: int
+    epochs: int = Field(description="Epochs asked for.")
+    metrics: dict[str, float | None] = Field(description="As `GET …/metrics` has them.")
+    recorded_at: str = Field(description="When the worker recorded it (ISO 8601, UTC).")
+
+
+class EndEvent(StatusEvent):
+    """`event: end`: the job ended; the stream closes after it."""
+
+    stop_epoch: int | None
+    best_epoch: int | None
+    best_value: float | None
+    final_metrics: dict[str, float | None] | None
+
+
+def _inline(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.pop("$defs", None)
+    return schema
+
+
+#: One event as an OpenAPI (before 3.2) `text/event-stream` schema describes it: the
+#: fields of an event, its `data` a JSON document of one of the three shapes.
+EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "id", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["status", "epoch", "end"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The last epoch sent."},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"anyOf": [_inline(m) for m in (EpochEvent, EndEvent, StatusEvent)]},
+        },
+    },
+}

@@ -24,6 +24,7 @@ from service.jobs.models import (
     Job,
     JobAttempt,
 )
+from service.live import Notifier
 from service.queue import Producer
 from service.spec import (
     DatasetShape,
@@ -152,7 +153,7 @@ def list_jobs(
     return list(rows), total
 
 
-def cancel(*, session: Session, job_id: str, owner: str) -> Job:
+def cancel(*, session: Session, notifier: Notifier, job_id: str, owner: str) -> Job:
     """A queued job is cancelled at once and never starts; a running one is asked to stop
     and does so at its next batch boundary."""
     job = get(session=session, job_id=job_id, owner=owner)
@@ -175,6 +176,7 @@ def cancel(*, session: Session, job_id: str, owner: str) -> Job:
             update(Job).where(Job.id == job_id, Job.status == RUNNING).values(cancel_requested=True)
         )
     session.commit()
+    notifier.job_changed(job_id)
     session.refresh(job)
     return job
 

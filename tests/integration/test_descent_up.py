@@ -164,7 +164,8 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         assert attempts[1]["resumed_from_epoch"] >= 2
         assert run_job()["status"] == "succeeded"
     finally:
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM, as docker and systemd stop it (Ctrl-C's SIGINT takes the same path).
+        proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:

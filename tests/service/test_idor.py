@@ -103,7 +103,9 @@ def world(
     alice, bob = make_user(backend, "alice"), make_user(backend, "bob")
     boss = make_user(backend, "boss", admin=True)
     try:
-        with TestClient(create_app(backend.settings())) as client:
+        # A queued job's event stream would wait for it forever: cut streams short.
+        settings = backend.settings().model_copy(update={"events_max_seconds": 0.2})
+        with TestClient(create_app(settings)) as client:
             a = bearer(alice)
             ds = client.post(
                 "/v1/datasets",

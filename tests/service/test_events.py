@@ -1,0 +1,366 @@
+"""The event stream's contract (order, resume, end, heartbeats, lifetime, many streams),
+on both storage/broker pairs, against a real uvicorn server. The job's progress is
+written by a stand-in for the worker — the same rows and notifications a worker writes
+(tests/integration/test_events_live.py runs the real one)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sse import Sse, epochs, parse, stream
+from support import Backend, bearer, make_backend, make_user, serve, wait_for
+
+from service.db import make_engine, make_sessionmaker, utcnow
+from service.jobs import events as events_module
+from service.jobs.models import EpochMetric, Job
+from service.live import Notifier
+from service.main import create_app
+
+SPEC = {"dataset": {"name": "moons"}, "training": {"epochs": 8}}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    b = make_backend(request.param, tmp_path_factory.mktemp(request.param))
+    yield b
+    b.close()
+
+
+@contextlib.contextmanager
+def server(backend: Backend, **overrides: object) -> Iterator[tuple[httpx.Client, object]]:
+    settings = backend.settings().model_copy(update=overrides)
+    app = create_app(settings)
+    token = make_user(backend, f"u-{time.monotonic_ns()}")
+    with serve(app) as url, httpx.Client(base_url=url, headers=bearer(token)) as client:
+        yield client, app
+
+
+class FakeWorker:
+    """Writes a job's progress as a worker does: commit, then notify."""
+
+    def __init__(self, backend: Backend, job_id: str) -> None:
+        settings = backend.settings()
+        self.engine = make_engine(str(settings.database_url))
+        self.sessions = make_sessionmaker(self.engine)
+        self.notifier = Notifier(settings.redis_url)
+        self.job_id = job_id
+
+    def _update(self, **values: object) -> None:
+        with self.sessions() as s, s.begin():
+            job = s.get(Job, self.job_id)
+            for k, v in values.items():
+                setattr(job, k, v)
+        self.notifier.job_changed(self.job_id)
+
+    def start(self, attempt: int = 1) -> None:
+        self._update(status="running", attempt=attempt, heartbeat_at=utcnow())
+
+    def epoch(self, epoch: int, **values: float) -> None:
+        with self.sessions() as s, s.begin():
+            s.add(
+                EpochMetric(
+                    job_id=self.job_id,
+                    epoch=epoch,
+                    values={"train_loss": 1 / epoch, "val_loss": 1.5 / epoch, **values},
+                )
+            )
+            s.get(Job, self.job_id).epochs_completed = epoch
+        self.notifier.job_changed(self.job_id)
+
+    def finish(self, status: str = "succeeded") -> None:
+        self._update(status=status, finished_at=utcnow(), final_metrics={"val_loss": 0.1})
+
+    def close(self) -> None:
+        self.notifier.close()
+        self.engine.dispose()
+
+
+def submit(client: httpx.Client) -> str:
+    r = client.post("/v1/jobs", json=SPEC)
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+class Collector:
+    """Reads a stream in a thread; ``events`` fills as they arrive."""
+
+    def __init__(self, client: httpx.Client, job_id: str, **kw: object) -> None:
+        self.events: list[Sse] = []
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                for e in stream(client, job_id, **kw):
+                    self.events.append(e)
+            except BaseException as exc:  # reported by the test
+                self.error = exc
+            finally:
+                self.done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def wait_for(self, predicate, what: str) -> None:  # noqa: ANN001
+        wait_for(lambda: predicate(self.events) or self.error, 30, 0.02, what)
+        assert self.error is None, self.error
+
+    def finished(self) -> list[Sse]:
+        assert self.done.wait(30), "the stream did not end"
+        assert self.error is None, self.error
+        return self.events
+
+
+def test_epochs_and_status_changes_arrive_in_order_and_the_stream_ends(backend: Backend):
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        worker = FakeWorker(backend, job_id)
+        reader = Collector(client, job_id)
+        reader.wait_for(lambda ev: ev, "the first event")
+        worker.start()
+        for e in range(1, 9):
+            worker.epoch(e)
+            # Live: each epoch reaches the client before the next is even written.
+            reader.wait_for(lambda ev, e=e: e in epochs(ev), f"epoch {e}")
+        worker.finish()
+        got = reader.finished()
+        worker.close()
+    kinds = [(e.event, e.data.get("status") or e.data.get("epoch")) for e in got]
+    assert kinds == [
+        ("status", "queued"),
+        ("status", "running"),
+        *[("epoch", n) for n in range(1, 9)],
+        ("status", "succeeded"),
+        ("end", "succeeded"),
+    ]
+    # id: the last epoch sent so far, on every event.
+    assert [e.id for e in got] == [0, 0, *range(1, 9), 8, 8]
+    first = got[2].data
+    assert first["epochs"] == 8 and first["job_id"] == job_id
+    assert set(first["metrics"]) == {"train_loss", "val_loss"} and first["recorded_at"]
+    end = got[-1].data
+    assert end["status"] == "succeeded" and end["final_metrics"] == {"val_loss": 0.1}
+
+
+def test_a_reconnect_mid_run_gets_each_missed_epoch_exactly_once(backend: Backend):
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        worker = FakeWorker(backend, job_id)
+        worker.start()
+        for e in range(1, 5):
+            worker.epoch(e)
+        # A first connection sees epochs 1..4, then drops while the job goes on.
+        with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=30) as r:
+            seen = []
+            for event in parse(r.iter_lines()):
+                if event.event == "epoch":
+                    seen.append(event.data["epoch"])
+                if seen == [1, 2, 3]:
+                    break
+        worker.epoch(5)
+        worker.epoch(6)
+        by_header = Collector(client, job_id, headers={"Last-Event-ID": "3"})
+        by_query = Collector(client, job_id, after=5)
+        # The header is what a reconnecting EventSource sends; it wins over ?after=.
+        both = Collector(client, job_id, headers={"Last-Event-ID": "6"}, after=1)
+        for c in (by_header, by_query, both):
+            c.wait_for(lambda ev: 6 in epochs(ev) or ev and ev[0].id == 6, "replayed epochs")
+        worker.epoch(7)
+        worker.epoch(8)
+        worker.finish()
+        results = [c.finished() for c in (by_header, by_query, both)]
+        worker.close()
+    assert epochs(results[0]) == [4, 5, 6, 7, 8]
+    assert epochs(results[1]) == [6, 7, 8]
+    assert epochs(results[2]) == [7, 8]
+    for got in results:
+        assert got[-1].event == "end" and got[-1].id == 8
+
+
+def test_after_the_end_a_client_gets_the_whole_history_then_the_end(backend: Backend):
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        worker = FakeWorker(backend, job_id)
+        worker.start()
+        for e in range(1, 9):
+            worker.epoch(e)
+        worker.finish("diverged")
+        worker.close()
+        full = list(stream(client, job_id))
+        tail = list(stream(client, job_id, after=6))
+        beyond = list(stream(client, job_id, headers={"Last-Event-ID": "50"}))
+    assert epochs(full) == list(range(1, 9))
+    assert [e.event for e in full][-2:] == ["status", "end"]
+    assert full[-1].data["status"] == "diverged"
+    assert epochs(tail) == [7, 8] and tail[-1].event == "end"
+    assert epochs(beyond) == [] and beyond[-1].event == "end" and beyond[-1].id == 50
+
+
+def test_a_cancelled_queued_job_ends_its_stream(backend: Backend):
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        reader = Collector(client, job_id)
+        reader.wait_for(lambda ev: ev, "the first event")
+        assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+        got = reader.finished()
+    assert [(e.event, e.data["status"]) for e in got] == [
+        ("status", "queued"),
+        ("status", "cancelled"),
+        ("end", "cancelled"),
+    ]
+    assert got[-1].data["status_reason"] == "cancelled before it started"
+
+
+def test_a_new_attempt_is_a_status_event(backend: Backend):
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        worker = FakeWorker(backend, job_id)
+        worker.start()
+        worker.epoch(1)
+        reader = Collector(client, job_id)
+        reader.wait_for(lambda ev: 1 in epochs(ev), "epoch 1")
+        worker.start(attempt=2)  # a lost worker's job resumed by another
+        reader.wait_for(lambda ev: ev[-1].data.get("attempt") == 2, "attempt 2")
+        worker.epoch(2)
+        worker.finish()
+        got = reader.finished()
+        worker.close()
+    statuses = [(e.data["status"], e.data["attempt"]) for e in got if e.event == "status"]
+    assert statuses == [("running", 1), ("running", 2), ("succeeded", 2)]
+    assert epochs(got) == [1, 2]
+
+
+def test_non_finite_metrics_are_sent_as_null(sqlite_backend: Backend):
+    # SQLite's JSON keeps them (workers store null since PostgreSQL refuses them).
+    backend = sqlite_backend
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        worker = FakeWorker(backend, job_id)
+        worker.start()
+        worker.epoch(1, grad_norm=float("inf"), weight_norm=float("nan"))
+        worker.finish("diverged")
+        worker.close()
+        got = list(stream(client, job_id))
+    metrics = next(e for e in got if e.event == "epoch").data["metrics"]
+    assert metrics["grad_norm"] is None and metrics["weight_norm"] is None
+
+
+def test_a_long_history_is_replayed_in_batches(backend: Backend, monkeypatch):
+    monkeypatch.setattr(events_module, "BATCH", 3)
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        worker = FakeWorker(backend, job_id)
+        worker.start()
+        for e in range(1, 8):
+            worker.epoch(e)
+        reader = Collector(client, job_id)
+        reader.wait_for(lambda ev: 7 in epochs(ev), "the history")
+        worker.epoch(8)  # a live one after the replay
+        worker.finish()  # ended with exactly a batch's multiple left: still all of them
+        got = reader.finished()
+        worker.close()
+    assert epochs(got) == list(range(1, 9)) and got[-1].event == "end"
+
+
+def test_a_quiet_stream_gets_heartbeats_and_ends_at_its_lifetime_without_an_end(
+    backend: Backend,
+):
+    with server(backend, events_heartbeat_seconds=0.2, events_max_seconds=1.5) as (client, _):
+        job_id = submit(client)
+        comments: list[str] = []
+        with client.stream("GET", f"/v1/jobs/{job_id}/events", timeout=30) as r:
+            got = list(parse(r.iter_lines(), comments))
+    assert [e.event for e in got] == ["status"]  # closed by its lifetime: no end
+    assert len(comments) >= 2 and set(comments) == {": keep-alive"}
+
+
+def test_a_bad_last_event_id_is_a_422_naming_it(backend: Backend):
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        for bad in ("x1", "-3", "1.5", "9" * 12):
+            r = client.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": bad})
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["fields"][0]["field"] == "Last-Event-ID"
+        r = client.get(f"/v1/jobs/{job_id}/events", params={"after": -1})
+        assert r.status_code == 422 and r.json()["error"]["fields"][0]["field"] == "after"
+
+
+def test_many_streams_share_one_poll_and_do_not_starve_the_api(backend: Backend):
+    n = 100
+    with server(backend) as (client, app):
+        job_id = submit(client)
+        worker = FakeWorker(backend, job_id)
+        base = str(client.base_url)
+        headers = dict(client.headers)
+        threads_before = threading.active_count()
+
+        async def follow(ac: httpx.AsyncClient, opened: asyncio.Queue) -> list[str]:
+            seen: list[str] = []
+            async with ac.stream("GET", f"/v1/jobs/{job_id}/events", timeout=60) as r:
+                assert r.status_code == 200
+                lines = r.aiter_lines()
+                async for line in lines:
+                    if line.startswith("event: "):
+                        if not seen:
+                            await opened.put(1)
+                        seen.append(line.removeprefix("event: "))
+            return seen
+
+        async def main() -> tuple[list[list[str]], list[int], int]:
+            limits = httpx.Limits(max_connections=n + 10)
+            async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits) as ac:
+                opened: asyncio.Queue = asyncio.Queue()
+                tasks = [asyncio.create_task(follow(ac, opened)) for _ in range(n)]
+                for _ in range(n):
+                    await asyncio.wait_for(opened.get(), 60)
+                # Every stream is open: the API still answers.
+                codes = [
+                    (await ac.get(path)).status_code
+                    for path in (f"/v1/jobs/{job_id}", "/v1/jobs", "/healthz")
+                ]
+                peak_threads = threading.active_count()
+                await asyncio.to_thread(worker.start)
+                for e in (1, 2, 3):
+                    await asyncio.to_thread(worker.epoch, e)
+                await asyncio.to_thread(worker.finish)
+                return await asyncio.gather(*tasks), codes, peak_threads
+
+        results, codes, peak_threads = asyncio.run(main())
+        worker.close()
+        streams_left = app.state.events.streams
+    assert codes == [200, 200, 200]
+    # Status changes closer together than a poll may reach a stream as one; epochs never.
+    for got in results:
+        assert got[0] == "status" and got[-2:] == ["status", "end"], got
+        assert got.count("epoch") == 3, got
+    # Streams are coroutines: their reads borrow threads of the server's pool (40 at
+    # most; the test's own client may hold as many to connect), not a thread each.
+    assert peak_threads - threads_before < n
+    assert streams_left == 0
+
+
+def test_with_redis_a_notification_wakes_streams_without_the_poll(tmp_path: Path):
+    backend = make_backend("postgres", tmp_path)
+    try:
+        # A poll once an hour: only Redis's notification can deliver these epochs.
+        with server(backend, events_poll_seconds=3600) as (client, app):
+            job_id = submit(client)
+            worker = FakeWorker(backend, job_id)
+            reader = Collector(client, job_id)
+            reader.wait_for(lambda ev: ev, "the first event")
+            wait_for(lambda: app.state.events.listening, 10, 0.05, "the Redis subscription")
+            worker.start()
+            worker.epoch(1)
+            reader.wait_for(lambda ev: 1 in epochs(ev), "epoch 1 via Redis")
+            worker.finish()
+            got = reader.finished()
+            worker.close()
+    finally:
+        backend.close()
+    assert [e.event for e in got] == ["status", "status", "epoch", "status", "end"]
