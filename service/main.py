@@ -35,6 +35,7 @@ from service.jobs.router import router as jobs_router
 from service.jobs.service import limits
 from service.limits import install_body_limits
 from service.live import Notifier
+from service.plots.router import router as plots_router
 from service.queue import Producer
 from service.spec.catalog import build_catalog
 
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             public=frozenset(p for p in public if p),
         )
     app.include_router(jobs_router)
+    app.include_router(plots_router)
     app.include_router(datasets_router)
     app.include_router(accounts_router)
     app.include_router(users_router)

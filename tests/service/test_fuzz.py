@@ -81,7 +81,15 @@ CHECKS_WITHOUT_TOKEN = [
 #: them valid is not a matter of JSON Schema: a job must fit its dataset (input shape,
 #: classes, rows) and the server's caps; an upload must be a parseable CSV; a metric name
 #: must be one the job's task records. Every other check still runs on them.
-SEMANTIC_422 = ["POST /v1/jobs", "POST /v1/datasets", "GET /v1/jobs/{job_id}/metrics"]
+SEMANTIC_422 = [
+    "POST /v1/jobs",
+    "POST /v1/datasets",
+    "GET /v1/jobs/{job_id}/metrics",
+    "GET /v1/jobs/{job_id}/plot.png",
+    "GET /v1/jobs/{job_id}/plot.svg",
+    "GET /v1/plots/compare.png",
+    "GET /v1/plots/compare.svg",
+]
 
 
 def csv_bytes(rows: int = 40) -> bytes:
@@ -181,7 +189,8 @@ def finish_job(backend_url: str, settings: Any, job_id: str) -> None:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     backend = make_backend("sqlite", tmp)
-    settings = backend.settings()
+    # A queued job's event stream would wait for it forever: cut streams short.
+    settings = backend.settings().model_copy(update={"events_max_seconds": 0.2})
     token = make_user(backend, "fuzzer", admin=True)
     victim = make_user(backend, "victim")
     app = create_app(settings)
@@ -281,6 +290,14 @@ def load_schema(  # noqa: ANN201
         if world.own.isdisjoint(path_parameters.values()):
             choices.append(path_parameters)
         return st.sampled_from(choices)
+
+    @schema.hook("flatmap_query")
+    def real_job_lists(_ctx: Any, query: dict[str, Any] | None) -> Any:
+        """``?jobs=`` (the compare plot) naming real jobs, or the generated value (which,
+        when well-formed, names jobs that do not exist)."""
+        if not query or "jobs" not in query:
+            return st.just(query)
+        return st.sampled_from([{**query, "jobs": ",".join(world.ids["job_id"])}, query])
 
     return schema
 
