@@ -346,16 +346,26 @@ def follow_job(client: Client, job: dict[str, Any], console: Console) -> dict[st
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
 
-    progress = Progress(
+    class EpochProgress(Progress):
+        """The bar on one line, the latest metrics on the next: on one line they would
+        not fit an 80-column terminal."""
+
+        def get_renderables(self):  # noqa: ANN202 - rich's own signature
+            yield self.make_tasks_table(self.tasks)
+            for task in self.tasks:
+                if task.fields.get("metrics"):
+                    yield Text("  " + task.fields["metrics"], style="dim", overflow="ellipsis")
+
+    progress = EpochProgress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=30),
         MofNCompleteColumn(),
         TextColumn("epochs"),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[metrics]}"),
         console=console,
     )
     with progress:
