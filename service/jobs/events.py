@@ -142,7 +142,8 @@ class EventHub:
         if self._loop is loop and all(not t.done() for t in self._tasks):
             return
         for task in self._tasks:
-            task.cancel()
+            with contextlib.suppress(RuntimeError):  # its event loop is closed
+                task.cancel()
         if self._loop is not loop:
             # A new event loop (a test client opens one per request): the old loop's
             # streams are gone with it.
@@ -156,10 +157,11 @@ class EventHub:
     async def stop(self) -> None:
         loop = asyncio.get_running_loop()
         for task in self._tasks:
+            if task.get_loop() is not loop:
+                continue  # another loop's task went, or goes, with its loop
             task.cancel()
-            if task.get_loop() is loop:  # another loop's task went with its loop
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._tasks = []
 
     @asynccontextmanager

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from support import Backend, bearer, make_backend, make_user, serve, wait_for
 
 from service.db import make_engine, make_sessionmaker, utcnow
 from service.jobs import events as events_module
+from service.jobs.events import EventHub
 from service.jobs.models import EpochMetric, Job
 from service.live import Notifier
 from service.main import create_app
@@ -364,3 +366,22 @@ def test_with_redis_a_notification_wakes_streams_without_the_poll(tmp_path: Path
     finally:
         backend.close()
     assert [e.event for e in got] == ["status", "status", "epoch", "status", "end"]
+
+
+def test_the_hub_follows_its_streams_to_a_new_event_loop(sqlite_backend: Backend):
+    """A test client, for one, runs each request on an event loop of its own."""
+    engine = make_engine(str(sqlite_backend.settings().database_url))
+    hub = EventHub(make_sessionmaker(engine), poll_seconds=0.05, redis_url=None)
+
+    async def watch_once() -> None:
+        async with hub.watch(str(uuid.uuid4())) as changed:
+            # The first poll finds the job (missing here) and wakes its streams.
+            await asyncio.wait_for(changed.wait(), 10)
+
+    try:
+        asyncio.run(watch_once())
+        asyncio.run(watch_once())  # the first loop and its poll task are gone
+        asyncio.run(hub.stop())
+    finally:
+        engine.dispose()
+    assert hub.streams == 0
