@@ -22,10 +22,14 @@ from service.errors import (
     UNAVAILABLE_SCHEMA,
     Forbidden,
 )
+from service.live import Notifier
 from service.queue import Producer
 
 
-def _settings(request: Request) -> Settings:
+# The app-state lookups are coroutines: a plain ``def`` dependency waits for a thread of
+# the pool, and a request holding a database connection (the caller's session) while it
+# waits could deadlock with requests whose threads wait for connections.
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -34,8 +38,12 @@ def _session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def _producer(request: Request) -> Producer:
+async def _producer(request: Request) -> Producer:
     return request.app.state.producer
+
+
+async def _notifier(request: Request) -> Notifier:
+    return request.app.state.notifier
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -43,6 +51,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 #: response is sent, so a long response (an event stream, a file) holds no connection.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 ProducerDep = Annotated[Producer, Depends(_producer)]
+NotifierDep = Annotated[Notifier, Depends(_notifier)]
 
 
 # -- who is calling -----------------------------------------------------------------

@@ -66,7 +66,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
         prepare_sqlite_broker(broker_url)
         # The busy timeout lets the API and the worker share the broker's SQLite file.
         conf["broker_transport_options"] = {"connect_args": {"timeout": 30}}
-    elif broker_url.startswith(("redis://", "rediss://")):
+    elif settings.redis_url:
         # Redis hands an unacknowledged message out again after this long, even while
         # its task still runs. That copy is harmless — it finds the job held by a live
         # lease and is dropped (workers/claim.py) — so the timeout only bounds how long

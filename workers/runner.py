@@ -233,8 +233,7 @@ def _run_attempt(
         else:
             reason = f"{type(exc).__name__}: {exc}"
         log.exception("job %s failed", job_id)
-        _finish(lease, job_dir, FAILED, None, status_reason=reason)
-        notifier.job_changed(job_id)
+        _finish(lease, notifier, job_dir, FAILED, None, status_reason=reason)
         return
 
     status = {
@@ -245,6 +244,7 @@ def _run_attempt(
     }[result.status]
     _finish(
         lease,
+        notifier,
         job_dir,
         status,
         model_tmp if status == SUCCEEDED and model_tmp.is_file() else None,
@@ -256,7 +256,6 @@ def _run_attempt(
         final_metrics=result.final_metrics or None,
         device=result.device,
     )
-    notifier.job_changed(job_id)
     log.info("job %s %s after %d epochs", job_id, status, result.epochs_completed)
 
 
@@ -266,10 +265,16 @@ def _time_limit(spec: JobSpec, settings: Settings) -> float:
 
 
 def _finish(
-    lease: Lease, job_dir: Path, status: str, model_tmp: Path | None, **values: object
+    lease: Lease,
+    notifier: Notifier,
+    job_dir: Path,
+    status: str,
+    model_tmp: Path | None,
+    **values: object,
 ) -> None:
     """Record the outcome — and move the weights into place — only while holding the
-    lease. The checkpoint goes afterwards: an ended job is never resumed."""
+    lease, then tell the event streams. The checkpoint goes afterwards: an ended job is
+    never resumed."""
 
     def write() -> None:
         with lease.fenced(
@@ -288,6 +293,7 @@ def _finish(
             )
 
     retrying(write, seconds=lease.retry_seconds, what=f"job {lease.job_id} outcome")
+    notifier.job_changed(lease.job_id)
     for name in (CHECKPOINT,):
         with contextlib.suppress(OSError):
             (job_dir / name).unlink()

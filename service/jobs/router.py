@@ -16,6 +16,7 @@ from service.deps import (
     CurrentUser,
     JobId,
     Limit,
+    NotifierDep,
     Offset,
     ProducerDep,
     SessionDep,
@@ -183,9 +184,10 @@ def get_job(job: JobDep, request: Request) -> JobRead:
     response_model=JobRead,
     responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
 )
-def cancel_job(job: JobDep, user: CurrentUser, request: Request, session: SessionDep) -> JobRead:
+def cancel_job(
+    job: JobDep, user: CurrentUser, request: Request, session: SessionDep, notifier: NotifierDep
+) -> JobRead:
     """Cancel a job: a queued one never starts, a running one stops at the next batch."""
-    notifier = request.app.state.notifier
     job = service.cancel(session=session, notifier=notifier, job_id=job.id, owner=user.id)
     return to_read(job, request)
 
@@ -227,6 +229,7 @@ A quiet stream gets a `: keep-alive` comment every 15 s. A stream lasts at most 
 async def job_events(
     job: JobDep,
     request: Request,
+    settings: SettingsDep,
     after: Annotated[
         int | None,
         Query(
@@ -249,7 +252,6 @@ async def job_events(
     """Follow a job live: its epochs and status changes as server-sent events."""
     # The header is what a reconnecting EventSource sends: it wins.
     start = min(int(last_event_id), MAX_QUERY_INT) if last_event_id else after or 0
-    settings = request.app.state.settings
     stream = events.job_events(
         request.app.state.events,
         job_id=job.id,
