@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     reaper_seconds: float = Field(
         5.0, gt=0, description="How often each worker looks for jobs whose worker was lost."
     )
+    sweep_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often each worker looks for sweeps that need new trials (a new "
+        "sweep starts within this; a trial's end starts the next one at once).",
+    )
     max_restarts: int = Field(
         3, ge=0, description="Lost attempts a job may resume from before it fails."
     )

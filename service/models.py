@@ -3,5 +3,6 @@
 from service.auth.models import ApiToken, User
 from service.datasets.models import Dataset
 from service.jobs.models import EpochMetric, Job, JobAttempt
+from service.sweeps.models import Sweep, SweepTrial
 
-__all__ = ["ApiToken", "Dataset", "EpochMetric", "Job", "JobAttempt", "User"]
+__all__ = ["ApiToken", "Dataset", "EpochMetric", "Job", "JobAttempt", "Sweep", "SweepTrial", "User"]

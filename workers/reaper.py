@@ -1,6 +1,8 @@
 """The reaper: recovers jobs whose worker is gone and messages the broker lost.
 
-Each worker's main process runs one in a thread. Every ``reaper_seconds`` it:
+Each worker's main process runs one in a thread. Every ``sweep_poll_seconds`` it advances
+the running sweeps (service/sweeps/driver.py: new sweeps get their first trials, a sweep
+whose trial ended without its worker advancing it carries on). Every ``reaper_seconds`` it:
 
 - takes every ``running`` job whose lease expired (no heartbeat for ``lease_seconds``:
   its worker was killed, its host died) and ends it as ``cancelled`` if a cancel was
@@ -33,6 +35,7 @@ from service.config import Settings
 from service.db import utcnow
 from service.jobs.models import QUEUED, RUNNING, Job
 from service.live import Notifier
+from service.sweeps import driver as sweeps
 from workers.claim import end_lost
 
 log = logging.getLogger(__name__)
@@ -120,7 +123,17 @@ class Reaper:
 
     def _run(self) -> None:
         failed_at: float | None = None  # when the database last failed us
-        while not self._stop.wait(self.settings.reaper_seconds):
+        interval = min(self.settings.reaper_seconds, self.settings.sweep_poll_seconds)
+        reaped_at = time.monotonic()
+        while not self._stop.wait(interval):
+            try:
+                # Sweeps: start trials of new sweeps, carry on sweeps whose driver died.
+                sweeps.tick(self.sessions, self.settings, self.send, self.notifier.job_changed)
+            except Exception as exc:
+                log.warning("reaper: could not advance sweeps: %s", exc)
+            if time.monotonic() - reaped_at < self.settings.reaper_seconds:
+                continue
+            reaped_at = time.monotonic()
             try:
                 if (
                     failed_at is not None

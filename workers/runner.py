@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,13 +27,16 @@ from service.jobs.models import (
     CANCELLED,
     DIVERGED,
     FAILED,
+    PRUNED,
     SUCCEEDED,
     EpochMetric,
     Job,
     JobAttempt,
 )
 from service.live import Notifier
+from service.queue import TRAIN_JOB
 from service.spec import JobSpec
+from service.sweeps.driver import advance
 from workers.claim import Claimed, claim
 from workers.engine import (
     Checkpoint,
@@ -44,6 +48,7 @@ from workers.engine import (
     train,
 )
 from workers.lease import Lease, LeaseLost, retrying
+from workers.trials import Trial, load_trial, sweep_of
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +74,20 @@ class SqlReporter:
     happens or none, and only while this attempt holds the lease."""
 
     def __init__(
-        self, lease: Lease, job_dir: Path, retry_seconds: float, notifier: Notifier
+        self,
+        lease: Lease,
+        job_dir: Path,
+        retry_seconds: float,
+        notifier: Notifier,
+        trial: Trial | None = None,
     ) -> None:
         self.lease = lease
         self.job_dir = job_dir
         self.retry_seconds = retry_seconds
         self.notifier = notifier
+        self.trial = trial  # the job is one of a sweep's trials
 
-    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> None:
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> str | None:
         tmp = self.job_dir / f"{CHECKPOINT}.a{self.lease.attempt}.tmp"
         save_checkpoint(checkpoint, tmp)
         _fsync(tmp)  # on disk before the database says it is there
@@ -86,9 +97,20 @@ class SqlReporter:
             what=f"job {self.lease.job_id} epoch {epoch}",
         )
         self.notifier.job_changed(self.lease.job_id)
+        if self.trial is None:
+            return None
+        return self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
+
+    def _write(self, values: dict[str, object]) -> None:
+        def write() -> None:
+            with self.lease.fenced("pruner notes", **values):
+                pass
+
+        retrying(write, seconds=self.retry_seconds, what=f"job {self.lease.job_id} pruner notes")
 
     def record(self, epoch: int, metrics: dict[str, float], tmp: Path | None) -> None:
-        with self.lease.fenced(f"epoch {epoch}", epochs_completed=epoch) as s:
+        extra = self.trial.observe(epoch, metrics) if self.trial is not None else {}
+        with self.lease.fenced(f"epoch {epoch}", epochs_completed=epoch, **extra) as s:
             # The row can exist only if an earlier attempt recorded this epoch and then
             # died before its checkpoint could follow, or if this very write committed and
             # lost its answer: the first record stands, nothing is written twice.
@@ -100,7 +122,10 @@ class SqlReporter:
             if exists is None:
                 # JSON has no NaN or infinity (PostgreSQL refuses them): stored as null.
                 values = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
-                s.add(EpochMetric(job_id=self.lease.job_id, epoch=epoch, values=values))
+                seq = self.trial.next_event(s) if self.trial is not None else None
+                s.add(
+                    EpochMetric(job_id=self.lease.job_id, epoch=epoch, values=values, sweep_seq=seq)
+                )
             if tmp is not None and tmp.exists():
                 os.replace(tmp, self.job_dir / CHECKPOINT)
 
@@ -162,6 +187,7 @@ def run_job(job_id: str, *, settings: Settings, dispatch: int | None = None) -> 
     lease.start()
     try:
         _run_attempt(claimed, lease, sessions, settings, notifier)
+        _advance_sweep(sessions, settings, notifier, job_id)
     except LeaseLost as exc:
         log.warning("job %s attempt %d stopped: %s", job_id, claimed.attempt, exc)
         _end_attempt(sessions, claimed, "superseded")
@@ -181,15 +207,24 @@ def _run_attempt(
     job_dir = settings.jobs_dir / job_id
     job_dir.mkdir(parents=True, exist_ok=True)
 
-    def read_spec() -> dict:
+    def read_job() -> tuple[JobSpec, Trial | None]:
         with sessions() as s:
-            return s.scalars(select(Job.spec).where(Job.id == job_id)).one()
-
-    raw_spec = retrying(read_spec, seconds=settings.db_retry_seconds, what=f"job {job_id}")
-    reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds, notifier)
+            job = s.get(Job, job_id)
+            assert job is not None  # claimed: it exists
+            spec = JobSpec.model_validate(job.spec)
+            return spec, load_trial(s, job, spec)
 
     try:
-        spec = JobSpec.model_validate(raw_spec)
+        spec, trial = retrying(read_job, seconds=settings.db_retry_seconds, what=f"job {job_id}")
+    except Exception as exc:
+        log.exception("job %s: cannot read its spec", job_id)
+        _finish(
+            lease, notifier, job_dir, FAILED, None, status_reason=f"{type(exc).__name__}: {exc}"
+        )
+        return
+    reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds, notifier, trial)
+
+    try:
         _clean_stale_files(job_dir)
         resume = _resume_point(claimed, job_dir)
         if resume is not None:
@@ -241,6 +276,7 @@ def _run_attempt(
         "diverged": DIVERGED,
         "cancelled": CANCELLED,
         "timed_out": FAILED,
+        "pruned": PRUNED,
     }[result.status]
     _finish(
         lease,
@@ -257,6 +293,29 @@ def _run_attempt(
         device=result.device,
     )
     log.info("job %s %s after %d epochs", job_id, status, result.epochs_completed)
+
+
+def _advance_sweep(
+    sessions: sessionmaker[Session], settings: Settings, notifier: Notifier, job_id: str
+) -> None:
+    """A trial ended: start the sweep's next one now rather than at the next tick of a
+    reaper. Any failure here only delays the sweep until that tick."""
+    try:
+        with sessions() as s:
+            sweep_id = sweep_of(s, job_id)
+        if sweep_id is not None:
+            advance(sessions, settings, sweep_id, _send(settings), notifier.job_changed)
+    except Exception:
+        log.exception("job %s: could not advance its sweep", job_id)
+
+
+def _send(settings: Settings) -> Callable[[str, int], None]:
+    from workers.app import app  # the Celery app this process runs under
+
+    def send(job_id: str, dispatch: int) -> None:
+        app.send_task(TRAIN_JOB, args=[job_id, dispatch], queue=settings.queue)
+
+    return send
 
 
 def _time_limit(spec: JobSpec, settings: Settings) -> float:

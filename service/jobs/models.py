@@ -22,8 +22,11 @@ from service.db import Base, UTCDateTime, utcnow
 
 QUEUED, RUNNING = "queued", "running"
 SUCCEEDED, FAILED, CANCELLED, DIVERGED = "succeeded", "failed", "cancelled", "diverged"
-JOB_STATUSES: tuple[str, ...] = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, DIVERGED)
-TERMINAL_STATUSES: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELLED, DIVERGED})
+#: A sweep's trial stopped early by its pruner (it looked worse than its peers).
+PRUNED = "pruned"
+JOB_STATUSES: tuple[str, ...] = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, DIVERGED, PRUNED)
+TERMINAL_STATUSES: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELLED, DIVERGED, PRUNED})
+ACTIVE_STATUSES: frozenset[str] = frozenset({QUEUED, RUNNING})
 
 
 class Job(Base):
@@ -65,6 +68,18 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A sweep's trial (service/sweeps): which sweep, which trial, which of its seeds.
+    sweep_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="CASCADE"), index=True
+    )
+    trial_number: Mapped[int | None] = mapped_column(Integer)
+    repeat: Mapped[int | None] = mapped_column(Integer)
+    #: The sweep's objective as measured so far (best or last epoch, as the sweep says).
+    objective: Mapped[float | None] = mapped_column(Float)
+    #: What the pruner saw: {step: objective so far}, and what it noted (Optuna's trial
+    #: system attributes, e.g. the rungs ASHA promoted it through).
+    intermediate: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    pruner_attrs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         # The list endpoint filters by status and sorts by creation time.
@@ -99,3 +114,11 @@ class EpochMetric(Base):
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     values: Mapped[dict[str, float]] = mapped_column(JSON)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: For a sweep's trial: the sweep's event number of this record. Taken from the sweep
+    #: row (``Sweep.event_seq``) inside the recording transaction, so numbers become
+    #: visible in order and a sweep's event stream resumes from one number.
+    sweep_seq: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+# ``jobs.sweep_id`` refers to the sweeps table: its model must be in the same metadata.
+import service.sweeps.models  # noqa: E402, F401

@@ -85,7 +85,22 @@ def create(
     errors = check_job(spec, shape, limits(settings))
     if errors:
         raise SpecError(errors)
-    job = Job(
+    job = new_job(spec, shape, owner)
+    session.add(job)
+    session.commit()
+    try:
+        producer.enqueue_training(job.id, job.dispatch)
+    except Exception as exc:
+        log.warning("could not enqueue job %s: %s", job.id, exc)
+        session.delete(job)
+        session.commit()
+        raise Unavailable("the task broker is unavailable; the job was not created") from exc
+    return job
+
+
+def new_job(spec: JobSpec, shape: DatasetShape, owner: str, **columns: Any) -> Job:
+    """A queued job row for a checked ``spec`` (not added to any session)."""
+    return Job(
         id=str(uuid.uuid4()),
         owner_id=owner,
         name=spec.name or spec.default_name(),
@@ -97,17 +112,8 @@ def create(
         memory_estimate=estimate_memory_bytes(spec, shape),
         dispatch=1,
         dispatched_at=utcnow(),
+        **columns,
     )
-    session.add(job)
-    session.commit()
-    try:
-        producer.enqueue_training(job.id, job.dispatch)
-    except Exception as exc:
-        log.warning("could not enqueue job %s: %s", job.id, exc)
-        session.delete(job)
-        session.commit()
-        raise Unavailable("the task broker is unavailable; the job was not created") from exc
-    return job
 
 
 def attempts(*, session: Session, job: Job) -> list[JobAttempt]:

@@ -47,7 +47,7 @@ from workers.engine.schedules import build_schedule, momentum_metric, set_rate
 
 log = logging.getLogger(__name__)
 
-Status = Literal["succeeded", "diverged", "cancelled", "timed_out"]
+Status = Literal["succeeded", "diverged", "cancelled", "timed_out", "pruned"]
 
 
 @dataclass
@@ -330,7 +330,10 @@ def train(
             "stop_epoch": stop_epoch,
             "elapsed_seconds": elapsed(),
         }
-        reporter.report(completed, metrics, Checkpoint(completed, metrics, state))
+        pruned = reporter.report(completed, metrics, Checkpoint(completed, metrics, state))
+        if pruned is not None:
+            log.info("pruned at epoch %d: %s", completed, pruned)
+            return result("pruned", pruned)
         if stop_epoch is not None:
             log.info("early stopping at epoch %d (best: epoch %s)", completed, tracker.best_epoch)
             break

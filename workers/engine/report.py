@@ -33,12 +33,16 @@ class Reporter(Protocol):
     time the next one is computed. ``checkpoint`` is the state after that epoch (its
     ``metrics`` are the same values); resuming from it continues at ``epoch + 1``, so
     the reporter should make the metrics and the checkpoint durable together.
+    ``report`` may return a reason to end the run after this epoch — a sweep's pruner
+    judged it worse than its peers — and the run then ends as ``pruned``.
     ``should_stop`` is called at every batch boundary, thousands of times a second for
     small models: an implementation that asks a database must throttle itself (answer
     from memory between polls). Either may raise ``StopTraining`` to end the run now.
     """
 
-    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> None: ...
+    def report(
+        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint
+    ) -> str | None: ...
 
     def should_stop(self) -> bool: ...
 
@@ -53,9 +57,15 @@ class ListReporter:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     stop_checks: int = 0
 
-    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> None:
+    #: end the run as pruned after this epoch
+    prune_after_epoch: int | None = None
+
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> str | None:
         self.reports.append((epoch, dict(metrics)))
         self.checkpoints.append(checkpoint)
+        if self.prune_after_epoch is not None and epoch >= self.prune_after_epoch:
+            return f"pruned after epoch {epoch}"
+        return None
 
     def should_stop(self) -> bool:
         self.stop_checks += 1

@@ -1,0 +1,385 @@
+"""Runs sweeps: creates their trials as jobs, up to ``parallelism`` at once, until
+``max_trials`` (or the budget) is reached, then ends the sweep.
+
+:func:`advance` is the whole mechanism, and any process may call it at any time, as often
+as it likes: a worker calls it when one of a sweep's trials ends, and every worker's
+reaper thread calls :func:`tick` each second for every running sweep, which is what
+starts a new sweep and what carries a sweep on after any process died at any point.
+Trial ``n`` is created by whoever moves ``sweeps.trials_created`` from ``n`` to ``n + 1``
+(a conditional update, in the same transaction as the trial's rows), so two drivers never
+create the same trial, and a crash leaves either the whole trial or none of it. A trial's
+jobs are committed before their messages are sent; a message lost in between is re-sent
+by the reaper (``DESCENT_REDISPATCH_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.db import utcnow
+from service.jobs.models import ACTIVE_STATUSES, CANCELLED, FAILED, QUEUED, RUNNING, Job
+from service.jobs.service import dataset_shape, limits, new_job
+from service.spec import JobSpec, SpecError, check_job
+from service.sweeps.models import (
+    COMPARISON,
+    SWEEP_CANCELLED,
+    SWEEP_FAILED,
+    SWEEP_RUNNING,
+    SWEEP_SUCCEEDED,
+    Sweep,
+    SweepTrial,
+)
+from service.sweeps.spec import ComparisonSpec, PathError, SweepSpec, apply
+from service.sweeps.study import JobRow, TrialRow, sample
+
+log = logging.getLogger(__name__)
+
+#: Sends a job's message: (job_id, dispatch) -> None.
+Send = Callable[[str, int], None]
+Notify = Callable[[str], None]
+
+
+def _quiet(_id: str) -> None:
+    return None
+
+
+def parse_spec(sweep: Sweep) -> SweepSpec | ComparisonSpec:
+    if sweep.kind == COMPARISON:
+        # max_trials is stored for the driver; a comparison's is its configurations.
+        return ComparisonSpec.model_validate(
+            {k: v for k, v in sweep.spec.items() if k != "max_trials"}
+        )
+    return SweepSpec.model_validate(sweep.spec)
+
+
+def load_trials(session: Session, sweep_id: str) -> list[TrialRow]:
+    """Every trial of the sweep with its jobs, in trial order."""
+    trials = {
+        t.number: TrialRow(t.number, t.params, t.optuna)
+        for t in session.scalars(
+            select(SweepTrial).where(SweepTrial.sweep_id == sweep_id).order_by(SweepTrial.number)
+        )
+    }
+    rows = session.execute(
+        select(
+            Job.id,
+            Job.status,
+            Job.trial_number,
+            Job.repeat,
+            Job.objective,
+            Job.intermediate,
+            Job.pruner_attrs,
+            Job.epochs_completed,
+        ).where(Job.sweep_id == sweep_id)
+    ).all()
+    for r in sorted(rows, key=lambda r: (r.trial_number, r.repeat or 0)):
+        if r.trial_number in trials:
+            trials[r.trial_number].jobs.append(
+                JobRow(
+                    r.id,
+                    r.status,
+                    r.repeat or 0,
+                    r.objective,
+                    dict(r.intermediate or {}),
+                    dict(r.pruner_attrs or {}),
+                    r.epochs_completed,
+                )
+            )
+    return list(trials.values())
+
+
+def _time_spent(sweep: Sweep, spec: SweepSpec | ComparisonSpec) -> bool:
+    return bool(
+        spec.budget
+        and spec.budget.seconds
+        and utcnow() - sweep.created_at > timedelta(seconds=spec.budget.seconds)
+    )
+
+
+def advance(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    sweep_id: str,
+    send: Send,
+    notify: Notify = _quiet,
+    notify_sweep: Notify = _quiet,
+) -> int:
+    """Create the trials the sweep has room for, or end it; returns trials created."""
+    created = 0
+    while True:
+        with sessions() as s:
+            sweep = s.get(Sweep, sweep_id)
+            if sweep is None or sweep.status != SWEEP_RUNNING:
+                return created
+            s.expunge(sweep)
+            trials = load_trials(s, sweep_id)
+        spec = parse_spec(sweep)
+        if _time_spent(sweep, spec):
+            reason = f"its time budget of {spec.budget.seconds:g} s is spent"  # type: ignore[union-attr]
+            end(sessions, sweep_id, SWEEP_SUCCEEDED, reason, notify=notify)
+            notify_sweep(sweep_id)
+            return created
+        number = sweep.trials_created
+        active = sum(t.active for t in trials)
+        spent = sum(j.epochs_completed for t in trials for j in t.jobs)
+        budget_epochs = spec.budget.epochs if spec.budget else None
+        no_more = number >= sweep.spec["max_trials"] or (
+            budget_epochs is not None and spent >= budget_epochs
+        )
+        if no_more:
+            if active == 0:
+                _conclude(sessions, sweep, trials, spent, budget_epochs)
+                notify_sweep(sweep_id)
+            return created
+        if active >= spec.parallelism:
+            return created
+        try:
+            jobs = _trial_jobs(sessions, settings, sweep, spec, trials, number)
+        except _Full:
+            return created
+        if jobs is None:
+            continue  # someone else created trial ``number`` first: look again
+        created += 1
+        for job_id, dispatch in jobs:
+            try:
+                send(job_id, dispatch)
+            except Exception as exc:
+                # Committed and queued: the reaper re-sends it (DESCENT_REDISPATCH_SECONDS).
+                log.warning("sweep %s: could not send job %s: %s", sweep_id, job_id, exc)
+            notify(job_id)
+        notify_sweep(sweep_id)
+
+
+def _trial_jobs(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    sweep: Sweep,
+    spec: SweepSpec | ComparisonSpec,
+    trials: list[TrialRow],
+    number: int,
+) -> list[tuple[str, int]] | None:
+    """Create trial ``number`` and its jobs, if nobody did; their (id, dispatch) to send."""
+    if isinstance(spec, ComparisonSpec):
+        conf = sweep.spec["configurations"][number]
+        params: dict[str, Any] = dict(conf["set"])
+        record: dict[str, Any] = {"label": conf["label"]}
+    else:
+        params, record = sample(sweep.id, spec, sweep.spec["sampler"]["seed"], trials, number)
+    seeds = sweep.spec["seeds"]
+    base = sweep.spec["base"]
+    with sessions() as s, s.begin():
+        took = s.execute(
+            update(Sweep)
+            .where(
+                Sweep.id == sweep.id,
+                Sweep.trials_created == number,
+                Sweep.status == SWEEP_RUNNING,
+            )
+            .values(trials_created=number + 1)
+        ).rowcount
+        if not took:
+            return None
+        # The sweep row is locked now: no one else can be creating a trial of this sweep.
+        active = s.scalar(
+            select(func.count(func.distinct(Job.trial_number))).where(
+                Job.sweep_id == sweep.id, Job.status.in_(ACTIVE_STATUSES)
+            )
+        )
+        if (active or 0) >= spec.parallelism:
+            raise _Full  # rolls the claim of ``number`` back
+        s.add(SweepTrial(sweep_id=sweep.id, number=number, params=params, optuna=record))
+        out: list[tuple[str, int]] = []
+        for repeat, seed in enumerate(seeds):
+            values = dict(params)
+            values.setdefault("training.seed", seed)
+            job = _job_for(s, settings, sweep, base, values, number, repeat, len(seeds) > 1)
+            s.add(job)
+            if job.status == QUEUED:
+                out.append((job.id, job.dispatch))
+    return out
+
+
+class _Full(Exception):
+    """The sweep already has ``parallelism`` trials in progress."""
+
+
+def _job_for(
+    s: Session,
+    settings: Settings,
+    sweep: Sweep,
+    base: dict[str, Any],
+    values: dict[str, Any],
+    number: int,
+    repeat: int,
+    several: bool,
+) -> Job:
+    name = f"{sweep.name[:150]} #{number}" + (f" seed {values['training.seed']}" if several else "")
+    link = {"sweep_id": sweep.id, "trial_number": number, "repeat": repeat}
+    problem: str | None = None
+    try:
+        body = apply(base, values)
+        body["name"] = name
+        spec = JobSpec.model_validate(body)
+        shape = dataset_shape(session=s, spec=spec, owner=sweep.owner_id)
+        errors = check_job(spec, shape, limits(settings))
+        if not errors:
+            return new_job(spec, shape, sweep.owner_id, **link)
+        problem = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    except (PathError, SpecError) as exc:
+        problem = str(exc)
+    except ValidationError as exc:
+        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+    # A sampled combination the checks of each value alone could not foresee: the trial
+    # fails at once, saying why, and the sampler learns from it.
+    now = utcnow()
+    return Job(
+        id=str(uuid.uuid4()),
+        owner_id=sweep.owner_id,
+        name=name,
+        status=FAILED,
+        status_reason=f"the trial's values make an invalid job: {problem}",
+        spec=base,
+        task=sweep.task,
+        n_parameters=0,
+        created_at=now,
+        finished_at=now,
+        **link,
+    )
+
+
+def _conclude(
+    sessions: sessionmaker[Session],
+    sweep: Sweep,
+    trials: list[TrialRow],
+    spent: int,
+    budget_epochs: int | None,
+) -> None:
+    outcomes = [t.outcome()[0] for t in trials]
+    complete = outcomes.count("complete")
+    counts = ", ".join(
+        f"{outcomes.count(k)} {k}" for k in ("complete", "pruned", "fail") if k in outcomes
+    )
+    if complete:
+        status, reason = SWEEP_SUCCEEDED, f"{len(trials)} trials: {counts}"
+        if (
+            budget_epochs is not None
+            and spent >= budget_epochs
+            and len(trials) < sweep.spec["max_trials"]
+        ):
+            reason += f"; stopped at its budget of {budget_epochs} epochs"
+    else:
+        status, reason = SWEEP_FAILED, f"no trial completed ({counts or 'no trials'})"
+    with sessions() as s, s.begin():
+        s.execute(
+            update(Sweep)
+            .where(Sweep.id == sweep.id, Sweep.status == SWEEP_RUNNING)
+            .values(status=status, status_reason=reason, finished_at=utcnow())
+        )
+
+
+def end(
+    sessions: sessionmaker[Session],
+    sweep_id: str,
+    status: str,
+    reason: str,
+    *,
+    cancel_requested: bool = False,
+    notify: Notify = _quiet,
+) -> bool:
+    """End a running sweep now (cancelled, or out of time) and stop its trials.
+
+    Two transactions: the sweep first — after it no driver can create a trial, since
+    creating one needs the sweep running — then its jobs: queued ones are cancelled, running
+    ones asked to stop. A crash between the two is finished by :func:`tick`.
+    """
+    with sessions() as s, s.begin():
+        values: dict[str, Any] = {
+            "status": status,
+            "status_reason": reason,
+            "finished_at": utcnow(),
+        }
+        if cancel_requested:
+            values["cancel_requested"] = True
+        done = s.execute(
+            update(Sweep)
+            .where(Sweep.id == sweep_id, Sweep.status == SWEEP_RUNNING)
+            .values(**values)
+        ).rowcount
+    stop_trials(sessions, sweep_id, f"the sweep ended: {reason}", notify=notify)
+    return bool(done)
+
+
+def stop_trials(
+    sessions: sessionmaker[Session], sweep_id: str, reason: str, *, notify: Notify = _quiet
+) -> int:
+    """Cancel the sweep's queued jobs and ask its running ones to stop."""
+    with sessions() as s, s.begin():
+        ids = s.scalars(
+            select(Job.id).where(
+                Job.sweep_id == sweep_id,
+                (Job.status == QUEUED) | ((Job.status == RUNNING) & ~Job.cancel_requested),
+            )
+        ).all()
+        s.execute(
+            update(Job)
+            .where(Job.sweep_id == sweep_id, Job.status == QUEUED)
+            .values(
+                status=CANCELLED, status_reason=reason, cancel_requested=True, finished_at=utcnow()
+            )
+        )
+        s.execute(
+            update(Job)
+            .where(Job.sweep_id == sweep_id, Job.status == RUNNING)
+            .values(cancel_requested=True)
+        )
+    for job_id in ids:
+        notify(job_id)
+    return len(ids)
+
+
+def tick(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    send: Send,
+    notify: Notify = _quiet,
+    notify_sweep: Notify = _quiet,
+) -> None:
+    """Advance every running sweep; stop the trials of ended sweeps still going."""
+    with sessions() as s:
+        running = s.scalars(select(Sweep.id).where(Sweep.status == SWEEP_RUNNING)).all()
+        leftover = s.scalars(
+            select(Job.sweep_id)
+            .join(Sweep, Sweep.id == Job.sweep_id)
+            .where(
+                Sweep.status != SWEEP_RUNNING,
+                (Job.status == QUEUED) | ((Job.status == RUNNING) & ~Job.cancel_requested),
+            )
+            .distinct()
+        ).all()
+    for sweep_id in leftover:
+        stop_trials(sessions, sweep_id, "the sweep has ended", notify=notify)
+    for sweep_id in running:
+        try:
+            advance(sessions, settings, sweep_id, send, notify, notify_sweep)
+        except Exception:
+            log.exception("sweep %s: could not advance it", sweep_id)
+
+
+__all__ = [
+    "SWEEP_CANCELLED",
+    "advance",
+    "end",
+    "load_trials",
+    "parse_spec",
+    "stop_trials",
+    "tick",
+]

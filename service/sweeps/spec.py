@@ -1,0 +1,531 @@
+"""The sweep language: a base job spec, a search space over dotted paths into it, and how
+to search (sampler), stop bad trials (pruner), score them (objective) and how much to spend.
+
+A sweep is pure data: a trial is the base spec with the trial's values written at their
+paths (:func:`apply`), validated exactly as ``POST /v1/jobs`` would validate it.
+"""
+
+from __future__ import annotations
+
+import builtins
+import copy
+import math
+import typing
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from service.spec import JobSpec
+from service.spec.common import SpecModel, metric_mode
+from service.spec.optimizers import OPTIMIZER_NAMES
+from service.text import LABEL_PATTERN
+
+#: What a choice or grid may hold: JSON scalars (what Optuna's categorical takes).
+Scalar = Annotated[str | int | float | bool | None, Field(union_mode="left_to_right")]
+
+MAX_TRIALS = 1000
+MAX_GRID_POINTS = 1000
+MAX_SPACE_ENTRIES = 32
+KINDS = ("choice", "uniform", "loguniform", "int", "grid", "preset")
+PRESETS = ("optimizer_family",)
+
+
+class Branch(SpecModel):
+    """A value of a choice that brings parameters of its own: they are sampled only in
+    the trials that take this value (e.g. momentum only when the optimizer is SGD)."""
+
+    value: Scalar
+    space: dict[str, Distribution] = Field(default_factory=dict, max_length=MAX_SPACE_ENTRIES)
+
+
+class Distribution(SpecModel):
+    """Exactly one of: ``choice``, ``uniform``, ``loguniform``, ``int`` (with ``step``
+    and ``log``), ``grid`` or ``preset`` (with ``names``)."""
+
+    choice: list[Scalar | Branch] | None = Field(
+        None, min_length=1, max_length=100, description="Pick one of these values."
+    )
+    uniform: tuple[float, float] | None = Field(None, description="[low, high], low < high.")
+    loguniform: tuple[float, float] | None = Field(
+        None, description="[low, high], 0 < low < high; sampled uniformly in log space."
+    )
+    int_: tuple[builtins.int, builtins.int] | None = Field(
+        None, alias="int", description="[low, high] inclusive, low < high."
+    )
+    step: typing.Annotated[builtins.int, Field(ge=1)] | None = Field(
+        None, description="With `int`: the spacing of the values (default 1)."
+    )
+    log: bool | None = Field(None, description="With `int`: sample in log space.")
+    grid: list[Scalar] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_GRID_POINTS,
+        description="Values to enumerate (with the grid sampler; a choice otherwise).",
+    )
+    preset: Literal["optimizer_family"] | None = Field(
+        None,
+        description="A shipped conditional space, at the path `optimizer`: the optimizer's "
+        "name, with momentum for SGD, betas for the Adam family and alpha for RMSProp.",
+    )
+    names: list[Literal[OPTIMIZER_NAMES]] | None = Field(  # type: ignore[valid-type]
+        None, min_length=1, description="With `preset: optimizer_family`: which optimizers."
+    )
+
+    model_config = SpecModel.model_config | {
+        "validate_by_name": True,
+        "validate_by_alias": True,
+        "serialize_by_alias": True,
+    }
+
+    def _get(self, kind: str) -> Any:
+        return getattr(self, "int_" if kind == "int" else kind)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Distribution:
+        given = [k for k in KINDS if self._get(k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of {', '.join(KINDS)}"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        kind = given[0]
+        if (self.step is not None or self.log is not None) and kind != "int":
+            raise ValueError("step and log go with int")
+        if self.names is not None and kind != "preset":
+            raise ValueError("names goes with preset")
+        if kind in ("uniform", "loguniform", "int"):
+            low, high = self._get(kind)
+            if not low < high:
+                raise ValueError(f"{kind}: [{low}, {high}] is empty or inverted; need low < high")
+            if kind == "loguniform" and low <= 0:
+                raise ValueError(f"loguniform: low must be above 0 (got {low})")
+            if kind == "int" and self.log and low < 1:
+                raise ValueError(f"int with log: low must be at least 1 (got {low})")
+            if kind == "int" and self.step is not None and self.step > high - low:
+                raise ValueError(f"int: step {self.step} is wider than [{low}, {high}]")
+        if kind in ("choice", "grid"):
+            values = [v.value if isinstance(v, Branch) else v for v in self._get(kind)]
+            keys = [repr(v) for v in values]
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"{kind}: values repeat")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in KINDS if self._get(k) is not None)
+
+    def values(self) -> list[Any] | None:
+        """Every value, for a finite distribution (choice, grid, int); else None."""
+        if self.choice is not None:
+            return [v.value if isinstance(v, Branch) else v for v in self.choice]
+        if self.grid is not None:
+            return list(self.grid)
+        if self.int_ is not None and not self.log:
+            low, high = self.int_
+            return list(range(low, high + 1, self.step or 1))
+        return None
+
+    def branches(self) -> dict[Any, dict[str, Distribution]]:
+        """Value → its own sub-space, for the choices that have one."""
+        return {b.value: b.space for b in self.choice or [] if isinstance(b, Branch) and b.space}
+
+    def corners(self) -> list[Any]:
+        """The values a validation must try: every finite value, or both ends."""
+        finite = self.values()
+        if finite is not None:
+            return finite
+        for kind in ("uniform", "loguniform", "int"):
+            if self._get(kind) is not None:
+                return list(self._get(kind))
+        return []
+
+
+Branch.model_rebuild()
+
+
+class SamplerSpec(SpecModel):
+    name: Literal["grid", "random", "tpe", "cmaes", "gp"] = Field(
+        "tpe",
+        description="Optuna's sampler of that name. `grid` enumerates every combination of "
+        "finite values (choice, grid, int); `cmaes` samples categorical parameters at random.",
+    )
+    seed: int | None = Field(
+        None, ge=0, le=2**32 - 1, description="Makes the sampling reproducible; drawn if absent."
+    )
+    n_startup_trials: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_TRIALS,
+        description="tpe, cmaes, gp: random trials before the model takes over "
+        "(Optuna's defaults: 10).",
+    )
+
+
+class PrunerSpec(SpecModel):
+    name: Literal["none", "median", "asha", "hyperband"] = Field(
+        "none",
+        description="`median`: stop a trial worse than the median of earlier trials at the "
+        "same step. `asha`: asynchronous successive halving. `hyperband`: ASHA over "
+        "several brackets of grace. Optuna's pruners of those names.",
+    )
+    grace: int = Field(
+        1,
+        ge=1,
+        le=100_000,
+        description="The first step a trial may be judged at (ASHA's and Hyperband's minimum "
+        "resource), in epochs, or in percent of the run with `measure: progress`.",
+    )
+    reduction_factor: int = Field(
+        3, ge=2, le=10, description="asha, hyperband: keep the best 1/η at each rung."
+    )
+    n_startup_trials: int = Field(
+        5, ge=0, le=MAX_TRIALS, description="median: trials that must end before it prunes."
+    )
+    measure: Literal["auto", "epoch", "progress"] = Field(
+        "auto",
+        description="What a step is: an `epoch`, or a percent of the trial's own run "
+        "(`progress`), so runs of different lengths — or 1cycle schedules, compared at the "
+        "same fraction of their cycle — are judged alike. `auto`: progress when the schedule "
+        "is one_cycle or the epochs vary, else epoch.",
+    )
+    skip_warmup: bool = Field(
+        True, description="Never judge a trial during its schedule's warm-up epochs."
+    )
+
+
+class ObjectiveSpec(SpecModel):
+    metric: str = Field(
+        "val_loss",
+        min_length=1,
+        max_length=64,
+        description="A metric the trials record, e.g. val_loss, val_accuracy, val_r2.",
+    )
+    direction: Literal["min", "max"] | None = Field(
+        None, description="Default: max for accuracies and r2, min otherwise."
+    )
+    measure: Literal["best", "last"] = Field(
+        "best", description="Score a trial by its best epoch or by its last."
+    )
+
+    @property
+    def mode(self) -> Literal["min", "max"]:
+        return self.direction or metric_mode(self.metric)
+
+
+class BudgetSpec(SpecModel):
+    epochs: int | None = Field(
+        None,
+        ge=1,
+        le=10_000_000,
+        description="Start no trial once the trials have run this many epochs in all.",
+    )
+    seconds: float | None = Field(
+        None,
+        gt=0,
+        le=365 * 24 * 3600,
+        description="Start no trial after this long, and cancel those still running.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> BudgetSpec:
+        if self.epochs is None and self.seconds is None:
+            raise ValueError("give epochs, seconds or both")
+        return self
+
+
+Name = Annotated[
+    str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": LABEL_PATTERN})
+]
+
+
+class SweepCommon(SpecModel):
+    name: Name | None = Field(None, description="A display label; default: made from the spec.")
+    base: JobSpec = Field(
+        default_factory=JobSpec, description="The job every trial starts from (as POST /v1/jobs)."
+    )
+    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+    parallelism: int = Field(
+        2, ge=1, le=64, description="Trials in progress at once (each runs `repeats` jobs)."
+    )
+    repeats: int = Field(
+        1,
+        ge=1,
+        le=50,
+        description="Seeds per configuration: each trial runs once per seed, the same seeds "
+        "for every trial, and scores the mean.",
+    )
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] | None = Field(
+        None,
+        max_length=50,
+        description="The seeds (as many as `repeats`, distinct); default: the base seed, "
+        "the base seed + 1, …",
+    )
+    budget: BudgetSpec | None = None
+
+    @model_validator(mode="after")
+    def _seeds(self) -> SweepCommon:
+        if self.seeds is not None:
+            if len(self.seeds) != self.repeats:
+                raise ValueError(f"seeds: give {self.repeats} (one per repeat)")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ValueError("seeds: must be distinct")
+        return self
+
+    def seed_list(self) -> list[int]:
+        if self.seeds is not None:
+            return list(self.seeds)
+        if self.repeats == 1:
+            return [self.base.training.seed]
+        return [(self.base.training.seed + i) % 2**32 for i in range(self.repeats)]
+
+    def base_dict(self) -> dict[str, Any]:
+        """The base as the user wrote it: only the fields they set, so a trial that
+        switches the optimizer gets the new optimizer's defaults, not the old one's."""
+        return self.base.model_dump(mode="json", exclude_unset=True)
+
+
+class SweepSpec(SweepCommon):
+    """``POST /v1/sweeps``."""
+
+    space: dict[str, Distribution] = Field(
+        ...,
+        min_length=1,
+        max_length=MAX_SPACE_ENTRIES,
+        description="Dotted path into the job spec → how to vary it. Paths may index "
+        "lists (`optimizer.betas.0`).",
+    )
+    sampler: SamplerSpec = Field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = Field(default_factory=PrunerSpec)
+    max_trials: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TRIALS,
+        description="Configurations to try. Default: the whole grid with the grid sampler, "
+        "else 20.",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> SweepSpec:
+        if self.repeats > 1 and self.pruner.name != "none":
+            raise ValueError("pruner: pruning judges single runs; with repeats > 1 use pruner none")
+        if self.repeats > 1 and any(p == "training.seed" for p in walk_paths(self.space)):
+            raise ValueError("space.training.seed: repeats set the seeds; vary one or the other")
+        return self
+
+
+class Configuration(SpecModel):
+    label: Name | None = Field(None, description="Default: made from `set`.")
+    set: dict[str, Any] = Field(
+        ...,
+        max_length=MAX_SPACE_ENTRIES,
+        description='Dotted path → value, written over the base (e.g. {"optimizer.name": '
+        '"sgd", "optimizer.momentum": 0.9}); empty for the base itself.',
+    )
+
+
+class ComparisonSpec(SweepCommon):
+    """``POST /v1/comparisons``: named configurations, each run with the same seeds."""
+
+    configurations: list[Configuration] = Field(..., min_length=2, max_length=20)
+    repeats: int = Field(5, ge=2, le=50, description="Seeds per configuration (at least 2).")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ComparisonSpec:
+        labels = [c.label for c in self.configurations if c.label]
+        if len(set(labels)) != len(labels):
+            raise ValueError("configurations: labels repeat")
+        return self
+
+
+# -- the space --------------------------------------------------------------------
+
+
+def walk_paths(space: dict[str, Distribution]) -> list[str]:
+    """Every path the space sets, branches included."""
+    out: list[str] = []
+    for path, dist in space.items():
+        out.append(path)
+        for sub in dist.branches().values():
+            out.extend(walk_paths(sub))
+    return out
+
+
+def expand_presets(space: dict[str, Distribution]) -> dict[str, Distribution]:
+    """The space with each preset written out as the conditional choice it stands for."""
+    out: dict[str, Distribution] = {}
+    for path, dist in space.items():
+        if dist.preset is None:
+            if dist.choice is not None:
+                dist = dist.model_copy(
+                    update={
+                        "choice": [
+                            b.model_copy(update={"space": expand_presets(b.space)})
+                            if isinstance(b, Branch)
+                            else b
+                            for b in dist.choice
+                        ]
+                    }
+                )
+            out[path] = dist
+            continue
+        if path != "optimizer":
+            raise ValueError(f"space.{path}: preset optimizer_family goes at the path optimizer")
+        out["optimizer.name"] = optimizer_family(dist.names or list(OPTIMIZER_NAMES))
+    return out
+
+
+def optimizer_family(names: list[str]) -> Distribution:
+    adam_betas = {
+        "optimizer.betas.0": Distribution(uniform=(0.8, 0.99)),
+        "optimizer.betas.1": Distribution(uniform=(0.9, 0.9999)),
+    }
+    extra: dict[str, dict[str, Distribution]] = {
+        "sgd": {"optimizer.momentum": Distribution(uniform=(0.0, 0.99))},
+        "rmsprop": {"optimizer.alpha": Distribution(uniform=(0.9, 0.999))},
+        **{n: adam_betas for n in ("adam", "adamw", "nadam", "adamax")},
+    }
+    return Distribution(
+        choice=[Branch(value=n, space=extra[n]) if n in extra else n for n in names]
+    )
+
+
+def grid_points(space: dict[str, Distribution]) -> list[dict[str, Any]] | None:
+    """Every combination of a finite, unconditional space (for the grid sampler); None
+    when some parameter is continuous or conditional."""
+    points: list[dict[str, Any]] = [{}]
+    for path, dist in space.items():
+        values = dist.values()
+        if values is None or dist.branches():
+            return None
+        points = [p | {path: v} for p in points for v in values]
+        if len(points) > 100 * MAX_GRID_POINTS:
+            break
+    return points
+
+
+# -- writing values into a spec ---------------------------------------------------
+
+
+def _union_fields() -> dict[str, tuple[str, dict[str, set[str]]]]:
+    """For each top-level union of the job spec (optimizer, schedule, model, dataset):
+    its discriminator and, per tag, the fields that member has."""
+    out: dict[str, tuple[str, dict[str, set[str]]]] = {}
+    for name, info in JobSpec.model_fields.items():
+        disc = None
+        for meta in info.metadata:
+            disc = getattr(meta, "discriminator", None) or disc
+        if disc is None:
+            disc = getattr(info, "discriminator", None)
+        members = typing.get_args(info.annotation)
+        if not isinstance(disc, str) or not members:
+            continue
+        tags: dict[str, set[str]] = {}
+        for member in members:
+            field = getattr(member, "model_fields", {}).get(disc)
+            if field is None:
+                continue
+            for tag in typing.get_args(field.annotation):
+                tags[tag] = set(member.model_fields)
+        out[name] = (disc, tags)
+    return out
+
+
+_UNIONS = _union_fields()
+_DEFAULTS = JobSpec()
+
+
+class PathError(ValueError):
+    """A dotted path that does not lead anywhere in the spec."""
+
+
+def apply(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with each value of ``params`` written at its dotted path.
+
+    Switching a union's tag (``optimizer.name``) keeps only the fields the new member
+    has, so ``momentum`` from an SGD base does not follow the switch to Adam. Missing
+    objects on the way are created (``regularization.early_stopping.patience``).
+    Raises PathError for a path that cannot be written (an index past a list's end, a
+    field inside a number).
+    """
+    spec = copy.deepcopy(base)
+    # Tags first, so the fields set after them land on the new member.
+    order = sorted(params, key=lambda p: (p.count("."), p))
+    for path in order:
+        parts = path.split(".")
+        node: Any = spec
+        for i, part in enumerate(parts[:-1]):
+            if i == 0 and part in _UNIONS and spec.get(part) is None:
+                # The base left this union to its default member: name that member.
+                disc = _UNIONS[part][0]
+                spec[part] = {disc: getattr(getattr(_DEFAULTS, part), disc)}
+            if isinstance(node, dict) and node.get(part) is None and parts[i + 1].isdigit():
+                # An index into a list the spec left to its default: start from that.
+                node[part] = _default(spec, parts[: i + 1]) or []
+            node = _step(node, part, parts[: i + 1], create=True)
+        _set(node, parts[-1], params[path], path)
+        if len(parts) == 2 and parts[0] in _UNIONS and parts[1] == _UNIONS[parts[0]][0]:
+            keep = _UNIONS[parts[0]][1].get(params[path])
+            if keep is not None and isinstance(spec.get(parts[0]), dict):
+                spec[parts[0]] = {k: v for k, v in spec[parts[0]].items() if k in keep}
+    return spec
+
+
+def _step(node: Any, part: str, where: list[str], *, create: bool) -> Any:
+    if isinstance(node, list):
+        if not part.isdigit() or int(part) >= len(node):
+            raise PathError(f"{'.'.join(where)}: no item {part} in a list of {len(node)}")
+        return node[int(part)]
+    if not isinstance(node, dict):
+        raise PathError(f"{'.'.join(where)}: {'.'.join(where[:-1])} is not an object")
+    if node.get(part) is None and create:
+        node[part] = {}
+    return node[part]
+
+
+def _set(node: Any, part: str, value: Any, path: str) -> None:
+    if isinstance(node, list):
+        if not part.isdigit() or int(part) >= len(node):
+            raise PathError(f"{path}: no item {part} in a list of {len(node)}")
+        node[int(part)] = value
+    elif isinstance(node, dict):
+        node[part] = value
+    else:
+        raise PathError(f"{path}: its parent is not an object")
+
+
+def _default(spec: dict[str, Any], parts: list[str]) -> Any:
+    """The spec language's default for the field at ``parts`` (a list such as
+    ``optimizer.betas``), as the member the spec names would fill it in; None if none."""
+    model: Any = JobSpec
+    node: Any = spec
+    for part in parts:
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        info = fields[part]
+        node = node.get(part) if isinstance(node, dict) else None
+        members = [m for m in typing.get_args(info.annotation) if hasattr(m, "model_fields")]
+        if node is None and hasattr(
+            default := info.get_default(call_default_factory=True), "model_fields"
+        ):
+            # Left out of the spec: the member its default is.
+            model, node = type(default), default.model_dump(mode="json")
+        elif part in _UNIONS and isinstance(node, dict):
+            disc, _ = _UNIONS[part]
+            tag = node.get(disc)
+            model = next(
+                (m for m in members if tag in typing.get_args(m.model_fields[disc].annotation)),
+                None,
+            )
+        elif members:
+            model = members[0]
+        elif hasattr(info.annotation, "model_fields"):
+            model = info.annotation
+        else:
+            value = info.get_default(call_default_factory=True)
+            return list(value) if isinstance(value, tuple | list) else None
+    return None
+
+
+def is_finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
