@@ -1,9 +1,12 @@
-"""The user's ``descent`` commands: submit, follow, jobs, show, cancel, metrics, plot, catalog.
+"""The user's ``descent`` commands: submit, follow, jobs, show, cancel, metrics, plot,
+catalog, and for sweeps: sweep (compare), sweep-follow, sweeps, sweep-show, sweep-cancel,
+sweep-plot.
 
 They talk to the API over HTTP only (:mod:`service.client`), wherever it runs. Data goes to
 stdout (``--json``: the API's JSON and nothing else), messages and errors to stderr. Exit
-codes: 0 done (a followed job succeeded), 1 a request failed or the server is unreachable,
-2 a usage error, 3 a followed job failed, 4 diverged, 5 was cancelled, 130 interrupted.
+codes: 0 done (a followed job or sweep succeeded), 1 a request failed or the server is
+unreachable, 2 a usage error, 3 a followed job or sweep failed, 4 diverged, 5 was
+cancelled, 130 interrupted.
 
 httpx, rich and yaml are imported inside the commands so that ``descent --help`` stays
 instant.
@@ -12,6 +15,7 @@ instant.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -743,6 +747,794 @@ def catalog(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
     )
 
 
+# -- sweeps ------------------------------------------------------------------------------
+
+#: The exit code of a followed sweep, by how it ended.
+SWEEP_EXIT_CODES = {"succeeded": 0, "failed": 3, "cancelled": 5}
+SweepArg = Annotated[str, typer.Argument(help="The sweep's id.", show_default=False)]
+#: Trial states, in the order the counts are told.
+TRIAL_STATES = ("queued", "running", "complete", "pruned", "failed", "cancelled")
+#: The order of a live table: what is in progress first, then the finished ones.
+_STATE_RANK = {"running": 0, "queued": 1, "complete": 2, "pruned": 3, "failed": 4, "cancelled": 5}
+
+
+def _value_text(value: Any) -> str:
+    """A parameter's value: numbers to four significant digits, strings as they are."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool | list | dict):
+        return json.dumps(value)
+    return _num(value)
+
+
+def _params_inline(params: dict[str, Any] | None) -> str:
+    return "  ".join(f"{k}={_value_text(v)}" for k, v in (params or {}).items())
+
+
+def _objective(sweep: dict[str, Any]) -> dict[str, Any]:
+    """``{"metric", "direction", "measure"}`` of a sweep (from the stored spec if the
+    answer lacks it)."""
+    if sweep.get("objective"):
+        return sweep["objective"]
+    return (sweep.get("spec") or {}).get("objective") or {"metric": "objective"}
+
+
+def _counts_text(counts: dict[str, Any] | None) -> str:
+    counts = counts or {}
+    parts = [f"{counts[s]} {s}" for s in TRIAL_STATES if counts.get(s)]
+    return ", ".join(parts) or "none yet"
+
+
+def trial_state(statuses: list[str]) -> str:
+    """A trial's state from its jobs' statuses, as the API counts them: ``queued`` while
+    every job waits, ``running`` while any is queued or running, then ``pruned``,
+    ``complete`` (every seed succeeded), ``cancelled`` or ``failed``."""
+    if not statuses or all(s == "queued" for s in statuses):
+        return "queued"
+    if any(s in ("queued", "running") for s in statuses):
+        return "running"
+    if "pruned" in statuses:
+        return "pruned"
+    if all(s == "succeeded" for s in statuses):
+        return "complete"
+    if "cancelled" in statuses:
+        return "cancelled"
+    return "failed"
+
+
+def apply_sweep_set(spec: dict[str, Any], assignment: str) -> None:
+    """``--set`` for a sweep spec: as :func:`apply_set`, except that the keys of ``space``
+    and of a configuration's ``set`` are dotted paths themselves, so everything after
+    ``space.`` (or ``configurations.N.set.``) is one key: ``space.optimizer.lr={uniform:
+    [0, 1]}``. A null value there removes the entry."""
+    import yaml
+
+    path, sep, raw = assignment.partition("=")
+    path = path.strip()
+    match = re.fullmatch(r"space\.(.+)|configurations\.(\d+)\.set\.(.+)", path)
+    if not sep or match is None:
+        apply_set(spec, assignment)
+        return
+    try:
+        value = yaml_value(raw)
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(
+            f"{assignment!r}: the value is not YAML: {exc}", param_hint="--set"
+        ) from None
+    if match.group(1) is not None:
+        key, where = match.group(1).strip(), spec.get("space")
+        if where is None:
+            where = spec["space"] = {}
+        name = "space"
+    else:
+        index, key = int(match.group(2)), match.group(3).strip()
+        configurations = spec.get("configurations")
+        if not isinstance(configurations, list) or index >= len(configurations):
+            count = len(configurations) if isinstance(configurations, list) else 0
+            raise typer.BadParameter(
+                f"{assignment!r}: configurations is a list of {count}; {index} is not an "
+                "index in it",
+                param_hint="--set",
+            )
+        config = configurations[index]
+        if not isinstance(config, dict):
+            raise typer.BadParameter(
+                f"{assignment!r}: configurations.{index} is not a mapping", param_hint="--set"
+            )
+        where = config.setdefault("set", {})
+        name = f"configurations.{index}.set"
+    if not isinstance(where, dict):
+        raise typer.BadParameter(f"{assignment!r}: {name} is not a mapping", param_hint="--set")
+    if value is None:
+        where.pop(key, None)
+    else:
+        where[key] = value
+
+
+def sweep_outcome_lines(sweep: dict[str, Any]) -> list[str]:
+    """What a sweep came to: status, trials by state and epochs, the best trial."""
+    objective = _objective(sweep)
+    created, asked = sweep.get("trials_created"), sweep.get("max_trials")
+    lines = [
+        f"{sweep.get('kind', 'sweep')} {sweep['id']} {sweep['status']}: {created}/{asked} "
+        f"trials ({_counts_text(sweep.get('counts'))}), {sweep.get('epochs_spent', 0)} epochs"
+    ]
+    if sweep.get("status_reason"):
+        lines.append(f"reason: {sweep['status_reason']}")
+    best = sweep.get("best")
+    if best:
+        label = f" ({best['label']})" if best.get("label") else ""
+        lines.append(
+            f"best: trial {best['number']}{label}: {objective.get('metric')} "
+            f"{_num(best.get('value'))}"
+            + (f"  {_params_inline(best.get('params'))}" if best.get("params") else "")
+        )
+    return lines
+
+
+class SweepBoard:
+    """What a follower knows of a sweep: the sweep's latest status and counts, and per
+    trial its params and each of its jobs' status, epochs and objective — kept up to date
+    from the events stream."""
+
+    def __init__(self, sweep: dict[str, Any]) -> None:
+        self.sweep = dict(sweep)
+        self.objective = _objective(sweep)
+        self.comparison = sweep.get("kind") == "comparison"
+        configurations = (sweep.get("spec") or {}).get("configurations") or []
+        self._labels = [c.get("label") if isinstance(c, dict) else None for c in configurations]
+        self.trials: dict[int, dict[str, Any]] = {}
+        self._told: dict[tuple[int, int], str] = {}
+
+    def _trial(
+        self, number: int, params: dict[str, Any] | None = None, label: str | None = None
+    ) -> dict[str, Any]:
+        if label is None and 0 <= number < len(self._labels):
+            label = self._labels[number]
+        row = self.trials.setdefault(number, {"params": {}, "label": None, "jobs": {}})
+        if params:
+            row["params"] = params
+        if label:
+            row["label"] = label
+        return row
+
+    def _job(self, data: dict[str, Any]) -> dict[str, Any]:
+        row = self._trial(int(data.get("trial") or 0), data.get("params"), data.get("label"))
+        return row["jobs"].setdefault(
+            data.get("repeat") or 0,
+            {"id": data.get("job_id"), "status": "queued", "epochs": 0, "objective": None},
+        )
+
+    @property
+    def repeats(self) -> int:
+        return int(self.sweep.get("repeats") or (self.sweep.get("spec") or {}).get("repeats") or 1)
+
+    # -- events ----------------------------------------------------------------------
+
+    def on_trial(self, data: dict[str, Any]) -> str | None:
+        """Take a ``trial`` event; returns its line, or ``None`` for a repeat of what was
+        already told (a reconnect sends the current state again)."""
+        job = self._job(data)
+        job["status"] = data.get("status") or job["status"]
+        if data.get("job_id"):
+            job["id"] = data["job_id"]
+        if data.get("epochs_completed") is not None:
+            job["epochs"] = data["epochs_completed"]
+        if data.get("objective") is not None:
+            job["objective"] = data["objective"]
+        number, repeat = int(data.get("trial") or 0), data.get("repeat") or 0
+        first = (number, repeat) not in self._told
+        if self._told.get((number, repeat)) == job["status"]:
+            return None
+        self._told[(number, repeat)] = job["status"]
+        return self.trial_line(number, repeat, data, with_params=first)
+
+    def trial_line(
+        self, number: int, repeat: int, data: dict[str, Any], *, with_params: bool
+    ) -> str:
+        row, job = self.trials[number], self.trials[number]["jobs"][repeat]
+        who = f"trial {number}"
+        if self.repeats > 1:
+            who += f" (repeat {repeat})"
+        if row.get("label"):
+            who += f" [{row['label']}]"
+        status = job["status"]
+        line = f"{who}: {status}"
+        metric = self.objective.get("metric")
+        reason = data.get("status_reason")
+        if status == "pruned":
+            by = re.match(r"pruned by (\w+)", reason or "")
+            if by:  # "pruned by asha at step 2 (epoch): …" says no more than the line
+                line += f" by {by.group(1)}"
+                reason = None
+            line += f" at epoch {job['epochs']}"
+        elif status in ("succeeded", "failed", "diverged", "cancelled"):
+            line += f" after {job['epochs']} epochs"
+        if status not in ("queued", "running") and job.get("objective") is not None:
+            line += f", {metric} {_num(job['objective'])}"
+        if reason and status not in ("queued", "running", "succeeded"):
+            line += f" ({reason})"
+        if with_params and row["params"] and not row.get("label"):
+            line += f"  {_params_inline(row['params'])}"
+        return line
+
+    def on_epoch(self, data: dict[str, Any]) -> None:
+        job = self._job(data)
+        if job["status"] == "queued":
+            job["status"] = "running"
+        if data.get("job_id"):
+            job["id"] = data["job_id"]
+        job["epochs"] = max(job["epochs"], int(data.get("epoch") or 0))
+        value, old = data.get("objective"), job.get("objective")
+        if value is None:
+            return
+        if self.objective.get("measure") == "best" and old is not None:
+            value = max(value, old) if self.objective.get("direction") == "max" else min(value, old)
+        job["objective"] = value
+
+    def on_sweep(self, data: dict[str, Any]) -> str | None:
+        """Take a ``sweep`` event; returns a line when the status changed."""
+        changed = data.get("status") and data.get("status") != self.sweep.get("status")
+        self.sweep.update({k: v for k, v in data.items() if k != "sweep_id"})
+        if not changed:
+            return None
+        reason = f" ({data['status_reason']})" if data.get("status_reason") else ""
+        return f"sweep {self.sweep.get('id')}: {data['status']}{reason}"
+
+    # -- the table -------------------------------------------------------------------
+
+    def row(self, number: int) -> dict[str, Any]:
+        """A trial's state, value (mean objective over its jobs) and epochs."""
+        trial = self.trials[number]
+        jobs = list(trial["jobs"].values())
+        values = [j["objective"] for j in jobs if j.get("objective") is not None]
+        return {
+            "number": number,
+            "state": trial_state([j["status"] for j in jobs]),
+            "params": trial["params"],
+            "label": trial.get("label"),
+            "value": sum(values) / len(values) if values else None,
+            "epochs": sum(j["epochs"] or 0 for j in jobs),
+        }
+
+    def ordered(self) -> list[dict[str, Any]]:
+        """Running and queued trials first (by number), then complete ones best first,
+        then the others, newest first."""
+        rows = [self.row(n) for n in self.trials]
+        sign = -1 if self.objective.get("direction") == "max" else 1
+
+        def key(r: dict[str, Any]) -> tuple[Any, ...]:
+            rank = _STATE_RANK.get(r["state"], 9)
+            if r["state"] == "complete" and r["value"] is not None:
+                return (rank, 0, sign * r["value"], r["number"])
+            if rank <= 1:
+                return (rank, 0, 0, r["number"])
+            return (rank, 1, 0, -r["number"])
+
+        return sorted(rows, key=key)
+
+    def header(self) -> str:
+        s = self.sweep
+        text = (
+            f"{s.get('kind', 'sweep')} {s.get('id')}  {s.get('status')}  "
+            f"{s.get('trials_created', len(self.trials))}/{s.get('max_trials', '?')} trials"
+        )
+        counts = s.get("counts")
+        if self.trials:  # the events tell the trials' states before the sweep's counts
+            counts = {}
+            for r in self.ordered():
+                counts[r["state"]] = counts.get(r["state"], 0) + 1
+        if counts:
+            text += f" ({_counts_text(counts)})"
+        best = s.get("best")
+        if best:
+            text += f"  best: trial {best['number']} {_num(best.get('value'))}"
+        return text
+
+    def table(self, max_rows: int | None = None) -> Any:
+        from rich.table import Table
+
+        rows = self.ordered()
+        shown = rows if max_rows is None else rows[: max(max_rows, 1)]
+        paths: list[str] = []
+        if not self.comparison:
+            for r in shown:
+                paths += [p for p in r["params"] if p not in paths]
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        table.add_column("#", justify="right", no_wrap=True)
+        table.add_column("STATE", no_wrap=True)
+        if self.comparison:
+            table.add_column("LABEL")
+        for p in paths:
+            table.add_column(p, justify="right")
+        table.add_column(str(self.objective.get("metric", "OBJECTIVE")), justify="right")
+        table.add_column("EPOCHS", justify="right")
+        for r in shown:
+            cells = [str(r["number"]), r["state"]]
+            if self.comparison:
+                cells.append(r.get("label") or "")
+            cells += [_value_text(r["params"][p]) if p in r["params"] else "" for p in paths]
+            cells += [_num(r["value"]), str(r["epochs"])]
+            table.add_row(*cells)
+        return table, len(rows) - len(shown)
+
+    def render(self, height: int | None = None) -> Any:
+        from rich.console import Group
+        from rich.text import Text
+
+        max_rows = None if height is None else max(height - 4, 3)
+        table, hidden = self.table(max_rows)
+        parts: list[Any] = [Text(self.header(), style="bold", overflow="ellipsis"), table]
+        if hidden:
+            parts.append(Text(f"… and {hidden} more trials", style="dim"))
+        return Group(*parts)
+
+
+def follow_sweep(client: Client, sweep: dict[str, Any], console: Console) -> dict[str, Any]:
+    """Show a sweep's trials from its events stream until it ends; returns the final sweep.
+
+    On a terminal: a live table of the trials (number, state, params, objective, epochs).
+    Otherwise: one line per trial event (a trial's job queued, running, pruned, ended …;
+    the stream first tells every job so far) and per change of the sweep's status."""
+    from service.client import SWEEP_TERMINAL_STATUSES
+
+    sweep_id = sweep["id"]
+    board = SweepBoard(sweep)
+
+    if not console.is_terminal:
+        console.print(
+            f"{sweep.get('kind', 'sweep')} {sweep_id}: {sweep.get('status')}, "
+            f"{sweep.get('max_trials', '?')} trials, {sweep.get('parallelism', '?')} at once",
+            soft_wrap=True,
+        )
+        for event in client.sweep_events(sweep_id):
+            line = None
+            if event.event == "trial":
+                line = board.on_trial(event.data)
+            elif event.event == "epoch":
+                board.on_epoch(event.data)
+            elif event.event == "sweep":
+                line = board.on_sweep(event.data)
+                if event.data.get("status") in SWEEP_TERMINAL_STATUSES:
+                    line = None  # told by the outcome lines
+            if line:
+                console.print(line, soft_wrap=True)
+            if event.event == "end":
+                break
+        return client.sweep(sweep_id)
+
+    from rich.live import Live
+
+    with Live(
+        board.render(console.height), console=console, refresh_per_second=4, transient=False
+    ) as live:
+        for event in client.sweep_events(sweep_id):
+            if event.event == "trial":
+                board.on_trial(event.data)
+            elif event.event == "epoch":
+                board.on_epoch(event.data)
+            elif event.event == "sweep":
+                board.on_sweep(event.data)
+            live.update(board.render(console.height))
+            if event.event == "end":
+                break
+    return client.sweep(sweep_id)
+
+
+def _follow_sweep_and_exit(client: Client, sweep: dict[str, Any], as_json: bool) -> None:
+    """Follow ``sweep``, report how it ended and exit with its code (130 on Ctrl-C)."""
+    console = _console(stderr=as_json)
+    try:
+        final = follow_sweep(client, sweep, console)
+    except KeyboardInterrupt:
+        _err(
+            f"\nstopped following; sweep {sweep['id']} keeps running "
+            f"(`descent sweep-cancel {sweep['id']}` cancels it, "
+            f"`descent sweep-follow {sweep['id']}` picks it up again)"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if as_json:
+        _print_json(final)
+    for line in sweep_outcome_lines(final):
+        console.print(line, soft_wrap=True)
+    raise typer.Exit(SWEEP_EXIT_CODES.get(final["status"], EXIT_ERROR))
+
+
+SweepSpecArg = Annotated[
+    str,
+    typer.Argument(
+        help="A sweep spec (base, space, sampler, pruner, objective …) or a comparison spec "
+        "(base, configurations): a .json, .yaml or .yml file, or - for stdin.",
+        show_default=False,
+    ),
+]
+SweepSetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a field of the spec: a dotted path and a YAML value, e.g. "
+        "max_trials=40 or base.training.epochs=20. After `space.` the rest is the entry's "
+        "path: 'space.optimizer.lr={loguniform: [1e-4, 0.1]}' (null drops it) (repeatable).",
+        show_default=False,
+    ),
+]
+SweepNameOpt = Annotated[str | None, typer.Option(help="The sweep's name (a label).")]
+SweepFollowOpt = Annotated[
+    bool, typer.Option("--follow", "-f", help="Show the trials live until the sweep ends.")
+]
+
+
+def _start_sweep(
+    spec: str,
+    set_: list[str] | None,
+    name: str | None,
+    follow: bool,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+    *,
+    comparison: bool = False,
+) -> None:
+    doc = load_spec(spec)
+    for assignment in set_ or []:
+        apply_sweep_set(doc, assignment)
+    if name is not None:
+        doc["name"] = name
+    if comparison and "configurations" not in doc:
+        raise typer.BadParameter(
+            f"{spec}: a comparison needs `configurations` (a list of {{label, set}}); "
+            "`descent sweep` starts a search over a space",
+            param_hint="SPEC",
+        )
+    with _client(url, token) as client:
+        created = client.create_sweep(doc)
+        if as_json and not follow:
+            _print_json(created)
+            return
+        if not as_json:
+            typer.echo(created["id"])
+        if follow:
+            _follow_sweep_and_exit(client, created, as_json)
+
+
+def sweep(
+    spec: SweepSpecArg,
+    set_: SweepSetOpt = None,
+    name: SweepNameOpt = None,
+    follow: SweepFollowOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a sweep, or a comparison if the spec has `configurations`; prints its id.
+
+    POST /v1/sweeps, or POST /v1/comparisons for a spec with `configurations`. With
+    --follow: a live table of the trials (one line per trial event when piped), to the end.
+
+    Exit codes with --follow: 0 succeeded, 3 failed, 5 cancelled, 130 Ctrl-C (the sweep
+    keeps running)."""
+    _start_sweep(spec, set_, name, follow, url, token, as_json)
+
+
+def compare(
+    spec: SweepSpecArg,
+    set_: SweepSetOpt = None,
+    name: SweepNameOpt = None,
+    follow: SweepFollowOpt = False,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a comparison of configurations over the same seeds; prints its id.
+
+    The same as `descent sweep` with a spec that has `configurations`, but refuses one that
+    has none. `descent sweep-show ID` then has mean ± std, 95% CIs and paired tests.
+
+    Exit codes with --follow: 0 succeeded, 3 failed, 5 cancelled, 130 Ctrl-C."""
+    _start_sweep(spec, set_, name, follow, url, token, as_json, comparison=True)
+
+
+def sweep_follow(
+    sweep_id: SweepArg, url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Follow a sweep until it ends (exit 0 succeeded, 3 failed, 5 cancelled)."""
+    with _client(url, token) as client:
+        _follow_sweep_and_exit(client, client.sweep(sweep_id), as_json)
+
+
+def sweeps(
+    status: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated statuses: running, succeeded, failed, cancelled.",
+            show_default=False,
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="sweep or comparison.", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="How many, newest first.")] = 20,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List your sweeps and comparisons, newest first."""
+    with _client(url, token) as client:
+        page = client.sweeps(status=status, kind=kind, limit=limit)
+    if as_json:
+        _print_json(page)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "NAME", "KIND", "STATUS", "TRIALS", "EPOCHS", "BEST", "CREATED"):
+        table.add_column(column, no_wrap=column in ("ID", "CREATED"))
+    for s in page["items"]:
+        best = s.get("best") or {}
+        objective = _objective(s)
+        table.add_row(
+            s["id"],
+            s.get("name") or "",
+            s.get("kind") or "sweep",
+            s["status"],
+            f"{s.get('trials_created', 0)}/{s.get('max_trials', '?')}",
+            str(s.get("epochs_spent", 0)),
+            f"{objective.get('metric')} {_num(best['value'])}" if best else "-",
+            _when(s.get("created_at")),
+        )
+    if page["items"]:
+        _console().print(table)
+    if page["total"] > len(page["items"]):
+        _err(f"{len(page['items'])} of {page['total']} sweeps; --limit shows more")
+    elif not page["items"]:
+        _err("no sweeps")
+
+
+def _leaderboard(sweep: dict[str, Any], trials: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    objective = _objective(sweep)
+    comparison = sweep.get("kind") == "comparison"
+    paths: list[str] = []
+    if not comparison:
+        for t in trials:
+            paths += [p for p in t.get("params") or {} if p not in paths]
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("STATE", no_wrap=True)
+    if comparison:
+        table.add_column("LABEL")
+    for p in paths:
+        table.add_column(p, justify="right")
+    table.add_column(str(objective.get("metric")), justify="right", no_wrap=True)
+    table.add_column("EPOCHS", justify="right", no_wrap=True)
+    for t in trials:
+        params = t.get("params") or {}
+        cells = [str(t["number"]), t.get("state") or ""]
+        if comparison:
+            cells.append(t.get("label") or "")
+        cells += [_value_text(params[p]) if p in params else "" for p in paths]
+        cells += [_num(t.get("value")), str(t.get("epochs", 0))]
+        table.add_row(*cells)
+    return table
+
+
+def _p_text(p: Any) -> str:
+    if p is None:
+        return "-"
+    return "<0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _comparison_table(doc: dict[str, Any]) -> Any:
+    """Per configuration: n, mean ± std, 95% CI; and for each other than the best, its
+    paired tests against the best."""
+    from rich.table import Table
+
+    tests = {t["other"]: t for t in doc.get("tests") or []}
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("#", "CONFIGURATION", "N", "MEAN ± STD", "95% CI", "BEST − THIS", "p (t)",
+                   "p (wilcoxon)", "p (holm)"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "CONFIGURATION" else "right")
+    for c in doc.get("configurations") or []:
+        mean = _num(c.get("mean"))
+        if c.get("std") is not None:
+            mean += f" ± {_num(c['std'])}"
+        ci = c.get("ci95")
+        ci_text = f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "-"
+        label = c.get("label") or _params_inline(c.get("params"))
+        if c["number"] == doc.get("best"):
+            label += " (best)"
+        test = tests.get(c["number"])
+        if test:
+            extra = [
+                _num(test.get("mean_difference")),
+                _p_text(test.get("p_value")),
+                _p_text(test.get("wilcoxon_p")),
+                _p_text(test.get("holm_p")),
+            ]
+        else:
+            extra = ["", "", "", ""]
+        table.add_row(str(c["number"]), label, str(c.get("n", 0)), mean, ci_text, *extra)
+    return table
+
+
+def sweep_show(
+    sweep_id: SweepArg,
+    trials: Annotated[
+        int, typer.Option("--trials", min=0, max=200, help="How many trials to list, best first.")
+    ] = 10,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A sweep's summary, its best trials and, with repeats ≥ 2, its statistics.
+
+    The statistics: per configuration mean ± std and 95% CI over its seeds, and paired
+    tests of the best against each other.
+
+    --json prints {"sweep", "trials", "comparison"}: the API's three answers (comparison
+    null when the sweep has one seed per configuration)."""
+    from service.client import ApiError
+
+    with _client(url, token) as client:
+        doc = client.sweep(sweep_id)
+        page = client.trials(sweep_id, limit=trials) if trials else None
+        stats = None
+        if (doc.get("repeats") or 1) >= 2:
+            try:
+                stats = client.comparison(sweep_id)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+    if as_json:
+        _print_json({"sweep": doc, "trials": page, "comparison": stats})
+        return
+    objective = _objective(doc)
+    pending_cancel = doc.get("cancel_requested") and doc["status"] == "running"
+    rows = [
+        ("id", doc["id"]),
+        ("name", doc.get("name") or ""),
+        ("kind", doc.get("kind") or "sweep"),
+        ("status", doc["status"] + (" (cancel requested)" if pending_cancel else "")),
+    ]
+    if doc.get("status_reason"):
+        rows.append(("reason", doc["status_reason"]))
+    rows += [
+        (
+            "trials",
+            f"{doc.get('trials_created')}/{doc.get('max_trials')} "
+            f"({_counts_text(doc.get('counts'))})",
+        ),  # fmt: skip
+        ("epochs spent", f"{doc.get('epochs_spent', 0):,}"),
+        (
+            "objective",
+            f"{objective.get('metric')} ({objective.get('direction')}, "
+            f"{objective.get('measure', 'best')} epoch)",
+        ),
+    ]
+    spec = doc.get("spec") or {}
+    if doc.get("kind") != "comparison":
+        sampler, pruner = spec.get("sampler") or {}, spec.get("pruner") or {}
+        how = f"sampler {sampler.get('name', '?')}"
+        if sampler.get("seed") is not None:
+            how += f" (seed {sampler['seed']})"
+        how += f" · pruner {pruner.get('name', 'none')}"
+        if pruner.get("name") not in (None, "none"):
+            how += f" (grace {pruner.get('grace')}, per {pruner.get('measure')})"
+        rows.append(("search", how))
+    rows.append(
+        (
+            "runs",
+            f"{doc.get('parallelism', '?')} trials at once × {doc.get('repeats', 1)} "
+            f"seed{'s' if (doc.get('repeats') or 1) > 1 else ''}",
+        )
+    )
+    best = doc.get("best")
+    if best:
+        label = f" ({best['label']})" if best.get("label") else ""
+        rows.append(("best", f"trial {best['number']}{label}: {_num(best.get('value'))}"))
+        for path, value in (best.get("params") or {}).items():
+            rows.append(("", f"  {path} = {_value_text(value)}"))
+    else:
+        rows.append(("best", "-"))
+    rows += [
+        ("task", doc.get("task") or ""),
+        ("created", _when(doc.get("created_at"))),
+        ("finished", _when(doc.get("finished_at"))),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        typer.echo(f"{key.ljust(width)}  {value}")
+    console = _console()
+    if page and page["items"]:
+        typer.echo("")
+        shown = len(page["items"])
+        typer.echo(
+            f"trials (best first, {shown} of {page['total']}):"
+            if page["total"] > shown
+            else "trials (best first):"
+        )
+        console.print(_leaderboard(doc, page["items"]))
+    if stats:
+        typer.echo("")
+        seeds = ", ".join(str(s) for s in stats.get("seeds") or [])
+        typer.echo(
+            f"comparison of {stats.get('metric')} ({stats.get('direction')}) over seeds "
+            f"{seeds}; tests: the best against each, paired by seed:"
+        )
+        console.print(_comparison_table(stats))
+
+
+def sweep_cancel(
+    sweep_id: SweepArg, url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Cancel a sweep: no new trial starts, queued ones never run, running ones stop."""
+    with _client(url, token) as client:
+        doc = client.cancel_sweep(sweep_id)
+    if as_json:
+        _print_json(doc)
+        return
+    if doc["status"] == "cancelled":
+        line = (
+            f"cancelled {doc['id']} after {doc.get('trials_created', 0)} trials "
+            f"({_counts_text(doc.get('counts'))})"
+        )
+        running = (doc.get("counts") or {}).get("running") or 0
+        if running:
+            trials = "trials stop at their" if running > 1 else "trial stops at its"
+            line += f"; {running} running {trials} next batch"
+        typer.echo(line)
+    else:
+        typer.echo(f"cancel requested: {doc['id']} ({doc['status']}); its trials stop shortly")
+
+
+def sweep_plot(
+    sweep_id: SweepArg,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Where to write the chart: a .png or .svg file.",
+            show_default=False,
+        ),
+    ],
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--kind",
+            "-k",
+            help="history (objective by trial, running best), parallel (parallel "
+            "coordinates), intermediate (every trial's curve, pruned ones marked), "
+            "importance, or comparison (mean curves with 95% bands; repeats ≥ 2).",
+        ),
+    ] = "history",
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Draw a sweep's chart."""
+    from service.client import SWEEP_PLOTS
+
+    if kind not in SWEEP_PLOTS:
+        raise typer.BadParameter(
+            f"{kind!r}: choose one of {', '.join(SWEEP_PLOTS)}", param_hint="'--kind'"
+        )
+    fmt = output.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        raise typer.BadParameter(
+            f"{output}: the file must end in .png or .svg", param_hint="'-o' / '--output'"
+        )
+    with _client(url, token) as client:
+        data = client.sweep_plot(sweep_id, kind=kind, fmt=fmt)
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        _err(f"error: cannot write {output}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_ERROR) from None
+    _err(f"wrote {output} ({len(data):,} bytes)")
+
+
 def register(app: typer.Typer) -> None:
     """Add the commands to the ``descent`` app."""
     app.command()(submit)
@@ -754,3 +1546,10 @@ def register(app: typer.Typer) -> None:
     app.command()(metrics)
     app.command()(plot)
     app.command()(catalog)
+    app.command()(sweep)
+    app.command()(compare)
+    app.command("sweep-follow")(sweep_follow)
+    app.command()(sweeps)
+    app.command("sweep-show")(sweep_show)
+    app.command("sweep-cancel")(sweep_cancel)
+    app.command("sweep-plot")(sweep_plot)

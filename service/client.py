@@ -9,6 +9,10 @@
                 print(event.data["epoch"], event.data["metrics"]["val_loss"])
         print(descent.job(job["id"])["status"])
 
+        space = {"optimizer.lr": {"loguniform": [1e-4, 0.1]}}
+        sweep = descent.create_sweep({"base": {"dataset": {"name": "digits"}}, "space": space})
+        print(descent.wait_sweep(sweep["id"])["best"])  # sweep_events(): follow it live
+
 It speaks HTTP only (httpx) and imports nothing heavy: no torch, no SQLAlchemy, not the
 API. Every failure is a :class:`DescentError`: an :class:`ApiError` for an error answer
 (with the server's ``status``, ``code``, ``message`` and ``fields``), an
@@ -39,6 +43,8 @@ __all__ = [
     "ConfigError",
     "DescentError",
     "Event",
+    "SWEEP_PLOTS",
+    "SWEEP_TERMINAL_STATUSES",
     "ServerSentEvent",
     "Unreachable",
     "config_path",
@@ -49,6 +55,10 @@ __all__ = [
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "diverged", "pruned"})
+#: How a sweep (or comparison) can end.
+SWEEP_TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+#: The charts of a sweep: ``GET /v1/sweeps/{id}/plots/{kind}.{png|svg}``.
+SWEEP_PLOTS = ("history", "parallel", "intermediate", "importance", "comparison")
 
 #: How to get a token, for the message of a 401 sent without one.
 TOKEN_HELP = (
@@ -558,6 +568,92 @@ class Client:
         path = f"/v1/plots/compare.{self._format(fmt)}"
         return self.request("GET", path, params=params, headers={"Accept": "*/*"}).content
 
+    # -- sweeps and comparisons ----------------------------------------------------------
+
+    def create_sweep(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Start a sweep (``POST /v1/sweeps``), or a comparison (``POST /v1/comparisons``)
+        when the spec has ``configurations``; returns the sweep, running with no trials yet
+        (the workers create them)."""
+        path = "/v1/comparisons" if "configurations" in spec else "/v1/sweeps"
+        return self._json("POST", path, json=spec)
+
+    def sweeps(
+        self,
+        status: str | Iterable[str] | None = None,
+        kind: str | Iterable[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page of your sweeps, newest first: ``{"items", "total", "limit", "offset"}``.
+        ``kind``: ``sweep`` or ``comparison``."""
+        params = self._params(
+            status=self._csv(status), kind=self._csv(kind), limit=limit, offset=offset
+        )
+        return self._json("GET", "/v1/sweeps", params=params)
+
+    def sweep(self, sweep_id: str) -> dict[str, Any]:
+        """One sweep: status, counts by trial state, epochs spent, the best trial."""
+        return self._json("GET", f"/v1/sweeps/{self._id(sweep_id)}")
+
+    def trials(
+        self,
+        sweep_id: str,
+        state: str | Iterable[str] | None = None,
+        sort: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """A page of the sweep's trials (the leaderboard): ``state`` filters
+        (``running``, ``complete``, ``pruned`` …), ``sort`` is ``value``, ``-value``,
+        ``number``, ``-number``, ``epochs`` … (default ``best``: complete trials best first,
+        then pruned, failed and cancelled ones, unfinished last)."""
+        params = self._params(state=self._csv(state), sort=sort, limit=limit, offset=offset)
+        return self._json("GET", f"/v1/sweeps/{self._id(sweep_id)}/trials", params=params)
+
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Stop a sweep: its queued trials never start, its running ones stop (409 once it
+        has ended); returns the sweep."""
+        return self._json("POST", f"/v1/sweeps/{self._id(sweep_id)}/cancel")
+
+    def importance(self, sweep_id: str) -> dict[str, Any]:
+        """Hyperparameter importance: ``{"metric", "params": [{"name", "importance"}],
+        "trials_used"}`` (409 before two trials have completed)."""
+        return self._json("GET", f"/v1/sweeps/{self._id(sweep_id)}/importance")
+
+    def comparison(self, sweep_id: str) -> dict[str, Any]:
+        """Per configuration the mean, std and 95% CI over seeds, and paired tests of the
+        best against each other (409 for a sweep with fewer than 2 repeats)."""
+        return self._json("GET", f"/v1/sweeps/{self._id(sweep_id)}/comparison")
+
+    def sweep_plot(self, sweep_id: str, kind: str = "history", fmt: str = "png") -> bytes:
+        """A sweep's chart as PNG or SVG bytes: ``history`` (objective by trial, running
+        best), ``parallel`` (parallel coordinates), ``intermediate`` (every trial's curve,
+        pruned ones marked), ``importance``, or ``comparison`` (mean curves with bands)."""
+        if kind not in SWEEP_PLOTS:
+            raise ValueError(
+                f"sweep plot kind must be one of {', '.join(SWEEP_PLOTS)}, not {kind!r}"
+            )
+        path = f"/v1/sweeps/{self._id(sweep_id)}/plots/{kind}.{self._format(fmt)}"
+        return self.request("GET", path, headers={"Accept": "*/*"}).content
+
+    def sweep_events(self, sweep_id: str, after: int | None = None) -> Iterator[Event]:
+        """The sweep's events as they happen, until ``end``: ``sweep`` (status, counts,
+        best), ``trial`` (a trial's job started, was pruned, ended …: ``trial``, ``job_id``,
+        ``repeat``, ``status``, ``epochs_completed``, ``objective``, ``params``) and
+        ``epoch`` (one per epoch of any trial, after event number ``after``). Resumed with
+        ``Last-Event-ID`` like :meth:`events`."""
+        path = f"/v1/sweeps/{self._id(sweep_id)}/events"
+        return self._stream(path, after, f"sweep {sweep_id}")
+
+    def wait_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Block until the sweep ends (following its events); returns the final sweep."""
+        for event in self.sweep_events(sweep_id):
+            if event.event == "end":
+                break
+            if event.event == "sweep" and event.data.get("status") in SWEEP_TERMINAL_STATUSES:
+                break
+        return self.sweep(sweep_id)
+
     # -- live events ---------------------------------------------------------------------
 
     def events(self, job_id: str, after: int | None = None) -> Iterator[Event]:
@@ -570,7 +666,11 @@ class Client:
         repeated. An error answer (404, 401, …) raises :class:`ApiError`; a server that
         stays unreachable for ``max_retries`` tries raises :class:`Unreachable`.
         """
-        path = f"/v1/jobs/{self._id(job_id)}/events"
+        return self._stream(f"/v1/jobs/{self._id(job_id)}/events", after, f"job {job_id}")
+
+    def _stream(self, path: str, after: int | None, what: str) -> Iterator[Event]:
+        """The events of an SSE endpoint until ``end``, resumed with ``Last-Event-ID``
+        (and ``?after=``) after a close or a network error, with backoff."""
         timeout = httpx.Timeout(self.timeout, read=self.stream_timeout)
         last = after
         failures = 0
@@ -612,7 +712,7 @@ class Client:
             if failures > self.max_retries:
                 if problem is None:
                     problem = Unreachable(
-                        f"{self.url} keeps closing the event stream of job {job_id} "
+                        f"{self.url} keeps closing the event stream of {what} "
                         "without sending an event",
                         self.url,
                     )

@@ -38,6 +38,9 @@ from service.live import Notifier
 from service.plots.router import router as plots_router
 from service.queue import Producer
 from service.spec.catalog import build_catalog
+from service.sweeps.events_router import router as sweep_events_router
+from service.sweeps.plots import router as sweep_plots_router
+from service.sweeps.router import router as sweeps_router
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(jobs_router)
     app.include_router(plots_router)
+    app.include_router(sweep_events_router)
+    app.include_router(sweep_plots_router)
+    app.include_router(sweeps_router)
     app.include_router(datasets_router)
     app.include_router(accounts_router)
     app.include_router(users_router)

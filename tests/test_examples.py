@@ -21,7 +21,13 @@ from service.spec import JobSpec
 from service.spec.datasets import SyntheticDataset
 
 EXAMPLES = ROOT / "examples"
-SPECS = sorted([*EXAMPLES.glob("**/*.json"), *EXAMPLES.glob("**/*.yaml")])
+SPECS = sorted(
+    p
+    for p in [*EXAMPLES.glob("**/*.json"), *EXAMPLES.glob("**/*.yaml")]
+    if p.parent.name != "sweeps"
+)
+#: Sweep and comparison specs (POST /v1/sweeps, POST /v1/comparisons).
+SWEEPS = sorted(EXAMPLES.glob("sweeps/*.yaml"))
 SCRIPTS = sorted(EXAMPLES.glob("**/*.sh"))
 COMPARISONS = ("optimizers", "batch-size", "schedules", "regularization", "init-scaling")
 
@@ -61,6 +67,15 @@ def test_there_are_examples():
 def test_example_spec_is_accepted(api, path):
     r = api.post("/v1/jobs", json=load(path))
     assert r.status_code == 202, r.text
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+def test_example_sweep_is_accepted(api, path):
+    spec = load(path)
+    assert path.read_text().startswith("#"), f"{path.name} should open with what it shows"
+    route = "/v1/comparisons" if "configurations" in spec else "/v1/sweeps"
+    r = api.post(route, json=spec)
+    assert r.status_code == 201, r.text
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: str(p.relative_to(EXAMPLES)))

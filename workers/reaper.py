@@ -128,7 +128,13 @@ class Reaper:
         while not self._stop.wait(interval):
             try:
                 # Sweeps: start trials of new sweeps, carry on sweeps whose driver died.
-                sweeps.tick(self.sessions, self.settings, self.send, self.notifier.job_changed)
+                sweeps.tick(
+                    self.sessions,
+                    self.settings,
+                    self.send,
+                    self.notifier.job_changed,
+                    self.notifier.job_changed,  # sweep streams listen on the sweep's id
+                )
             except Exception as exc:
                 log.warning("reaper: could not advance sweeps: %s", exc)
             if time.monotonic() - reaped_at < self.settings.reaper_seconds:

@@ -304,7 +304,14 @@ def _advance_sweep(
         with sessions() as s:
             sweep_id = sweep_of(s, job_id)
         if sweep_id is not None:
-            advance(sessions, settings, sweep_id, _send(settings), notifier.job_changed)
+            advance(
+                sessions,
+                settings,
+                sweep_id,
+                _send(settings),
+                notifier.job_changed,
+                notifier.job_changed,  # sweep streams listen on the sweep's id too
+            )
     except Exception:
         log.exception("job %s: could not advance its sweep", job_id)
 

@@ -70,7 +70,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("pruner_attrs", sa.JSON(), nullable=True))
         batch_op.create_index(batch_op.f("ix_jobs_sweep_id"), ["sweep_id"], unique=False)
         batch_op.create_foreign_key(
-            batch_op.f("fk_jobs_sweep_id_sweeps"), "sweeps", ["sweep_id"], ["id"], ondelete="CASCADE"
+            batch_op.f("fk_jobs_sweep_id_sweeps"),
+            "sweeps",
+            ["sweep_id"],
+            ["id"],
+            ondelete="CASCADE",
         )
 
     with op.batch_alter_table("epoch_metrics", schema=None) as batch_op:

@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,6 +98,10 @@ def read_snapshot(sessions: sessionmaker[Session], job_id: str, after: int) -> S
     return Snapshot(JobState(*row), [tuple(e) for e in epochs])  # type: ignore[misc]
 
 
+#: Reads the versions of watched keys (a change of version wakes the key's streams).
+VersionReader = Callable[[sessionmaker[Session], list[str]], dict[str, tuple]]
+
+
 def _versions(sessions: sessionmaker[Session], job_ids: list[str]) -> dict[str, tuple]:
     out: dict[str, tuple] = {}
     with sessions() as s:
@@ -118,6 +122,10 @@ class EventHub:
     the event *before* reading SQL, so a change that lands during the read still wakes
     it. Spurious wake-ups are harmless (the stream reads, finds nothing new, sleeps).
     The hub's tasks start with the first stream, on that stream's event loop.
+
+    Keys are job ids unless a stream names another ``source`` (see :meth:`add_source`),
+    e.g. a sweep's stream watches its sweep; a Redis notification on ``descent:job:<key>``
+    wakes the streams of ``key`` whatever its source.
     """
 
     def __init__(
@@ -128,6 +136,9 @@ class EventHub:
         self.redis_url = redis_url
         self._watchers: dict[str, set[asyncio.Event]] = {}
         self._versions: dict[str, tuple] = {}
+        #: source name -> its version reader; "job" is the jobs table (:func:`_versions`)
+        self._sources: dict[str, VersionReader] = {}
+        self._source_of: dict[str, str] = {}  # watched key -> its source, if not "job"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
         #: Whether the Redis listener is subscribed now (for tests and health).
@@ -149,6 +160,7 @@ class EventHub:
             # streams are gone with it.
             self._watchers.clear()
             self._versions.clear()
+            self._source_of.clear()
         self._loop = loop
         self._tasks = [loop.create_task(self._poll_forever(), name="events-poll")]
         if self.redis_url:
@@ -164,11 +176,25 @@ class EventHub:
                 await task
         self._tasks = []
 
+    def add_source(self, name: str, read: VersionReader) -> None:
+        """Let streams watch keys of another kind than jobs: the poll reads the versions
+        of keys watched with ``source=name`` with ``read`` (in a worker thread)."""
+        self._sources[name] = read
+
     @asynccontextmanager
-    async def watch(self, job_id: str) -> AsyncIterator[asyncio.Event]:
+    async def watch(
+        self, job_id: str, *, source: str = "job", event: asyncio.Event | None = None
+    ) -> AsyncIterator[asyncio.Event]:
+        """Wake ``event`` (a new one unless given: one event may watch many keys) when
+        ``job_id`` — a key of ``source`` — may have changed."""
+        if source != "job" and source not in self._sources:
+            raise ValueError(f"unknown event source {source!r}")
         self._ensure_running()
-        event = asyncio.Event()
+        if event is None:
+            event = asyncio.Event()
         self._watchers.setdefault(job_id, set()).add(event)
+        if source != "job":
+            self._source_of[job_id] = source
         try:
             yield event
         finally:
@@ -178,6 +204,7 @@ class EventHub:
                 if not watchers:
                     del self._watchers[job_id]
                     self._versions.pop(job_id, None)
+                    self._source_of.pop(job_id, None)
 
     def wake(self, job_id: str) -> None:
         for event in self._watchers.get(job_id, ()):
@@ -194,7 +221,10 @@ class EventHub:
             if not ids:
                 continue
             try:
-                versions = await anyio.to_thread.run_sync(_versions, self.sessions, ids)
+                groups: dict[str, list[str]] = {}
+                for key in ids:
+                    groups.setdefault(self._source_of.get(key, "job"), []).append(key)
+                versions = await anyio.to_thread.run_sync(self._read_versions, groups)
             except Exception as exc:  # the database is down: streams wait, then go on
                 log.warning("events: cannot poll the database: %s", exc)
                 continue
@@ -203,6 +233,13 @@ class EventHub:
                 if self._versions.get(job_id) != version:
                     self._versions[job_id] = version
                     self.wake(job_id)
+
+    def _read_versions(self, groups: dict[str, list[str]]) -> dict[str, tuple]:
+        out: dict[str, tuple] = {}
+        for source, some in groups.items():
+            read = _versions if source == "job" else self._sources[source]
+            out.update(read(self.sessions, some))
+        return out
 
     async def _listen_forever(self) -> None:
         import redis.asyncio as aioredis

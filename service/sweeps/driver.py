@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+import service.models  # noqa: F401  (every table: the trials' rows refer to users, datasets)
 from service.config import Settings
 from service.db import utcnow
 from service.jobs.models import ACTIVE_STATUSES, CANCELLED, FAILED, QUEUED, RUNNING, Job
@@ -122,13 +123,17 @@ def advance(
                 return created
             s.expunge(sweep)
             trials = load_trials(s, sweep_id)
+        number = sweep.trials_created
+        if any(t.number >= number for t in trials):
+            continue  # another driver created a trial between the two reads: read again
         spec = parse_spec(sweep)
         if _time_spent(sweep, spec):
             reason = f"its time budget of {spec.budget.seconds:g} s is spent"  # type: ignore[union-attr]
-            end(sessions, sweep_id, SWEEP_SUCCEEDED, reason, notify=notify)
+            done = any(t.outcome()[0] == "complete" for t in trials)
+            status = SWEEP_SUCCEEDED if done else SWEEP_FAILED
+            end(sessions, sweep_id, status, reason, notify=notify)
             notify_sweep(sweep_id)
             return created
-        number = sweep.trials_created
         active = sum(t.active for t in trials)
         spent = sum(j.epochs_completed for t in trials for j in t.jobs)
         budget_epochs = spec.budget.epochs if spec.budget else None
@@ -225,6 +230,7 @@ def _job_for(
     name = f"{sweep.name[:150]} #{number}" + (f" seed {values['training.seed']}" if several else "")
     link = {"sweep_id": sweep.id, "trial_number": number, "repeat": repeat}
     problem: str | None = None
+    body: dict[str, Any] = base
     try:
         body = apply(base, values)
         body["name"] = name
@@ -247,7 +253,7 @@ def _job_for(
         name=name,
         status=FAILED,
         status_reason=f"the trial's values make an invalid job: {problem}",
-        spec=base,
+        spec=body,
         task=sweep.task,
         n_parameters=0,
         created_at=now,

@@ -21,7 +21,7 @@ from service.spec.optimizers import OPTIMIZER_NAMES
 from service.text import LABEL_PATTERN
 
 #: What a choice or grid may hold: JSON scalars (what Optuna's categorical takes).
-Scalar = Annotated[str | int | float | bool | None, Field(union_mode="left_to_right")]
+Scalar = str | bool | int | float | None  # smart union: each JSON type keeps its type
 
 MAX_TRIALS = 1000
 MAX_GRID_POINTS = 1000
@@ -262,14 +262,14 @@ class SweepCommon(SpecModel):
     )
     budget: BudgetSpec | None = None
 
-    @model_validator(mode="after")
-    def _seeds(self) -> SweepCommon:
-        if self.seeds is not None:
-            if len(self.seeds) != self.repeats:
-                raise ValueError(f"seeds: give {self.repeats} (one per repeat)")
-            if len(set(self.seeds)) != len(self.seeds):
-                raise ValueError("seeds: must be distinct")
-        return self
+    def seed_errors(self) -> list[tuple[str, str]]:
+        if self.seeds is None:
+            return []
+        if len(self.seeds) != self.repeats:
+            return [("seeds", f"give {self.repeats} seeds (one per repeat)")]
+        if len(set(self.seeds)) != len(self.seeds):
+            return [("seeds", "the seeds must be distinct")]
+        return []
 
     def seed_list(self) -> list[int]:
         if self.seeds is not None:
@@ -304,13 +304,16 @@ class SweepSpec(SweepCommon):
         "else 20.",
     )
 
-    @model_validator(mode="after")
-    def _coherent(self) -> SweepSpec:
+    def coherence_errors(self) -> list[tuple[str, str]]:
+        """(field, message) for settings that contradict each other."""
+        out = self.seed_errors()
         if self.repeats > 1 and self.pruner.name != "none":
-            raise ValueError("pruner: pruning judges single runs; with repeats > 1 use pruner none")
+            out.append(
+                ("pruner.name", "pruning judges single runs; with repeats > 1 use pruner none")
+            )
         if self.repeats > 1 and any(p == "training.seed" for p in walk_paths(self.space)):
-            raise ValueError("space.training.seed: repeats set the seeds; vary one or the other")
-        return self
+            out.append(("space.training.seed", "repeats set the seeds; vary one or the other"))
+        return out
 
 
 class Configuration(SpecModel):
@@ -328,13 +331,6 @@ class ComparisonSpec(SweepCommon):
 
     configurations: list[Configuration] = Field(..., min_length=2, max_length=20)
     repeats: int = Field(5, ge=2, le=50, description="Seeds per configuration (at least 2).")
-
-    @model_validator(mode="after")
-    def _distinct(self) -> ComparisonSpec:
-        labels = [c.label for c in self.configurations if c.label]
-        if len(set(labels)) != len(labels):
-            raise ValueError("configurations: labels repeat")
-        return self
 
 
 # -- the space --------------------------------------------------------------------
@@ -448,8 +444,13 @@ def apply(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     field inside a number).
     """
     spec = copy.deepcopy(base)
+
     # Tags first, so the fields set after them land on the new member.
-    order = sorted(params, key=lambda p: (p.count("."), p))
+    def is_tag(path: str) -> bool:
+        parts = path.split(".")
+        return len(parts) == 2 and parts[0] in _UNIONS and parts[1] == _UNIONS[parts[0]][0]
+
+    order = sorted(params, key=lambda p: (not is_tag(p), p.count("."), p))
     for path in order:
         parts = path.split(".")
         node: Any = spec

@@ -94,7 +94,7 @@ def check_sweep(
     """The spec to store (presets expanded, defaults resolved) and the task; raises
     SpecError naming every problem."""
     base = spec.base_dict()
-    errors: list[FieldError] = []
+    errors = [FieldError(f, m) for f, m in spec.coherence_errors()]
     task = _check_base(spec, session=session, settings=settings, owner=owner, errors=errors)
     try:
         space = expand_presets(spec.space)
@@ -159,7 +159,7 @@ def check_comparison(
     spec: ComparisonSpec, *, session: Session, settings: Settings, owner: str
 ) -> tuple[dict[str, Any], str]:
     base = spec.base_dict()
-    errors: list[FieldError] = []
+    errors = [FieldError(f, m) for f, m in spec.seed_errors()]
     task = _check_base(spec, session=session, settings=settings, owner=owner, errors=errors)
     labels: list[str] = []
     for i, conf in enumerate(spec.configurations):

@@ -39,11 +39,13 @@ from faults import record_figures
 from hypothesis import strategies as st
 from schemathesis.engine import Status, events, from_schema
 from support import bearer, make_backend, make_user
+from sweep_rows import J, add_trial, float_record
 
 from service.db import make_engine, make_sessionmaker, session_scope, utcnow
 from service.deps import UUID_PATTERN
-from service.jobs.models import SUCCEEDED, EpochMetric, Job, JobAttempt
+from service.jobs.models import PRUNED, SUCCEEDED, EpochMetric, Job, JobAttempt
 from service.main import create_app
+from service.sweeps.models import SWEEP_SUCCEEDED, Sweep
 
 EXAMPLES = int(os.environ.get("DESCENT_FUZZ_EXAMPLES", "25"))
 UUID = re.compile(UUID_PATTERN)
@@ -89,6 +91,9 @@ SEMANTIC_422 = [
     "GET /v1/jobs/{job_id}/plot.svg",
     "GET /v1/plots/compare.png",
     "GET /v1/plots/compare.svg",
+    "POST /v1/sweeps",
+    "POST /v1/comparisons",
+    "GET /v1/sweeps/{sweep_id}/plots/{kind}.{fmt}",
 ]
 
 
@@ -185,6 +190,55 @@ def finish_job(backend_url: str, settings: Any, job_id: str) -> None:
     weights.write_bytes(b"not really a state dict, but bytes all the same")
 
 
+def seed_sweeps(client: TestClient, on_dataset: dict[str, Any]) -> list[str]:
+    """A finished sweep with complete trials (so importance, plots and the leaderboard
+    have content), a finished comparison over seeds (statistics) and a running sweep
+    (something to cancel); their ids."""
+    bounds = {"optimizer.lr": (0.001, 0.1, True), "model.dropout": (0.0, 0.5, False)}
+    search = client.post(
+        "/v1/sweeps",
+        json={
+            "base": {"dataset": on_dataset, "training": {"epochs": 3}},
+            "space": {
+                "optimizer.lr": {"loguniform": [0.001, 0.1]},
+                "model.dropout": {"uniform": [0.0, 0.5]},
+            },
+            "max_trials": 6,
+        },
+    )
+    assert search.status_code == 201, search.text
+    comparison = client.post(
+        "/v1/comparisons",
+        json={
+            "base": {"dataset": {"name": "iris"}, "training": {"epochs": 3}},
+            "configurations": [{"set": {}}, {"set": {"optimizer.lr": 0.01}}],
+            "repeats": 3,
+        },
+    )
+    assert comparison.status_code == 201, comparison.text
+    running = client.post(
+        "/v1/sweeps",
+        json={"base": {"dataset": {"name": "iris"}}, "space": {"optimizer.lr": {"grid": [0.1]}}},
+    )
+    assert running.status_code == 201, running.text
+    sessions = client.app.state.sessionmaker
+    with sessions() as s:
+        sid = search.json()["id"]
+        for n in range(6):
+            params = {"optimizer.lr": 0.001 * 1.9**n, "model.dropout": 0.08 * n}
+            job = J(SUCCEEDED if n < 5 else PRUNED, 1.0 / (n + 1), 3 if n < 5 else 1)
+            add_trial(s, sid, n, params, [job], record=float_record(params, bounds))
+        cid = comparison.json()["id"]
+        for n, conf in enumerate(comparison.json()["spec"]["configurations"]):
+            jobs = [J(SUCCEEDED, 0.5 + 0.1 * n + 0.01 * r) for r in range(3)]
+            add_trial(s, cid, n, conf["set"], jobs, record={"label": conf["label"]})
+        for finished in (s.get(Sweep, sid), s.get(Sweep, cid)):
+            assert finished is not None
+            finished.status, finished.finished_at = SWEEP_SUCCEEDED, utcnow()
+        s.commit()
+    return [sid, comparison.json()["id"], running.json()["id"]]
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
@@ -219,12 +273,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             if token.startswith(t["prefix"])
         }
         assert len(own) == 2
+        sweep_ids = seed_sweeps(client, on_dataset)
     finish_job(str(settings.database_url), settings, done.json()["id"])
     ids = {
         "job_id": [done.json()["id"], queued.json()["id"]],
         "dataset_id": [dataset.json()["id"], unused.json()["id"]],  # in use by a job; not
         "token_id": [spare.json()["id"]],
         "user_id": [victim_id],
+        "sweep_id": sweep_ids,
     }
     tally = Tally()
     yield World(served(app), token, ids, own, tally)

@@ -28,6 +28,8 @@ from service.main import create_app
 PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+#: Path parameters that are not ids: the same value for A's rows and for missing ones.
+NOT_IDS = {"kind": "history", "fmt": "png"}
 
 
 def all_routes(app) -> list[Any]:  # noqa: ANN001
@@ -73,6 +75,8 @@ class World:
 
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
+            if name in NOT_IDS:
+                return NOT_IDS[name]
             assert name in ids, f"teach test_idor.py which of A's ids to use for {{{name}}}"
             return ids[name]
 
@@ -124,6 +128,16 @@ def world(
             )
             assert job.status_code == 202, job.text
             token = client.post("/v1/tokens", json={"name": "alice-secret-token"}, headers=a)
+            sweep = client.post(
+                "/v1/sweeps",
+                json={
+                    "name": "alice-secret-sweep",
+                    "base": {"dataset": {"name": "uploaded", "id": ds.json()["id"]}},
+                    "space": {"optimizer.lr": {"loguniform": [0.001, 0.1]}},
+                },
+                headers=a,
+            )
+            assert sweep.status_code == 201, sweep.text
             assert token.status_code == 201, token.text
             me = client.get("/v1/me", headers=a).json()
             ids = {
@@ -131,6 +145,7 @@ def world(
                 "dataset_id": ds.json()["id"],
                 "token_id": token.json()["id"],
                 "user_id": me["id"],
+                "sweep_id": sweep.json()["id"],
             }
             # B has rows of its own, so its lists are not trivially empty.
             assert (
@@ -155,6 +170,8 @@ def assert_untouched(world: World) -> None:
     tokens = world.client.get("/v1/tokens", headers=a).json()["items"]
     assert all(t["revoked_at"] is None for t in tokens)
     assert world.client.get("/v1/me", headers=a).json()["disabled"] is False
+    sweep = world.client.get(f"/v1/sweeps/{world.ids['sweep_id']}", headers=a).json()
+    assert sweep["status"] == "running" and sweep["cancel_requested"] is False
 
 
 @pytest.mark.parametrize("who", ["user", "admin"])
@@ -215,6 +232,7 @@ LIST_QUERIES: dict[str, list[dict[str, str]]] = {
         {"offset": "0", "limit": "1"},
     ],
     "/v1/datasets": [{"limit": "200"}],
+    "/v1/sweeps": [{"status": "running"}, {"kind": "sweep,comparison", "limit": "200"}],
     "/v1/tokens": [{"limit": "200"}],
 }
 
@@ -244,6 +262,8 @@ def test_nothing_of_a_users_shows_up_in_anothers_lists_or_writes(world: World, w
     assert jobs["total"] == len(jobs["items"])
     datasets = world.client.get("/v1/datasets", headers=bearer(token)).json()
     assert datasets["total"] == 0 and datasets["items"] == []
+    sweeps = world.client.get("/v1/sweeps", headers=bearer(token)).json()
+    assert sweeps["total"] == 0 and sweeps["items"] == []
     assert_untouched(world)
 
 

@@ -1,0 +1,107 @@
+"""``GET /v1/sweeps/{sweep_id}/events``: follow a sweep live (see service/sweeps/events.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from service.deps import (
+    MAX_QUERY_INT,
+    CurrentUser,
+    SessionDep,
+    SettingsDep,
+    _id,
+    authenticated_router,
+)
+from service.errors import NOT_FOUND_SCHEMA, NotFound
+from service.sweeps import events
+from service.sweeps.models import Sweep
+
+router = authenticated_router(prefix="/v1/sweeps", tags=["sweeps"])
+
+SweepId = Annotated[str, _id("sweep")]
+
+
+def sweep_objective(sweep_id: SweepId, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
+    """The objective of the caller's sweep ``sweep_id`` (a sync dependency: the lookup
+    runs in a thread); 404 for a missing id and for anyone else's sweep alike."""
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None or sweep.owner_id != user.id:
+        raise NotFound(f"no sweep with id {sweep_id!r}")
+    return dict((sweep.spec or {}).get("objective") or {})
+
+
+EVENTS_DOC = """\
+`text/event-stream`. `event: sweep` (status, trials by state, the best trial) on
+connecting and whenever it changes; `event: trial` for each of the sweep's jobs on
+connecting, then whenever a job appears (a trial starts) or changes status or attempt
+(pruned, succeeded, …); `event: epoch` once per epoch any of its jobs recorded, in the
+order they were recorded, with `id:` its sweep event number; `event: end` once the sweep
+has ended and none of its jobs runs, after all their epochs — then the stream closes.
+Every event's `id:` is the last epoch number sent so far. Each `data:` is one JSON
+object, e.g.
+
+    id: 12
+    event: epoch
+    data: {"sweep_id":"…","trial":3,"job_id":"…","repeat":0,"epoch":2,"metrics":{…},…}
+
+A quiet stream gets a `: keep-alive` comment every 15 s. A stream lasts at most an hour
+(`DESCENT_EVENTS_MAX_SECONDS`); reconnect with `Last-Event-ID` and no epoch is lost (the
+sweep and its jobs are sent again as they are then).
+"""
+
+
+@router.get(
+    "/{sweep_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": EVENTS_DOC,
+            "content": {"text/event-stream": {"schema": events.SWEEP_EVENT_SCHEMA}},
+        },
+        404: NOT_FOUND_SCHEMA,
+    },
+)
+async def sweep_events(
+    sweep_id: SweepId,
+    objective: Annotated[dict[str, Any], Depends(sweep_objective)],
+    request: Request,
+    settings: SettingsDep,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_QUERY_INT,
+            description="Resume after this epoch number: only later epochs are sent (curl's "
+            "way of saying `Last-Event-ID`).",
+        ),
+    ] = None,
+    # `str`, not `str | None`: the schema then says a string of digits, never null.
+    last_event_id: Annotated[
+        str,
+        Header(
+            alias="Last-Event-ID",
+            pattern=r"^[0-9]{1,10}$",
+            description="The `id:` of the last event received; wins over `?after=`.",
+        ),
+    ] = None,  # type: ignore[assignment]
+) -> StreamingResponse:
+    """Follow a sweep live: its trials starting, their epochs, prunes and completions."""
+    # The header is what a reconnecting EventSource sends: it wins.
+    start = min(int(last_event_id), MAX_QUERY_INT) if last_event_id else after or 0
+    stream = events.sweep_events(
+        request.app.state.events,
+        sweep_id=sweep_id,
+        objective=objective,
+        after=start,
+        heartbeat_seconds=settings.events_heartbeat_seconds,
+        max_seconds=settings.events_max_seconds,
+    )
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        # No caching, and no buffering by a proxy (nginx honours X-Accel-Buffering).
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,332 @@
+"""HTTP routes for sweeps and comparisons (the event stream and the plots live in
+their own modules).
+
+Every route that reads a sweep loads its rows in one place — the ``SweepDep`` and
+``SweepTrialsDep`` dependencies, in Starlette's thread pool — and the slow parts
+(importance: Optuna and a random forest; statistics: SciPy) run after the session's
+transaction has ended, so no database connection is held while they compute.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Body, Depends, Path, Query, Request, Response
+
+from service.deps import (
+    UUID_PATTERN,
+    CurrentUser,
+    Limit,
+    NotifierDep,
+    Offset,
+    SessionDep,
+    SettingsDep,
+    authenticated_router,
+)
+from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, TOO_LARGE_SCHEMA
+from service.jobs.router import comma_list_pattern, split_list
+from service.sweeps import service
+from service.sweeps.models import COMPARISON, SWEEP_STATUSES, Sweep
+from service.sweeps.schemas import (
+    EXAMPLE_COMPARISON,
+    EXAMPLE_GRID,
+    EXAMPLE_PRESET,
+    EXAMPLE_SWEEP,
+    TRIAL_STATES,
+    ComparisonRead,
+    ImportanceRead,
+    SweepPage,
+    SweepRead,
+    TrialPage,
+    TrialRead,
+)
+from service.sweeps.spec import ComparisonSpec, SweepSpec
+from service.sweeps.study import TrialRow
+
+router = authenticated_router(prefix="/v1", tags=["sweeps"])
+
+SweepId = Annotated[
+    str,
+    Path(
+        pattern=UUID_PATTERN,
+        description="The sweep's id (a UUID).",
+        examples=["3f0c2a9e-5b1d-4c7e-9a4f-0d2b6c8e1f37"],
+    ),
+]
+PLOTS = ("history", "parallel", "intermediate", "importance")
+
+
+def valid_sweep(sweep_id: SweepId, session: SessionDep, user: CurrentUser) -> Sweep:
+    """The caller's sweep ``sweep_id``; 404 for a missing id and for anyone else's alike."""
+    return service.get(session=session, sweep_id=sweep_id, owner=user.id)
+
+
+SweepDep = Annotated[Sweep, Depends(valid_sweep)]
+
+
+def sweep_trials(sweep: SweepDep, session: SessionDep) -> tuple[Sweep, list[TrialRow]]:
+    """The caller's sweep and its trials, read in one transaction, which then ends."""
+    trials = service.load_trials(session, sweep.id)
+    session.commit()
+    return sweep, trials
+
+
+SweepTrialsDep = Annotated[tuple[Sweep, list[TrialRow]], Depends(sweep_trials)]
+
+
+def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead:
+    base = str(request.url_for("get_sweep", sweep_id=sweep.id))
+    stored = sweep.spec
+    links = {
+        "self": base,
+        "trials": f"{base}/trials",
+        "cancel": f"{base}/cancel",
+        "events": f"{base}/events",
+    }
+    if sweep.kind != COMPARISON:
+        links["importance"] = f"{base}/importance"
+    plots = list(PLOTS) if sweep.kind != COMPARISON else ["history", "intermediate"]
+    if int(stored.get("repeats") or 1) >= 2:
+        links["comparison"] = f"{base}/comparison"
+        plots.append("comparison")
+    for plot in plots:
+        links[f"plot_{plot}"] = f"{base}/plots/{plot}.png"
+    summary = service.summary(sweep, trials)
+    return SweepRead.model_validate(
+        {
+            "id": sweep.id,
+            "name": sweep.name,
+            "kind": sweep.kind,
+            "status": sweep.status,
+            "status_reason": sweep.status_reason,
+            "task": sweep.task,
+            "created_at": sweep.created_at,
+            "finished_at": sweep.finished_at,
+            "cancel_requested": bool(sweep.cancel_requested),
+            "spec": stored,
+            "max_trials": stored["max_trials"],
+            "parallelism": stored.get("parallelism", 1),
+            "repeats": stored.get("repeats", 1),
+            "trials_created": sweep.trials_created,
+            "counts": summary.counts,
+            "epochs_spent": summary.epochs_spent,
+            "objective": {k: stored["objective"][k] for k in ("metric", "direction", "measure")},
+            "best": summary.best,
+            "links": links,
+        }
+    )
+
+
+def _created(response: Response, out: SweepRead) -> SweepRead:
+    response.headers["Location"] = out.links["self"]
+    return out
+
+
+CREATED: dict[int | str, dict[str, Any]] = {
+    201: {
+        "headers": {
+            "Location": {
+                "description": "The sweep's URL.",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        }
+    },
+    413: TOO_LARGE_SCHEMA,
+}
+
+
+@router.post("/sweeps", status_code=201, response_model=SweepRead, responses=CREATED)
+def create_sweep(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    spec: Annotated[
+        SweepSpec,
+        Body(
+            openapi_examples={
+                "random-asha": {
+                    "summary": "Random search with ASHA pruning",
+                    "value": EXAMPLE_SWEEP,
+                },
+                "grid": {"summary": "A grid, 3 seeds per point", "value": EXAMPLE_GRID},
+                "preset": {
+                    "summary": "TPE over the optimizer family preset",
+                    "value": EXAMPLE_PRESET,
+                },
+            }
+        ),
+    ],
+) -> SweepRead:
+    """Start a sweep: trials drawn from `space` over the `base` job spec, each trained as
+    a job. Every path and every value the space can take is checked first (a 422 names
+    the path); the workers then create and run the trials, `parallelism` at once."""
+    sweep = service.create(session=session, settings=settings, spec=spec, owner=user.id)
+    return _created(response, to_read(sweep, [], request))
+
+
+@router.post("/comparisons", status_code=201, response_model=SweepRead, responses=CREATED)
+def create_comparison(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    spec: Annotated[
+        ComparisonSpec,
+        Body(
+            openapi_examples={
+                "optimizers": {
+                    "summary": "SGD, SGD with momentum and Adam over 5 seeds",
+                    "value": EXAMPLE_COMPARISON,
+                }
+            }
+        ),
+    ],
+) -> SweepRead:
+    """Compare named configurations, each run with the same `repeats` seeds; `GET
+    /v1/sweeps/{id}/comparison` then reports means, confidence intervals and paired
+    tests."""
+    sweep = service.create(session=session, settings=settings, spec=spec, owner=user.id)
+    return _created(response, to_read(sweep, [], request))
+
+
+@router.get("/sweeps", response_model=SweepPage)
+def list_sweeps(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    status: Annotated[
+        str | None,
+        Query(
+            description="Comma-separated statuses, e.g. `running,succeeded`.",
+            json_schema_extra={"pattern": comma_list_pattern(SWEEP_STATUSES)},
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        Query(
+            description="Comma-separated kinds: `sweep`, `comparison`.",
+            json_schema_extra={"pattern": comma_list_pattern(service.KINDS)},
+        ),
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> SweepPage:
+    """List your sweeps and comparisons, newest first."""
+    rows, total = service.list_sweeps(
+        session=session,
+        owner=user.id,
+        statuses=split_list(status),
+        kinds=split_list(kind),
+        limit=limit,
+        offset=offset,
+    )
+    trials = service.load_trials_of(session, [s.id for s in rows])
+    return SweepPage(
+        items=[to_read(s, trials.get(s.id, []), request) for s in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/sweeps/{sweep_id}", response_model=SweepRead, responses={404: NOT_FOUND_SCHEMA})
+def get_sweep(loaded: SweepTrialsDep, request: Request) -> SweepRead:
+    """One sweep: its status, trials by state, epochs spent and best trial so far."""
+    sweep, trials = loaded
+    return to_read(sweep, trials, request)
+
+
+@router.get(
+    "/sweeps/{sweep_id}/trials", response_model=TrialPage, responses={404: NOT_FOUND_SCHEMA}
+)
+def sweep_trials_page(
+    loaded: SweepTrialsDep,
+    state: Annotated[
+        str | None,
+        Query(
+            description="Comma-separated trial states: " + ", ".join(TRIAL_STATES) + ".",
+            json_schema_extra={"pattern": comma_list_pattern(TRIAL_STATES)},
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        Query(
+            description="`best` (default): complete trials best first (by the objective's "
+            "direction), then pruned, failed and cancelled ones, unfinished last. `value`, "
+            "`number`, `epochs`: by that, `-` for descending (no value sorts last).",
+            json_schema_extra={"enum": list(service.TRIAL_SORTS)},
+        ),
+    ] = "best",
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> TrialPage:
+    """The leaderboard: each trial's state, params, objective, epochs and jobs."""
+    sweep, trials = loaded
+    rows, total = service.trials_page(
+        sweep=sweep,
+        trials=trials,
+        states=split_list(state),
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
+    return TrialPage(
+        items=[TrialRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.post(
+    "/sweeps/{sweep_id}/cancel",
+    response_model=SweepRead,
+    responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
+)
+def cancel_sweep(
+    sweep_id: SweepId,
+    user: CurrentUser,
+    request: Request,
+    session: SessionDep,
+    notifier: NotifierDep,
+) -> SweepRead:
+    """Cancel a sweep: no trial starts after this, queued trials are cancelled and running
+    ones stop at their next batch. 409 once it has ended."""
+    sweep = service.cancel(
+        session=session,
+        sessions=request.app.state.sessionmaker,
+        notify=notifier.job_changed,
+        sweep_id=sweep_id,
+        owner=user.id,
+    )
+    trials = service.load_trials(session, sweep.id)
+    return to_read(sweep, trials, request)
+
+
+@router.get(
+    "/sweeps/{sweep_id}/importance",
+    response_model=ImportanceRead,
+    responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
+)
+async def sweep_importance(loaded: SweepTrialsDep) -> ImportanceRead:
+    """How much each parameter matters to the objective (Optuna's fANOVA over the
+    complete trials). 409 before 2 trials are complete, and for comparisons."""
+    sweep, trials = loaded
+    out = await anyio.to_thread.run_sync(service.cached_importance, sweep, trials)
+    return ImportanceRead.model_validate(out)
+
+
+@router.get(
+    "/sweeps/{sweep_id}/comparison",
+    response_model=ComparisonRead,
+    responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
+)
+async def sweep_comparison(loaded: SweepTrialsDep) -> ComparisonRead:
+    """Statistics over seeds, for a sweep with `repeats` ≥ 2 (409 otherwise): per
+    configuration the mean, standard deviation and 95% confidence interval of the
+    objective; the best configuration against each other, paired by seed."""
+    sweep, trials = loaded
+    out = await anyio.to_thread.run_sync(service.comparison_for, sweep, trials)
+    return ComparisonRead.model_validate(out)

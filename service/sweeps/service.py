@@ -1,0 +1,548 @@
+"""What the sweeps API does, without HTTP: create, list, read, cancel, the leaderboard,
+the summary, parameter importance and the statistics of a comparison.
+
+Reading and computing are apart: the ``load_*`` functions read rows into plain objects
+(:class:`~service.sweeps.study.TrialRow`), and everything after that — summaries, the
+leaderboard, importance (Optuna), statistics (SciPy) — works on those objects with no
+session, so a caller can end its transaction before the slow part starts.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.config import Settings
+from service.errors import Conflict, Invalid, NotFound
+from service.jobs.models import CANCELLED, QUEUED, Job
+from service.spec import FieldError
+from service.sweeps import driver
+from service.sweeps.models import (
+    COMPARISON,
+    SEARCH,
+    SWEEP_CANCELLED,
+    SWEEP_RUNNING,
+    SWEEP_STATUSES,
+    SWEEP_TERMINAL,
+    Sweep,
+    SweepTrial,
+)
+from service.sweeps.schemas import TRIAL_STATES
+from service.sweeps.spec import ComparisonSpec, SweepSpec
+from service.sweeps.study import JobRow, TrialRow
+from service.sweeps.validate import check_comparison, check_sweep, label_of
+
+KINDS: tuple[str, ...] = (SEARCH, COMPARISON)
+#: ``GET …/trials?sort=``: ``best`` (the default) ranks complete trials best first, then
+#: pruned, failed and cancelled ones, unfinished last.
+TRIAL_SORTS: tuple[str, ...] = (
+    "best",
+    "value",
+    "-value",
+    "number",
+    "-number",
+    "epochs",
+    "-epochs",
+)
+NAME_LENGTH = 200
+
+
+# -- create ---------------------------------------------------------------------------
+
+
+def default_name(stored: dict[str, Any], spec: SweepSpec | ComparisonSpec) -> str:
+    if isinstance(spec, ComparisonSpec):
+        name = "compare " + " vs ".join(c["label"] for c in stored["configurations"])
+    else:
+        name = f"{stored['sampler']['name']} over {', '.join(spec.space)}"
+    return name[:NAME_LENGTH]
+
+
+def create(
+    *,
+    session: Session,
+    settings: Settings,
+    spec: SweepSpec | ComparisonSpec,
+    owner: str,
+) -> Sweep:
+    """Check ``spec`` (every path, every value, the objective) and store the sweep; the
+    workers' drivers create its trials. Raises SpecError naming each problem."""
+    if isinstance(spec, ComparisonSpec):
+        stored, task = check_comparison(spec, session=session, settings=settings, owner=owner)
+        kind = COMPARISON
+    else:
+        stored, task = check_sweep(spec, session=session, settings=settings, owner=owner)
+        kind = SEARCH
+    sweep = Sweep(
+        id=str(uuid.uuid4()),
+        owner_id=owner,
+        name=spec.name or default_name(stored, spec),
+        kind=kind,
+        status=SWEEP_RUNNING,
+        spec=stored,
+        task=task,
+        trials_created=0,
+        event_seq=0,
+        cancel_requested=False,
+    )
+    session.add(sweep)
+    session.commit()
+    return sweep
+
+
+# -- read -----------------------------------------------------------------------------
+
+
+def get(*, session: Session, sweep_id: str, owner: str) -> Sweep:
+    """``owner``'s sweep; anyone else's answers exactly as a sweep that does not exist."""
+    sweep = session.get(Sweep, sweep_id)
+    if sweep is None or sweep.owner_id != owner:
+        raise NotFound(f"no sweep with id {sweep_id!r}")
+    return sweep
+
+
+def _check_values(name: str, given: Sequence[str], allowed: Sequence[str], what: str) -> None:
+    bad = [v for v in given if v not in allowed]
+    if bad:
+        raise Invalid(
+            f"{name}: unknown {what} {bad[0]!r}",
+            fields=[FieldError(name, f"unknown {what} {bad[0]!r}", list(allowed))],
+        )
+
+
+def list_sweeps(
+    *,
+    session: Session,
+    owner: str,
+    statuses: Sequence[str],
+    kinds: Sequence[str],
+    limit: int,
+    offset: int,
+) -> tuple[list[Sweep], int]:
+    """``owner``'s sweeps, newest first: filters and total see no one else's."""
+    _check_values("status", statuses, SWEEP_STATUSES, "status")
+    _check_values("kind", kinds, KINDS, "kind")
+    query = select(Sweep).where(Sweep.owner_id == owner)
+    if statuses:
+        query = query.where(Sweep.status.in_(statuses))
+    if kinds:
+        query = query.where(Sweep.kind.in_(kinds))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(
+        query.order_by(Sweep.created_at.desc(), Sweep.id).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
+def load_trials_of(session: Session, sweep_ids: Sequence[str]) -> dict[str, list[TrialRow]]:
+    """Every trial of each sweep with its jobs, in trial order (two queries in all; the
+    batched form of :func:`service.sweeps.driver.load_trials`)."""
+    out: dict[str, dict[int, TrialRow]] = {sid: {} for sid in sweep_ids}
+    if not sweep_ids:
+        return {}
+    for t in session.scalars(
+        select(SweepTrial)
+        .where(SweepTrial.sweep_id.in_(sweep_ids))
+        .order_by(SweepTrial.sweep_id, SweepTrial.number)
+    ):
+        out[t.sweep_id][t.number] = TrialRow(t.number, dict(t.params), dict(t.optuna or {}))
+    rows = session.execute(
+        select(
+            Job.id,
+            Job.sweep_id,
+            Job.status,
+            Job.trial_number,
+            Job.repeat,
+            Job.objective,
+            Job.intermediate,
+            Job.pruner_attrs,
+            Job.epochs_completed,
+        ).where(Job.sweep_id.in_(sweep_ids))
+    ).all()
+    for r in sorted(rows, key=lambda r: (r.sweep_id, r.trial_number or 0, r.repeat or 0)):
+        trial = out.get(r.sweep_id, {}).get(r.trial_number)
+        if trial is not None:
+            trial.jobs.append(
+                JobRow(
+                    r.id,
+                    r.status,
+                    r.repeat or 0,
+                    r.objective,
+                    dict(r.intermediate or {}),
+                    dict(r.pruner_attrs or {}),
+                    r.epochs_completed or 0,
+                )
+            )
+    return {sid: list(trials.values()) for sid, trials in out.items()}
+
+
+def load_trials(session: Session, sweep_id: str) -> list[TrialRow]:
+    return load_trials_of(session, [sweep_id])[sweep_id]
+
+
+# -- trial states and values ------------------------------------------------------------
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def trial_state(trial: TrialRow) -> str:
+    """One of TRIAL_STATES: queued while every job waits; running while any is queued
+    or running; then complete, pruned, cancelled (a job was cancelled) or failed."""
+    if not trial.jobs:
+        return "queued"
+    if trial.active:
+        return "queued" if all(j.status == QUEUED for j in trial.jobs) else "running"
+    state, _ = trial.outcome()
+    if state in ("complete", "pruned"):
+        return state
+    return "cancelled" if any(j.status == CANCELLED for j in trial.jobs) else "failed"
+
+
+def trial_value(trial: TrialRow, state: str | None = None) -> float | None:
+    """complete: the mean objective of its seeds; running or pruned: its single job's
+    objective so far; else None."""
+    state = state or trial_state(trial)
+    if state == "complete":
+        return _finite(trial.outcome()[1])
+    if state in ("running", "pruned") and len(trial.jobs) == 1:
+        return _finite(trial.jobs[0].objective)
+    return None
+
+
+def trial_label(trial: TrialRow) -> str:
+    return str((trial.optuna or {}).get("label") or label_of(trial.params))
+
+
+def seed_of(stored: dict[str, Any], trial: TrialRow, repeat: int) -> int | None:
+    if "training.seed" in trial.params and isinstance(trial.params["training.seed"], int):
+        return trial.params["training.seed"]
+    seeds = stored.get("seeds") or []
+    return seeds[repeat] if 0 <= repeat < len(seeds) else None
+
+
+@dataclass
+class Summary:
+    counts: dict[str, int]
+    epochs_spent: int
+    best: dict[str, Any] | None
+
+
+def _better(direction: str) -> Callable[[float], float]:
+    """A sort key putting the best value first."""
+    return (lambda v: -v) if direction == "max" else (lambda v: v)
+
+
+def summary(sweep: Sweep, trials: Sequence[TrialRow]) -> Summary:
+    counts = dict.fromkeys(TRIAL_STATES, 0)
+    best: tuple[float, TrialRow] | None = None
+    key = _better(sweep.spec["objective"]["direction"])
+    for t in trials:
+        state = trial_state(t)
+        counts[state] += 1
+        value = trial_value(t, state) if state == "complete" else None
+        if value is not None and (best is None or key(value) < key(best[0])):
+            best = (value, t)
+    best_out = None
+    if best is not None:
+        value, t = best
+        best_out = {
+            "number": t.number,
+            "label": trial_label(t) if sweep.kind == COMPARISON else None,
+            "params": t.params,
+            "value": value,
+            "job_ids": [j.id for j in t.jobs],
+        }
+    epochs = sum(j.epochs_completed for t in trials for j in t.jobs)
+    return Summary(counts, epochs, best_out)
+
+
+# -- the leaderboard --------------------------------------------------------------------
+
+
+def trials_page(
+    *,
+    sweep: Sweep,
+    trials: Sequence[TrialRow],
+    states: Sequence[str],
+    sort: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """The trials as the leaderboard shows them: filtered by state, sorted, one page."""
+    _check_values("state", states, TRIAL_STATES, "state")
+    if sort not in TRIAL_SORTS:
+        raise Invalid(
+            f"sort: cannot sort by {sort!r}",
+            fields=[FieldError("sort", f"cannot sort by {sort!r}", list(TRIAL_SORTS))],
+        )
+    rows = [trial_read(sweep, t) for t in trials]
+    if states:
+        rows = [r for r in rows if r["state"] in states]
+    key = _better(sweep.spec["objective"]["direction"])
+    rank = {"complete": 0, "pruned": 1, "failed": 2, "cancelled": 2, "running": 3, "queued": 3}
+
+    def by_value(sign: float) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        return lambda r: (r["value"] is None, sign * (r["value"] or 0.0), r["number"])
+
+    if sort == "best":
+        rows.sort(
+            key=lambda r: (
+                rank[r["state"]],
+                r["value"] is None,
+                key(r["value"]) if r["value"] is not None else 0.0,
+                r["number"],
+            )
+        )
+    elif sort in ("value", "-value"):
+        rows.sort(key=by_value(-1.0 if sort.startswith("-") else 1.0))
+    elif sort in ("number", "-number"):
+        rows.sort(key=lambda r: r["number"], reverse=sort.startswith("-"))
+    else:
+        sign = -1 if sort.startswith("-") else 1
+        rows.sort(key=lambda r: (sign * r["epochs"], r["number"]))
+    return rows[offset : offset + limit], len(rows)
+
+
+def trial_read(sweep: Sweep, t: TrialRow) -> dict[str, Any]:
+    state = trial_state(t)
+    return {
+        "number": t.number,
+        "state": state,
+        "label": trial_label(t) if sweep.kind == COMPARISON else None,
+        "params": t.params,
+        "value": trial_value(t, state),
+        "epochs": sum(j.epochs_completed for j in t.jobs),
+        "jobs": [
+            {
+                "id": j.id,
+                "status": j.status,
+                "repeat": j.repeat,
+                "seed": seed_of(sweep.spec, t, j.repeat),
+                "objective": _finite(j.objective),
+                "epochs_completed": j.epochs_completed,
+            }
+            for j in t.jobs
+        ],
+    }
+
+
+# -- cancel -----------------------------------------------------------------------------
+
+
+def cancel(
+    *,
+    session: Session,
+    sessions: sessionmaker[Session],
+    notify: Callable[[str], None],
+    sweep_id: str,
+    owner: str,
+) -> Sweep:
+    """End ``owner``'s running sweep: no trial starts after this, queued trials are
+    cancelled and running ones stop at their next batch. 409 once it has ended."""
+    sweep = get(session=session, sweep_id=sweep_id, owner=owner)
+    if sweep.status in SWEEP_TERMINAL:
+        raise Conflict(f"sweep {sweep_id} already ended as {sweep.status}; nothing to cancel")
+    # End the read transaction first: driver.end takes connections of its own.
+    session.commit()
+    done = driver.end(
+        sessions,
+        sweep_id,
+        SWEEP_CANCELLED,
+        "cancelled by request",
+        cancel_requested=True,
+        notify=notify,
+    )
+    session.refresh(sweep)
+    if not done:
+        raise Conflict(f"sweep {sweep_id} already ended as {sweep.status}; nothing to cancel")
+    return sweep
+
+
+# -- importance -------------------------------------------------------------------------
+
+
+def importance_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
+    """fANOVA importance of each parameter (Optuna's), from the complete trials. Slow
+    (imports Optuna and fits a forest): call it with no session open."""
+    if sweep.kind != SEARCH:
+        raise Conflict(
+            f"sweep {sweep.id} is a comparison: its configurations are not drawn from a "
+            "space; see its /comparison statistics"
+        )
+    complete = [t for t in trials if trial_state(t) == "complete"]
+    if len(complete) < 2:
+        raise Conflict(
+            f"importance needs at least 2 complete trials; sweep {sweep.id} has "
+            f"{len(complete)} so far"
+        )
+    from service.sweeps.study import importance
+
+    spec = driver.parse_spec(sweep)
+    assert isinstance(spec, SweepSpec)
+    try:
+        values = importance(sweep.id, spec, trials)
+    except (ValueError, RuntimeError) as exc:
+        raise Conflict(
+            f"cannot compute the importance of sweep {sweep.id}'s parameters: {exc}"
+        ) from None
+    params = sorted(
+        ({"name": k, "importance": max(0.0, float(v))} for k, v in values.items()),
+        key=lambda p: (-p["importance"], p["name"]),
+    )
+    return {
+        "metric": sweep.spec["objective"]["metric"],
+        "direction": sweep.spec["objective"]["direction"],
+        "method": "fanova",
+        "params": params,
+        "trials_used": len(complete),
+    }
+
+
+_IMPORTANCE_CACHE: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+_IMPORTANCE_LOCK = threading.Lock()
+IMPORTANCE_CACHE_SIZE = 64
+
+
+def cached_importance(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
+    """:func:`importance_for`, remembered while the sweep's complete trials stay the same
+    (the evaluator is seeded: the same trials give the same answer)."""
+    key = (
+        sweep.id,
+        tuple(
+            (t.number, trial_value(t), repr(sorted((t.optuna or {}).get("params", {}).items())))
+            for t in trials
+            if trial_state(t) == "complete"
+        ),
+    )
+    with _IMPORTANCE_LOCK:
+        if key in _IMPORTANCE_CACHE:
+            _IMPORTANCE_CACHE.move_to_end(key)
+            return _IMPORTANCE_CACHE[key]
+    out = importance_for(sweep, trials)
+    with _IMPORTANCE_LOCK:
+        _IMPORTANCE_CACHE[key] = out
+        while len(_IMPORTANCE_CACHE) > IMPORTANCE_CACHE_SIZE:
+            _IMPORTANCE_CACHE.popitem(last=False)
+    return out
+
+
+# -- comparison statistics --------------------------------------------------------------
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm–Bonferroni adjusted p-values (None stays None and does not count as a test)."""
+    present = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(present)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(present):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def _num(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
+    """Per configuration (trial): the objective's mean, standard deviation and 95%
+    confidence interval over its seeds; and the best configuration against each other,
+    paired by seed (paired t-test, Wilcoxon signed-rank, Holm-adjusted)."""
+    stored = sweep.spec
+    repeats = int(stored.get("repeats") or 1)
+    if repeats < 2:
+        raise Conflict(
+            f"sweep {sweep.id} runs each configuration once (repeats {repeats}); statistics "
+            "need repeats of 2 or more"
+        )
+    from scipy import stats
+
+    direction = stored["objective"]["direction"]
+    seeds = list(stored.get("seeds") or [])
+    configs: list[dict[str, Any]] = []
+    for t in trials:
+        values: dict[str, float] = {}
+        for j in t.jobs:
+            value = _finite(j.objective)
+            seed = seed_of(stored, t, j.repeat)
+            if j.status == "succeeded" and value is not None and seed is not None:
+                values[str(seed)] = value
+        n = len(values)
+        data = list(values.values())
+        mean = statistics.fmean(data) if n else None
+        std = statistics.stdev(data) if n >= 2 else None
+        ci = None
+        if n >= 2 and mean is not None and std is not None:
+            half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+            ci = [mean - half, mean + half]
+        configs.append(
+            {
+                "number": t.number,
+                "label": trial_label(t),
+                "params": t.params,
+                "state": trial_state(t),
+                "n": n,
+                "mean": mean,
+                "std": std,
+                "ci95": ci,
+                "values": values,
+            }
+        )
+    key = _better(direction)
+    candidates = [c for c in configs if c["state"] == "complete" and c["mean"] is not None]
+    candidates = candidates or [c for c in configs if c["mean"] is not None]
+    best = min(candidates, key=lambda c: (key(c["mean"]), c["number"])) if candidates else None
+    tests: list[dict[str, Any]] = []
+    if best is not None:
+        for other in configs:
+            if other is best:
+                continue
+            common = [s for s in best["values"] if s in other["values"]]
+            a = [best["values"][s] for s in common]
+            b = [other["values"][s] for s in common]
+            diffs = [x - y for x, y in zip(a, b, strict=True)]
+            test: dict[str, Any] = {
+                "other": other["number"],
+                "other_label": other["label"],
+                "n_pairs": len(common),
+                "mean_difference": statistics.fmean(diffs) if diffs else None,
+                "t": None,
+                "p_value": None,
+                "wilcoxon_p": None,
+            }
+            if len(common) >= 2 and len(set(diffs)) > 1:
+                # Differences all alike (all 0 included): t is undefined, not infinite.
+                res = stats.ttest_rel(a, b)
+                test["t"], test["p_value"] = _num(res.statistic), _num(res.pvalue)
+            if len(common) >= 2 and any(d != 0 for d in diffs):
+                try:
+                    test["wilcoxon_p"] = _num(stats.wilcoxon(a, b).pvalue)
+                except ValueError:
+                    test["wilcoxon_p"] = None
+            tests.append(test)
+        for test, adjusted in zip(tests, holm([t["p_value"] for t in tests]), strict=True):
+            test["holm_p"] = adjusted
+    return {
+        "metric": stored["objective"]["metric"],
+        "direction": direction,
+        "seeds": seeds,
+        "configurations": configs,
+        "best": best["number"] if best is not None else None,
+        "tests": tests,
+    }
