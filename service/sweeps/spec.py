@@ -21,7 +21,8 @@ from service.spec.optimizers import OPTIMIZER_NAMES
 from service.text import LABEL_PATTERN
 
 #: What a choice or grid may hold: JSON scalars (what Optuna's categorical takes).
-Scalar = str | bool | int | float | None  # smart union: each JSON type keeps its type
+#: A smart union: each JSON type keeps its type (true stays a boolean, 1 an integer).
+Scalar = str | bool | int | Annotated[float, Field(allow_inf_nan=False)] | None
 
 MAX_TRIALS = 1000
 MAX_GRID_POINTS = 1000
