@@ -142,6 +142,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_QUERY_INT, description="Items to skip
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
 
 JobId = Annotated[str, _id("job")]
+SweepId = Annotated[str, _id("sweep")]
 DatasetId = Annotated[str, _id("dataset")]
 UserId = Annotated[str, _id("user")]
 TokenId = Annotated[str, _id("token")]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -64,15 +64,24 @@ def parse_spec(sweep: Sweep) -> SweepSpec | ComparisonSpec:
 
 def load_trials(session: Session, sweep_id: str) -> list[TrialRow]:
     """Every trial of the sweep with its jobs, in trial order."""
-    trials = {
-        t.number: TrialRow(t.number, t.params, t.optuna)
-        for t in session.scalars(
-            select(SweepTrial).where(SweepTrial.sweep_id == sweep_id).order_by(SweepTrial.number)
-        )
-    }
+    return load_trials_of(session, [sweep_id])[sweep_id]
+
+
+def load_trials_of(session: Session, sweep_ids: Sequence[str]) -> dict[str, list[TrialRow]]:
+    """Every trial of each sweep with its jobs, in trial order (two queries in all)."""
+    out: dict[str, dict[int, TrialRow]] = {sid: {} for sid in sweep_ids}
+    if not sweep_ids:
+        return {}
+    for t in session.scalars(
+        select(SweepTrial)
+        .where(SweepTrial.sweep_id.in_(sweep_ids))
+        .order_by(SweepTrial.sweep_id, SweepTrial.number)
+    ):
+        out[t.sweep_id][t.number] = TrialRow(t.number, dict(t.params), dict(t.optuna or {}))
     rows = session.execute(
         select(
             Job.id,
+            Job.sweep_id,
             Job.status,
             Job.trial_number,
             Job.repeat,
@@ -80,11 +89,12 @@ def load_trials(session: Session, sweep_id: str) -> list[TrialRow]:
             Job.intermediate,
             Job.pruner_attrs,
             Job.epochs_completed,
-        ).where(Job.sweep_id == sweep_id)
+        ).where(Job.sweep_id.in_(sweep_ids))
     ).all()
-    for r in sorted(rows, key=lambda r: (r.trial_number, r.repeat or 0)):
-        if r.trial_number in trials:
-            trials[r.trial_number].jobs.append(
+    for r in sorted(rows, key=lambda r: (r.sweep_id, r.trial_number or 0, r.repeat or 0)):
+        trial = out.get(r.sweep_id, {}).get(r.trial_number)
+        if trial is not None:
+            trial.jobs.append(
                 JobRow(
                     r.id,
                     r.status,
@@ -92,10 +102,10 @@ def load_trials(session: Session, sweep_id: str) -> list[TrialRow]:
                     r.objective,
                     dict(r.intermediate or {}),
                     dict(r.pruner_attrs or {}),
-                    r.epochs_completed,
+                    r.epochs_completed or 0,
                 )
             )
-    return list(trials.values())
+    return {sid: list(trials.values()) for sid, trials in out.items()}
 
 
 def _time_spent(sweep: Sweep, spec: SweepSpec | ComparisonSpec) -> bool:
@@ -385,6 +395,7 @@ __all__ = [
     "advance",
     "end",
     "load_trials",
+    "load_trials_of",
     "parse_spec",
     "stop_trials",
     "tick",

@@ -12,7 +12,7 @@ from service.deps import (
     CurrentUser,
     SessionDep,
     SettingsDep,
-    _id,
+    SweepId,
     authenticated_router,
 )
 from service.errors import NOT_FOUND_SCHEMA, NotFound
@@ -20,8 +20,6 @@ from service.sweeps import events
 from service.sweeps.models import Sweep
 
 router = authenticated_router(prefix="/v1/sweeps", tags=["sweeps"])
-
-SweepId = Annotated[str, _id("sweep")]
 
 
 def sweep_objective(sweep_id: SweepId, session: SessionDep, user: CurrentUser) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from fastapi import Depends, Path, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.deps import UUID_PATTERN, CurrentUser, SessionDep, authenticated_router
+from service.deps import CurrentUser, SessionDep, SweepId, authenticated_router
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, Conflict, Invalid
 from service.jobs.models import EpochMetric, Job
 from service.jobs.router import safe_filename
@@ -52,14 +52,6 @@ from service.sweeps.study import TrialRow
 
 router = authenticated_router(prefix="/v1/sweeps", tags=["sweeps"])
 
-SweepId = Annotated[
-    str,
-    Path(
-        pattern=UUID_PATTERN,
-        description="The sweep's id (a UUID).",
-        examples=["3f0c2a9e-5b1d-4c7e-9a4f-0d2b6c8e1f37"],
-    ),
-]
 KindPath = Annotated[
     str,
     Path(

@@ -12,21 +12,22 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Body, Depends, Path, Query, Request, Response
+from fastapi import Body, Depends, Query, Request, Response
 
 from service.deps import (
-    UUID_PATTERN,
     CurrentUser,
     Limit,
     NotifierDep,
     Offset,
     SessionDep,
     SettingsDep,
+    SweepId,
     authenticated_router,
 )
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, TOO_LARGE_SCHEMA
 from service.jobs.router import comma_list_pattern, split_list
 from service.sweeps import service
+from service.sweeps.driver import load_trials, load_trials_of
 from service.sweeps.models import COMPARISON, SWEEP_STATUSES, Sweep
 from service.sweeps.schemas import (
     EXAMPLE_COMPARISON,
@@ -46,14 +47,6 @@ from service.sweeps.study import TrialRow
 
 router = authenticated_router(prefix="/v1", tags=["sweeps"])
 
-SweepId = Annotated[
-    str,
-    Path(
-        pattern=UUID_PATTERN,
-        description="The sweep's id (a UUID).",
-        examples=["3f0c2a9e-5b1d-4c7e-9a4f-0d2b6c8e1f37"],
-    ),
-]
 PLOTS = ("history", "parallel", "intermediate", "importance")
 
 
@@ -67,7 +60,7 @@ SweepDep = Annotated[Sweep, Depends(valid_sweep)]
 
 def sweep_trials(sweep: SweepDep, session: SessionDep) -> tuple[Sweep, list[TrialRow]]:
     """The caller's sweep and its trials, read in one transaction, which then ends."""
-    trials = service.load_trials(session, sweep.id)
+    trials = load_trials(session, sweep.id)
     session.commit()
     return sweep, trials
 
@@ -225,7 +218,7 @@ def list_sweeps(
         limit=limit,
         offset=offset,
     )
-    trials = service.load_trials_of(session, [s.id for s in rows])
+    trials = load_trials_of(session, [s.id for s in rows])
     return SweepPage(
         items=[to_read(s, trials.get(s.id, []), request) for s in rows],
         total=total,
@@ -301,7 +294,7 @@ def cancel_sweep(
         sweep_id=sweep_id,
         owner=user.id,
     )
-    trials = service.load_trials(session, sweep.id)
+    trials = load_trials(session, sweep.id)
     return to_read(sweep, trials, request)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.errors import Conflict, Invalid, NotFound
-from service.jobs.models import CANCELLED, QUEUED, Job
+from service.jobs.models import CANCELLED, QUEUED
 from service.spec import FieldError
 from service.sweeps import driver
 from service.sweeps.models import (
@@ -34,11 +34,10 @@ from service.sweeps.models import (
     SWEEP_STATUSES,
     SWEEP_TERMINAL,
     Sweep,
-    SweepTrial,
 )
 from service.sweeps.schemas import TRIAL_STATES
 from service.sweeps.spec import ComparisonSpec, SweepSpec
-from service.sweeps.study import JobRow, TrialRow
+from service.sweeps.study import TrialRow
 from service.sweeps.validate import check_comparison, check_sweep, label_of
 
 KINDS: tuple[str, ...] = (SEARCH, COMPARISON)
@@ -141,52 +140,6 @@ def list_sweeps(
         query.order_by(Sweep.created_at.desc(), Sweep.id).limit(limit).offset(offset)
     ).all()
     return list(rows), total
-
-
-def load_trials_of(session: Session, sweep_ids: Sequence[str]) -> dict[str, list[TrialRow]]:
-    """Every trial of each sweep with its jobs, in trial order (two queries in all; the
-    batched form of :func:`service.sweeps.driver.load_trials`)."""
-    out: dict[str, dict[int, TrialRow]] = {sid: {} for sid in sweep_ids}
-    if not sweep_ids:
-        return {}
-    for t in session.scalars(
-        select(SweepTrial)
-        .where(SweepTrial.sweep_id.in_(sweep_ids))
-        .order_by(SweepTrial.sweep_id, SweepTrial.number)
-    ):
-        out[t.sweep_id][t.number] = TrialRow(t.number, dict(t.params), dict(t.optuna or {}))
-    rows = session.execute(
-        select(
-            Job.id,
-            Job.sweep_id,
-            Job.status,
-            Job.trial_number,
-            Job.repeat,
-            Job.objective,
-            Job.intermediate,
-            Job.pruner_attrs,
-            Job.epochs_completed,
-        ).where(Job.sweep_id.in_(sweep_ids))
-    ).all()
-    for r in sorted(rows, key=lambda r: (r.sweep_id, r.trial_number or 0, r.repeat or 0)):
-        trial = out.get(r.sweep_id, {}).get(r.trial_number)
-        if trial is not None:
-            trial.jobs.append(
-                JobRow(
-                    r.id,
-                    r.status,
-                    r.repeat or 0,
-                    r.objective,
-                    dict(r.intermediate or {}),
-                    dict(r.pruner_attrs or {}),
-                    r.epochs_completed or 0,
-                )
-            )
-    return {sid: list(trials.values()) for sid, trials in out.items()}
-
-
-def load_trials(session: Session, sweep_id: str) -> list[TrialRow]:
-    return load_trials_of(session, [sweep_id])[sweep_id]
 
 
 # -- trial states and values ------------------------------------------------------------
