@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     from service.client import ApiError, Client
 
-#: The exit code of a followed job, by how it ended.
+#: The exit code of a followed job or sweep, by how it ended.
 EXIT_CODES = {"succeeded": 0, "failed": 3, "diverged": 4, "cancelled": 5, "pruned": 5}
 EXIT_ERROR = 1
 #: Left out of a followed job's final metrics (`descent show` and `metrics` have them).
@@ -407,23 +407,46 @@ def follow_job(client: Client, job: dict[str, Any], console: Console) -> dict[st
     return client.job(job_id)
 
 
-def _follow_and_exit(client: Client, job: dict[str, Any], as_json: bool) -> None:
-    """Follow ``job``, report how it ended and exit with its code (130 on Ctrl-C)."""
+def _follow_and_exit(
+    as_json: bool,
+    follow: Callable[[Console], dict[str, Any]],
+    outcome: Callable[[dict[str, Any]], list[str]],
+    interrupted: str,
+) -> None:
+    """Run ``follow`` (a job's or a sweep's) to the end, print how it ended (and the final
+    object with --json) and exit with its code; on Ctrl-C print ``interrupted`` and exit
+    130. With --json the progress goes to stderr, so stdout holds only the JSON."""
     console = _console(stderr=as_json)
     try:
-        final = follow_job(client, job, console)
+        final = follow(console)
     except KeyboardInterrupt:
-        _err(
-            f"\nstopped following; job {job['id']} keeps running "
-            f"(`descent cancel {job['id']}` cancels it, `descent follow {job['id']}` "
-            "picks it up again)"
-        )
+        _err(interrupted)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         _print_json(final)
-    for line in outcome_lines(final):
+    for line in outcome(final):
         console.print(line, soft_wrap=True)
     raise typer.Exit(EXIT_CODES.get(final["status"], EXIT_ERROR))
+
+
+def _print_created(created: dict[str, Any], *, as_json: bool, follow: bool) -> None:
+    """What a new job or sweep prints: its id; with --json its JSON, or with --json and
+    --follow nothing yet (the final JSON is printed when it ends)."""
+    if not as_json:
+        typer.echo(created["id"])
+    elif not follow:
+        _print_json(created)
+
+
+def _follow_job_and_exit(client: Client, job: dict[str, Any], as_json: bool) -> None:
+    _follow_and_exit(
+        as_json,
+        lambda console: follow_job(client, job, console),
+        outcome_lines,
+        f"\nstopped following; job {job['id']} keeps running "
+        f"(`descent cancel {job['id']}` cancels it, `descent follow {job['id']}` "
+        "picks it up again)",
+    )
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -460,13 +483,9 @@ def submit(
         doc["name"] = name
     with _client(url, token) as client:
         job = client.submit(doc)
-        if as_json and not follow:
-            _print_json(job)
-            return
-        if not as_json:
-            typer.echo(job["id"])
+        _print_created(job, as_json=as_json, follow=follow)
         if follow:
-            _follow_and_exit(client, job, as_json)
+            _follow_job_and_exit(client, job, as_json)
 
 
 def follow(
@@ -474,7 +493,7 @@ def follow(
 ) -> None:
     """Follow a job until it ends (exit 0 succeeded, 3 failed, 4 diverged, 5 cancelled)."""
     with _client(url, token) as client:
-        _follow_and_exit(client, client.job(job_id), as_json)
+        _follow_job_and_exit(client, client.job(job_id), as_json)
 
 
 def jobs(
@@ -749,8 +768,6 @@ def catalog(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False
 
 # -- sweeps ------------------------------------------------------------------------------
 
-#: The exit code of a followed sweep, by how it ended.
-SWEEP_EXIT_CODES = {"succeeded": 0, "failed": 3, "cancelled": 5}
 SweepArg = Annotated[str, typer.Argument(help="The sweep's id.", show_default=False)]
 #: Trial states, in the order the counts are told.
 TRIAL_STATES = ("queued", "running", "complete", "pruned", "failed", "cancelled")
@@ -1122,22 +1139,14 @@ def follow_sweep(client: Client, sweep: dict[str, Any], console: Console) -> dic
 
 
 def _follow_sweep_and_exit(client: Client, sweep: dict[str, Any], as_json: bool) -> None:
-    """Follow ``sweep``, report how it ended and exit with its code (130 on Ctrl-C)."""
-    console = _console(stderr=as_json)
-    try:
-        final = follow_sweep(client, sweep, console)
-    except KeyboardInterrupt:
-        _err(
-            f"\nstopped following; sweep {sweep['id']} keeps running "
-            f"(`descent sweep-cancel {sweep['id']}` cancels it, "
-            f"`descent sweep-follow {sweep['id']}` picks it up again)"
-        )
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    if as_json:
-        _print_json(final)
-    for line in sweep_outcome_lines(final):
-        console.print(line, soft_wrap=True)
-    raise typer.Exit(SWEEP_EXIT_CODES.get(final["status"], EXIT_ERROR))
+    _follow_and_exit(
+        as_json,
+        lambda console: follow_sweep(client, sweep, console),
+        sweep_outcome_lines,
+        f"\nstopped following; sweep {sweep['id']} keeps running "
+        f"(`descent sweep-cancel {sweep['id']}` cancels it, "
+        f"`descent sweep-follow {sweep['id']}` picks it up again)",
+    )
 
 
 SweepSpecArg = Annotated[
@@ -1188,11 +1197,7 @@ def _start_sweep(
         )
     with _client(url, token) as client:
         created = client.create_sweep(doc)
-        if as_json and not follow:
-            _print_json(created)
-            return
-        if not as_json:
-            typer.echo(created["id"])
+        _print_created(created, as_json=as_json, follow=follow)
         if follow:
             _follow_sweep_and_exit(client, created, as_json)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -140,6 +140,36 @@ def _id(what: str) -> Any:
 MAX_QUERY_INT = 2**31 - 1
 Offset = Annotated[int, Query(ge=0, le=MAX_QUERY_INT, description="Items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
+
+
+async def resume_after(
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_QUERY_INT,
+            description="Resume after this event id: only later epochs are sent (curl's "
+            "way of saying `Last-Event-ID`).",
+        ),
+    ] = None,
+    # `str`, not `str | None`: the schema then says a string of digits, never null.
+    last_event_id: Annotated[
+        str,
+        Header(
+            alias="Last-Event-ID",
+            pattern=r"^[0-9]{1,10}$",
+            description="The `id:` of the last event received; wins over `?after=`.",
+        ),
+    ] = None,  # type: ignore[assignment]
+) -> int:
+    """Where an event stream resumes: after the header's id, which a reconnecting
+    EventSource sends, else after ``?after=``, else from the start (0). A coroutine, like
+    the app-state lookups above: it runs after the caller's session is open."""
+    return min(int(last_event_id), MAX_QUERY_INT) if last_event_id else after or 0
+
+
+#: The event id an event stream resumes after (`?after=` or `Last-Event-ID`).
+ResumeAfter = Annotated[int, Depends(resume_after)]
 
 JobId = Annotated[str, _id("job")]
 SweepId = Annotated[str, _id("sweep")]

@@ -38,6 +38,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -287,6 +288,16 @@ def _finite(value: Any) -> Any:
 def sse(event: str, data: dict[str, Any], event_id: int) -> str:
     body = json.dumps(_finite(data), allow_nan=False, separators=(",", ":"))
     return f"id: {event_id}\nevent: {event}\ndata: {body}\n\n"
+
+
+def event_stream(stream: AsyncIterator[str]) -> StreamingResponse:
+    """The HTTP response of an event stream: no caching, and no buffering by a proxy
+    (nginx honours X-Accel-Buffering)."""
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _iso(when: datetime) -> str:

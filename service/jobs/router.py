@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from fastapi import Body, Depends, Header, Query, Request, Response
+from fastapi import Body, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 
 from service.deps import (
@@ -19,6 +19,7 @@ from service.deps import (
     NotifierDep,
     Offset,
     ProducerDep,
+    ResumeAfter,
     SessionDep,
     SettingsDep,
     authenticated_router,
@@ -227,45 +228,18 @@ A quiet stream gets a `: keep-alive` comment every 15 s. A stream lasts at most 
     },
 )
 async def job_events(
-    job: JobDep,
-    request: Request,
-    settings: SettingsDep,
-    after: Annotated[
-        int | None,
-        Query(
-            ge=0,
-            le=MAX_QUERY_INT,
-            description="Resume after this epoch: only later epochs are sent (curl's way "
-            "of saying `Last-Event-ID`).",
-        ),
-    ] = None,
-    # `str`, not `str | None`: the schema then says a string of digits, never null.
-    last_event_id: Annotated[
-        str,
-        Header(
-            alias="Last-Event-ID",
-            pattern=r"^[0-9]{1,10}$",
-            description="The `id:` of the last event received; wins over `?after=`.",
-        ),
-    ] = None,  # type: ignore[assignment]
+    job: JobDep, after: ResumeAfter, request: Request, settings: SettingsDep
 ) -> StreamingResponse:
     """Follow a job live: its epochs and status changes as server-sent events."""
-    # The header is what a reconnecting EventSource sends: it wins.
-    start = min(int(last_event_id), MAX_QUERY_INT) if last_event_id else after or 0
     stream = events.job_events(
         request.app.state.events,
         job_id=job.id,
         epochs=job.spec["training"]["epochs"],
-        after=start,
+        after=after,
         heartbeat_seconds=settings.events_heartbeat_seconds,
         max_seconds=settings.events_max_seconds,
     )
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        # No caching, and no buffering by a proxy (nginx honours X-Accel-Buffering).
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return events.event_stream(stream)
 
 
 @router.get(

@@ -53,8 +53,6 @@ from service.jobs import events as job_events
 from service.jobs.events import RETRY_MS, EventHub, sse
 from service.jobs.models import (
     ACTIVE_STATUSES,
-    CANCELLED,
-    QUEUED,
     TERMINAL_STATUSES,
     EpochMetric,
     Job,
@@ -229,17 +227,6 @@ def read_snapshot(
 # -- what is sent ----------------------------------------------------------------------
 
 
-def trial_state(trial: TrialRow) -> str:
-    """``queued`` (all its jobs wait), ``running``, ``complete``, ``pruned``, ``failed``
-    or ``cancelled`` — as the sweep's counts name them."""
-    state, _ = trial.outcome()
-    if state == "running":
-        return "queued" if all(j.status == QUEUED for j in trial.jobs) else "running"
-    if state == "fail":
-        return "cancelled" if any(j.status == CANCELLED for j in trial.jobs) else "failed"
-    return state
-
-
 class _Sweep:
     """What a stream knows of its sweep: every trial and job it has read."""
 
@@ -295,7 +282,7 @@ class _Sweep:
         counts = dict.fromkeys(TRIAL_STATES, 0)
         best: dict[str, Any] | None = None
         for _, trial in sorted(self.rows().items()):
-            state = trial_state(trial)
+            state = trial.state
             counts[state] += 1
             _, value = trial.outcome()
             if state != "complete" or value is None:
@@ -327,7 +314,7 @@ class _Sweep:
             "sweep_id": self.id,
             "trial": job.trial,
             "label": label,
-            "trial_state": trial_state(self.rows().get(job.trial, TrialRow(job.trial, {}, {}))),
+            "trial_state": self.rows().get(job.trial, TrialRow(job.trial, {}, {})).state,
             "job_id": job.id,
             "repeat": job.repeat,
             "status": job.status,

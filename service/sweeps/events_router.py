@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
 
 from service.deps import (
-    MAX_QUERY_INT,
     CurrentUser,
+    ResumeAfter,
     SessionDep,
     SettingsDep,
     SweepId,
     authenticated_router,
 )
 from service.errors import NOT_FOUND_SCHEMA, NotFound
+from service.jobs.events import event_stream
 from service.sweeps import events
 from service.sweeps.models import Sweep
 
@@ -65,41 +66,17 @@ sweep and its jobs are sent again as they are then).
 async def sweep_events(
     sweep_id: SweepId,
     objective: Annotated[dict[str, Any], Depends(sweep_objective)],
+    after: ResumeAfter,
     request: Request,
     settings: SettingsDep,
-    after: Annotated[
-        int | None,
-        Query(
-            ge=0,
-            le=MAX_QUERY_INT,
-            description="Resume after this epoch number: only later epochs are sent (curl's "
-            "way of saying `Last-Event-ID`).",
-        ),
-    ] = None,
-    # `str`, not `str | None`: the schema then says a string of digits, never null.
-    last_event_id: Annotated[
-        str,
-        Header(
-            alias="Last-Event-ID",
-            pattern=r"^[0-9]{1,10}$",
-            description="The `id:` of the last event received; wins over `?after=`.",
-        ),
-    ] = None,  # type: ignore[assignment]
 ) -> StreamingResponse:
     """Follow a sweep live: its trials starting, their epochs, prunes and completions."""
-    # The header is what a reconnecting EventSource sends: it wins.
-    start = min(int(last_event_id), MAX_QUERY_INT) if last_event_id else after or 0
     stream = events.sweep_events(
         request.app.state.events,
         sweep_id=sweep_id,
         objective=objective,
-        after=start,
+        after=after,
         heartbeat_seconds=settings.events_heartbeat_seconds,
         max_seconds=settings.events_max_seconds,
     )
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        # No caching, and no buffering by a proxy (nginx honours X-Accel-Buffering).
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(stream)

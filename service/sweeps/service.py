@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.errors import Conflict, Invalid, NotFound
-from service.jobs.models import CANCELLED, QUEUED
 from service.spec import FieldError
 from service.sweeps import driver
 from service.sweeps.models import (
@@ -149,23 +148,10 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def trial_state(trial: TrialRow) -> str:
-    """One of TRIAL_STATES: queued while every job waits; running while any is queued
-    or running; then complete, pruned, cancelled (a job was cancelled) or failed."""
-    if not trial.jobs:
-        return "queued"
-    if trial.active:
-        return "queued" if all(j.status == QUEUED for j in trial.jobs) else "running"
-    state, _ = trial.outcome()
-    if state in ("complete", "pruned"):
-        return state
-    return "cancelled" if any(j.status == CANCELLED for j in trial.jobs) else "failed"
-
-
 def trial_value(trial: TrialRow, state: str | None = None) -> float | None:
     """complete: the mean objective of its seeds; running or pruned: its single job's
     objective so far; else None."""
-    state = state or trial_state(trial)
+    state = state or trial.state
     if state == "complete":
         return _finite(trial.outcome()[1])
     if state in ("running", "pruned") and len(trial.jobs) == 1:
@@ -201,7 +187,7 @@ def summary(sweep: Sweep, trials: Sequence[TrialRow]) -> Summary:
     best: tuple[float, TrialRow] | None = None
     key = _better(sweep.spec["objective"]["direction"])
     for t in trials:
-        state = trial_state(t)
+        state = t.state
         counts[state] += 1
         value = trial_value(t, state) if state == "complete" else None
         if value is not None and (best is None or key(value) < key(best[0])):
@@ -268,7 +254,7 @@ def trials_page(
 
 
 def trial_read(sweep: Sweep, t: TrialRow) -> dict[str, Any]:
-    state = trial_state(t)
+    state = t.state
     return {
         "number": t.number,
         "state": state,
@@ -333,7 +319,7 @@ def importance_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
             f"sweep {sweep.id} is a comparison: its configurations are not drawn from a "
             "space; see its /comparison statistics"
         )
-    complete = [t for t in trials if trial_state(t) == "complete"]
+    complete = [t for t in trials if t.state == "complete"]
     if len(complete) < 2:
         raise Conflict(
             f"importance needs at least 2 complete trials; sweep {sweep.id} has "
@@ -375,7 +361,7 @@ def cached_importance(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any
         tuple(
             (t.number, trial_value(t), repr(sorted((t.optuna or {}).get("params", {}).items())))
             for t in trials
-            if trial_state(t) == "complete"
+            if t.state == "complete"
         ),
     )
     with _IMPORTANCE_LOCK:
@@ -449,7 +435,7 @@ def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
                 "number": t.number,
                 "label": trial_label(t),
                 "params": t.params,
-                "state": trial_state(t),
+                "state": t.state,
                 "n": n,
                 "mean": mean,
                 "std": std,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from service.jobs.models import ACTIVE_STATUSES, PRUNED, SUCCEEDED
+from service.jobs.models import ACTIVE_STATUSES, CANCELLED, PRUNED, QUEUED, SUCCEEDED
 from service.sweeps.spec import Distribution, PrunerSpec, SweepSpec, grid_points
 
 if TYPE_CHECKING:
@@ -63,6 +63,18 @@ class TrialRow:
         ):
             return "complete", statistics.fmean(values)  # type: ignore[arg-type]
         return "fail", None
+
+    @property
+    def state(self) -> str:
+        """As the sweep's counts name it: ``queued`` while every job waits (or before it
+        has any), ``running`` while any is queued or running; then ``complete``,
+        ``pruned``, ``cancelled`` (a job was cancelled) or ``failed``."""
+        state, _ = self.outcome()
+        if state == "running":
+            return "queued" if all(j.status == QUEUED for j in self.jobs) else "running"
+        if state == "fail":
+            return "cancelled" if any(j.status == CANCELLED for j in self.jobs) else "failed"
+        return state
 
 
 def _optuna() -> Any:

@@ -114,9 +114,7 @@ def test_random_asha_sweep_prunes_and_its_best_trial_reproduces(stack: Stack) ->
     jobs = [_job(stack, t["jobs"][0]["id"]) for t in trials]
     assert all(len(t["jobs"]) == 1 for t in trials)
     workers = {
-        a["worker"]
-        for j in jobs
-        for a in stack.client.get(f"/v1/jobs/{j['id']}/attempts").json()
+        a["worker"] for j in jobs for a in stack.client.get(f"/v1/jobs/{j['id']}/attempts").json()
     }
     assert len(workers) == 2, workers
     for job in jobs:
@@ -182,9 +180,7 @@ def test_cancel_stops_queued_and_running_trials(stack: Stack) -> None:
     assert r.status_code == 201, r.text
     sweep_id = r.json()["id"]
     wait_for(
-        lambda: any(
-            j["status"] == "running" for t in stack.trials(sweep_id) for j in t["jobs"]
-        ),
+        lambda: any(j["status"] == "running" for t in stack.trials(sweep_id) for j in t["jobs"]),
         60,
         what="a running trial",
     )

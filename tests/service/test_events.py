@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sse import Sse, epochs, parse, stream
+from sse import Collector, epochs, parse, stream
 from support import Backend, bearer, make_backend, make_user, serve, wait_for
 
 from service.db import make_engine, make_sessionmaker, utcnow
@@ -90,40 +90,11 @@ def submit(client: httpx.Client) -> str:
     return r.json()["id"]
 
 
-class Collector:
-    """Reads a stream in a thread; ``events`` fills as they arrive."""
-
-    def __init__(self, client: httpx.Client, job_id: str, **kw: object) -> None:
-        self.events: list[Sse] = []
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                for e in stream(client, job_id, **kw):
-                    self.events.append(e)
-            except BaseException as exc:  # reported by the test
-                self.error = exc
-            finally:
-                self.done.set()
-
-        threading.Thread(target=run, daemon=True).start()
-
-    def wait_for(self, predicate, what: str) -> None:  # noqa: ANN001
-        wait_for(lambda: predicate(self.events) or self.error, 30, 0.02, what)
-        assert self.error is None, self.error
-
-    def finished(self) -> list[Sse]:
-        assert self.done.wait(30), "the stream did not end"
-        assert self.error is None, self.error
-        return self.events
-
-
 def test_epochs_and_status_changes_arrive_in_order_and_the_stream_ends(backend: Backend):
     with server(backend) as (client, _):
         job_id = submit(client)
         worker = FakeWorker(backend, job_id)
-        reader = Collector(client, job_id)
+        reader = Collector(stream, client, job_id)
         reader.wait_for(lambda ev: ev, "the first event")
         worker.start()
         for e in range(1, 9):
@@ -167,10 +138,10 @@ def test_a_reconnect_mid_run_gets_each_missed_epoch_exactly_once(backend: Backen
                     break
         worker.epoch(5)
         worker.epoch(6)
-        by_header = Collector(client, job_id, headers={"Last-Event-ID": "3"})
-        by_query = Collector(client, job_id, after=5)
+        by_header = Collector(stream, client, job_id, headers={"Last-Event-ID": "3"})
+        by_query = Collector(stream, client, job_id, after=5)
         # The header is what a reconnecting EventSource sends; it wins over ?after=.
-        both = Collector(client, job_id, headers={"Last-Event-ID": "6"}, after=1)
+        both = Collector(stream, client, job_id, headers={"Last-Event-ID": "6"}, after=1)
         for c in (by_header, by_query, both):
             c.wait_for(lambda ev: 6 in epochs(ev) or ev and ev[0].id == 6, "replayed epochs")
         worker.epoch(7)
@@ -207,7 +178,7 @@ def test_after_the_end_a_client_gets_the_whole_history_then_the_end(backend: Bac
 def test_a_cancelled_queued_job_ends_its_stream(backend: Backend):
     with server(backend) as (client, _):
         job_id = submit(client)
-        reader = Collector(client, job_id)
+        reader = Collector(stream, client, job_id)
         reader.wait_for(lambda ev: ev, "the first event")
         assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
         got = reader.finished()
@@ -225,7 +196,7 @@ def test_a_new_attempt_is_a_status_event(backend: Backend):
         worker = FakeWorker(backend, job_id)
         worker.start()
         worker.epoch(1)
-        reader = Collector(client, job_id)
+        reader = Collector(stream, client, job_id)
         reader.wait_for(lambda ev: 1 in epochs(ev), "epoch 1")
         worker.start(attempt=2)  # a lost worker's job resumed by another
         reader.wait_for(lambda ev: ev[-1].data.get("attempt") == 2, "attempt 2")
@@ -261,7 +232,7 @@ def test_a_long_history_is_replayed_in_batches(backend: Backend, monkeypatch):
         worker.start()
         for e in range(1, 8):
             worker.epoch(e)
-        reader = Collector(client, job_id)
+        reader = Collector(stream, client, job_id)
         reader.wait_for(lambda ev: 7 in epochs(ev), "the history")
         worker.epoch(8)  # a live one after the replay
         worker.finish()  # ended with exactly a batch's multiple left: still all of them
@@ -354,7 +325,7 @@ def test_with_redis_a_notification_wakes_streams_without_the_poll(tmp_path: Path
         with server(backend, events_poll_seconds=3600) as (client, app):
             job_id = submit(client)
             worker = FakeWorker(backend, job_id)
-            reader = Collector(client, job_id)
+            reader = Collector(stream, client, job_id)
             reader.wait_for(lambda ev: ev, "the first event")
             wait_for(lambda: app.state.events.listening, 10, 0.05, "the Redis subscription")
             worker.start()

@@ -7,16 +7,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from support import Backend, make_backend
+from support import Backend
 
 from service.config import Settings
-from service.db import make_engine, make_sessionmaker, utcnow
+from service.db import utcnow
 from service.jobs.models import (
     CANCELLED,
     FAILED,
@@ -35,13 +33,6 @@ from workers.reaper import reap_once
 SPEC = JobSpec.model_validate({"dataset": {"name": "iris"}}).model_dump(mode="json")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    b = make_backend(request.param, tmp_path)
-    yield b
-    b.close()
-
-
 @pytest.fixture
 def settings(backend: Backend) -> Settings:
     return backend.settings().model_copy(
@@ -53,13 +44,6 @@ def settings(backend: Backend) -> Settings:
             "redispatch_seconds": 5.0,
         }
     )
-
-
-@pytest.fixture
-def sessions(settings: Settings):  # noqa: ANN201
-    engine = make_engine(str(settings.database_url))
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 def new_job(sessions, **values) -> str:  # noqa: ANN001

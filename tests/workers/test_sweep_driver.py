@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from support import Backend, make_backend, wait_for
+from support import Backend, wait_for
 
 from service.config import Settings
-from service.db import make_engine, make_sessionmaker
 from service.jobs.models import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -60,13 +58,6 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    b = make_backend(request.param, tmp_path)
-    yield b
-    b.close()
-
-
 @pytest.fixture
 def settings(backend: Backend) -> Settings:
     return backend.settings().model_copy(
@@ -78,13 +69,6 @@ def settings(backend: Backend) -> Settings:
             "db_retry_seconds": 5.0,
         }
     )
-
-
-@pytest.fixture
-def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(str(settings.database_url))
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 @pytest.fixture

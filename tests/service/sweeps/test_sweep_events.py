@@ -6,7 +6,6 @@ epochs numbered from the sweep's event counter) and notifications they write."""
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sse import Sse, parse
+from sse import Collector, Sse, parse, sweep_stream
 from support import Backend, bearer, make_backend, make_user, serve, wait_for
 
 from service.db import make_engine, make_sessionmaker, utcnow
@@ -143,52 +142,6 @@ class FakeSweep:
         self.engine.dispose()
 
 
-def stream(
-    client: httpx.Client,
-    sweep_id: str,
-    *,
-    headers: dict[str, str] | None = None,
-    comments: list[str] | None = None,
-    **params: Any,
-) -> Iterator[Sse]:
-    with client.stream(
-        "GET", f"/v1/sweeps/{sweep_id}/events", headers=headers, params=params, timeout=60
-    ) as r:
-        assert r.status_code == 200, r.read()
-        assert r.headers["content-type"].startswith("text/event-stream")
-        assert r.headers["cache-control"] == "no-cache"
-        yield from parse(r.iter_lines(), comments)
-
-
-class Collector:
-    """Reads a stream in a thread; ``events`` fills as they arrive."""
-
-    def __init__(self, client: httpx.Client, sweep_id: str, **kw: Any) -> None:
-        self.events: list[Sse] = []
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                for e in stream(client, sweep_id, **kw):
-                    self.events.append(e)
-            except BaseException as exc:  # reported by the test
-                self.error = exc
-            finally:
-                self.done.set()
-
-        threading.Thread(target=run, daemon=True).start()
-
-    def wait_for(self, predicate, what: str) -> None:  # noqa: ANN001
-        wait_for(lambda: predicate(self.events) or self.error, 30, 0.02, what)
-        assert self.error is None, self.error
-
-    def finished(self) -> list[Sse]:
-        assert self.done.wait(30), "the stream did not end"
-        assert self.error is None, self.error
-        return self.events
-
-
 def epoch_ids(events: list[Sse]) -> list[int]:
     return [e.id for e in events if e.event == "epoch"]  # type: ignore[misc]
 
@@ -205,7 +158,7 @@ def test_snapshots_then_epochs_in_order_then_changes_and_the_end(backend: Backen
         sweep.start(a)
         sweep.epoch(a, 1)
         sweep.epoch(a, 2)
-        reader = Collector(client, sweep.id)
+        reader = Collector(sweep_stream, client, sweep.id)
         reader.wait_for(lambda ev: len(epoch_ids(ev)) == 2, "the history")
         first = list(reader.events)
         # On connect: the sweep, then each job as it is, then the epochs so far.
@@ -292,7 +245,7 @@ def test_a_reconnect_gets_each_missed_epoch_exactly_once_and_fresh_snapshots(
         for e in (1, 2):
             for j in jobs:
                 sweep.epoch(j, e)
-        reader = Collector(client, sweep.id)
+        reader = Collector(sweep_stream, client, sweep.id)
         reader.wait_for(lambda ev: 4 in epoch_ids(ev), "four epochs")
         # Gone after event 3 (its client saw up to there); more epochs meanwhile.
         for j in jobs:
@@ -313,13 +266,13 @@ def test_a_reconnect_gets_each_missed_epoch_exactly_once_and_fresh_snapshots(
         for j in jobs:
             sweep.finish(j)
         sweep.end()
-        got = list(stream(client, sweep.id, headers={"Last-Event-ID": "5"}, after=1))
+        got = list(sweep_stream(client, sweep.id, headers={"Last-Event-ID": "5"}, after=1))
         assert epoch_ids(got) == [6] and got[-1].event == "end"
-        got = list(stream(client, sweep.id, after=2))
+        got = list(sweep_stream(client, sweep.id, after=2))
         assert epoch_ids(got) == [3, 4, 5, 6] and got[-1].event == "end"
         assert got[-1].id == 6
         # After the end: the whole history, the jobs as they ended, then the end.
-        got = list(stream(client, sweep.id))
+        got = list(sweep_stream(client, sweep.id))
         assert epoch_ids(got) == [1, 2, 3, 4, 5, 6]
         assert [e.event for e in got] == ["sweep", *["epoch"] * 6, "trial", "trial", "end"]
         assert reader.finished()[-1].event == "end"
@@ -338,7 +291,7 @@ def test_a_long_history_is_replayed_in_batches_and_ends_after_it(backend: Backen
             sweep.epoch(a, e)
             sweep.epoch(b, e)
         sweep.finish(a, "pruned")
-        reader = Collector(client, sweep.id)
+        reader = Collector(sweep_stream, client, sweep.id)
         reader.wait_for(lambda ev: 6 in epoch_ids(ev), "the history")
         sweep.epoch(b, 4)
         sweep.finish(b)
@@ -359,7 +312,7 @@ def test_a_cancelled_sweep_ends_only_when_its_jobs_have_stopped(backend: Backend
         (a,) = sweep.trial(0, {"x": 1})
         (b,) = sweep.trial(1, {"x": 2})
         sweep.start(a)
-        reader = Collector(client, sweep.id)
+        reader = Collector(sweep_stream, client, sweep.id)
         reader.wait_for(lambda ev: len(ev) >= 3, "the snapshots")
         sweep.end("cancelled", "cancelled by request")
         reader.wait_for(
@@ -384,7 +337,7 @@ def test_a_new_trial_and_a_new_attempt_are_trial_events(backend: Backend):
         sweep = FakeSweep(backend, owner)
         (a,) = sweep.trial(0, {"x": 1})
         sweep.start(a)
-        reader = Collector(client, sweep.id)
+        reader = Collector(sweep_stream, client, sweep.id)
         reader.wait_for(lambda ev: trial_events(ev, a) == ["running"], "a running")
         sweep.start(a, attempt=2)  # a lost worker's job resumed by another
         reader.wait_for(lambda ev: trial_events(ev, a) == ["running", "running"], "attempt 2")
@@ -440,7 +393,7 @@ def test_a_quiet_stream_gets_heartbeats_and_ends_at_its_lifetime_without_an_end(
         sweep = FakeSweep(backend, owner)
         sweep.trial(0, {"x": 1})
         comments: list[str] = []
-        got = list(stream(client, sweep.id, comments=comments))
+        got = list(sweep_stream(client, sweep.id, comments=comments))
         sweep.close()
         streams_left = app.state.events.streams
     assert [e.event for e in got] == ["sweep", "trial"]  # closed by its lifetime: no end
@@ -451,7 +404,7 @@ def test_a_quiet_stream_gets_heartbeats_and_ends_at_its_lifetime_without_an_end(
 def test_an_empty_ended_sweep_sends_its_snapshot_and_the_end(backend: Backend):
     with server(backend) as (client, _, owner):
         sweep = FakeSweep(backend, owner, status="failed")
-        got = list(stream(client, sweep.id))
+        got = list(sweep_stream(client, sweep.id))
         sweep.close()
     assert [e.event for e in got] == ["sweep", "end"]
     assert got[0].data["trials_created"] == 0 and got[1].id == 0
@@ -481,7 +434,7 @@ def test_with_redis_a_workers_notification_wakes_the_stream_without_the_poll(tmp
         with server(backend, events_poll_seconds=3600) as (client, app, owner):
             sweep = FakeSweep(backend, owner)
             (a,) = sweep.trial(0, {"x": 1})
-            reader = Collector(client, sweep.id)
+            reader = Collector(sweep_stream, client, sweep.id)
             reader.wait_for(lambda ev: len(ev) == 2, "the snapshots")
             wait_for(lambda: app.state.events.listening, 10, 0.05, "the Redis subscription")
             sweep.start(a)
