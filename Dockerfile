@@ -1,6 +1,6 @@
 # Descent images. Two targets built from one file:
 #
-#   docker build --target api    -t descent-api .     # FastAPI service, no torch
+#   docker build --target api    -t descent-api .     # FastAPI service, CPU torch only
 #   docker build --target worker -t descent-worker .  # Celery worker, with torch
 #
 # The worker gets the default PyPI torch wheel (CUDA build). For a CPU-only worker:
@@ -42,9 +42,20 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && rm /tmp/requirements.txt
 
 # ---------------------------------------------------------------------------
-# api: the REST service. No torch in this image.
+# api: the REST service. It trains nothing, but the playground (POST /v1/playground)
+# steps optimizers with the workers' own code in the API process, so it gets torch's
+# CPU build (a fraction of the CUDA one's size), imported on the first playground
+# request only. API_TORCH_INDEX_URL= (empty) takes the default PyPI wheel instead.
 # ---------------------------------------------------------------------------
 FROM base AS api
+
+ARG API_TORCH_SPEC=torch==2.13.0
+ARG API_TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN if [ -n "$API_TORCH_INDEX_URL" ]; then \
+      pip install --index-url "$API_TORCH_INDEX_URL" "$API_TORCH_SPEC"; \
+    else \
+      pip install "$API_TORCH_SPEC"; \
+    fi
 
 COPY README.md alembic.ini ./
 COPY migrations/ migrations/

@@ -110,8 +110,14 @@ def load_spec(path: Path, overrides: list[str]):  # noqa: ANN201 - JobSpec, impo
 def measure(path: Path, overrides: list[str], *, checkpoints: bool, device: str) -> Run:
     from service.config import Settings
     from workers.engine import train
+    from workers.engine.lr_finder import resolve_auto
 
     spec = load_spec(path, overrides)
+    name = spec.name or spec.default_name()
+    # "auto" rates: the range test runs first, as on a worker (workers/runner.py).
+    spec, auto = resolve_auto(spec, datasets_dir=Settings().datasets_dir, device=device)
+    if auto:
+        name += f" ({', '.join(auto['fields'])} auto → {auto['value']:g}, {auto['rule']})"
     with tempfile.TemporaryDirectory(prefix="descent-measure-") as tmp:
         reporter = MemoryReporter(Path(tmp) / "checkpoint.pt" if checkpoints else None)
         started = time.perf_counter()
@@ -131,7 +137,7 @@ def measure(path: Path, overrides: list[str], *, checkpoints: bool, device: str)
         task = "classification" if history and "val_accuracy" in history[-1] else "regression"
     return Run(
         path=path,
-        name=spec.name or spec.default_name(),
+        name=name,
         task=task,
         status=result.status,
         reason=result.reason,

@@ -23,6 +23,7 @@ import typer
 from service.auth.cli import admin as admin_app
 from service.auth.cli import token as token_command
 from service.cli_client import register as register_client_commands
+from service.cli_lab import register as register_lab_commands
 
 app = typer.Typer(
     name="descent",
@@ -263,6 +264,7 @@ def db_check() -> None:
 app.command("token")(token_command)
 app.add_typer(admin_app, name="admin")
 register_client_commands(app)
+register_lab_commands(app)
 
 if __name__ == "__main__":
     app()

@@ -244,11 +244,46 @@ def apply_set(spec: dict[str, Any], assignment: str) -> None:
             )
 
 
+def image_format(output: Path) -> str:
+    """``png`` or ``svg``, from the file name a chart is to be written to."""
+    fmt = output.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        raise typer.BadParameter(
+            f"{output}: the file must end in .png or .svg", param_hint="'-o' / '--output'"
+        )
+    return fmt
+
+
+def write_image(output: Path, data: bytes) -> str:
+    """Write a chart; what to tell the user (exit 1 when the file cannot be written)."""
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        _err(f"error: cannot write {output}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_ERROR) from None
+    return f"wrote {output} ({len(data):,} bytes)"
+
+
 # -- following a job ---------------------------------------------------------------------
 
 
 def _quality(task: str | None) -> str:
     return "val_r2" if task == "regression" else "val_accuracy"
+
+
+#: What one row of a job is called, by kind: a training epoch, a range test's step, a
+#: landscape's grid row.
+UNITS = {"train": "epoch", "lr_range_test": "step", "landscape": "row"}
+
+
+def _shown_metrics(job: dict[str, Any]) -> tuple[str, ...]:
+    """The metrics a follower shows per row."""
+    kind = job.get("kind") or "train"
+    if kind == "lr_range_test":
+        return ("lr", "loss", "smoothed_loss")
+    if kind == "landscape":
+        return ("loss_min", "loss_max")
+    return ("train_loss", "val_loss", _quality(job.get("task")), "lr")
 
 
 def _metrics_text(metrics: dict[str, Any], names: tuple[str, ...]) -> str:
@@ -282,7 +317,7 @@ def outcome_lines(job: dict[str, Any]) -> list[str]:
     """What a finished job came to: its status line, then its final metrics."""
     status = job["status"]
     done, asked = job.get("epochs_completed"), job.get("epochs")
-    line = f"{status} after {done}/{asked} epochs"
+    line = f"{status} after {done}/{asked} {UNITS.get(job.get('kind') or 'train', 'epoch')}s"
     if took := _duration(job):
         line += f" in {took}"
     if job.get("stop_epoch"):
@@ -306,7 +341,8 @@ def follow_job(client: Client, job: dict[str, Any], console: Console) -> dict[st
     from service.client import TERMINAL_STATUSES
 
     job_id = job["id"]
-    names = ("train_loss", "val_loss", _quality(job.get("task")), "lr")
+    names = _shown_metrics(job)
+    unit = UNITS.get(job.get("kind") or "train", "epoch")
     total = job.get("epochs") or (job.get("spec") or {}).get("training", {}).get("epochs")
     live = console.is_terminal
     state = {"status": job.get("status"), "attempt": job.get("attempt")}
@@ -327,7 +363,7 @@ def follow_job(client: Client, job: dict[str, Any], console: Console) -> dict[st
         return None
 
     if not live:
-        console.print(f"job {job_id}: {job.get('status')}, {total} epochs", soft_wrap=True)
+        console.print(f"job {job_id}: {job.get('status')}, {total} {unit}s", soft_wrap=True)
         for event in client.events(job_id):
             if event.event == "status":
                 text = status_text(event.data)
@@ -336,7 +372,7 @@ def follow_job(client: Client, job: dict[str, Any], console: Console) -> dict[st
                     console.print(text, soft_wrap=True)
             elif event.event == "epoch":
                 metrics = event.data.get("metrics") or {}
-                line = f"epoch {event.data.get('epoch')}/{event.data.get('epochs', total)}"
+                line = f"{unit} {event.data.get('epoch')}/{event.data.get('epochs', total)}"
                 console.print(f"{line}  {_metrics_text(metrics, names)}", soft_wrap=True)
             elif event.event == "end":
                 break
@@ -366,7 +402,7 @@ def follow_job(client: Client, job: dict[str, Any], console: Console) -> dict[st
         TextColumn("[bold]{task.description}"),
         BarColumn(bar_width=30),
         MofNCompleteColumn(),
-        TextColumn("epochs"),
+        TextColumn(f"{unit}s"),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
@@ -570,12 +606,20 @@ def show(
         ("name", job.get("name") or ""),
         ("status", job["status"] + (" (cancel requested)" if pending_cancel else "")),
     ]
+    kind = job.get("kind") or "train"
+    if kind != "train":
+        rows.append(
+            ("kind", kind + (f" of job {job['source_job_id']}" if job.get("source_job_id") else ""))
+        )
     if job.get("status_reason"):
         rows.append(("reason", job["status_reason"]))
     epochs = f"{job.get('epochs_completed')}/{job.get('epochs')}"
     if job.get("stop_epoch"):
         epochs += f" (early stopping at epoch {job['stop_epoch']})"
-    rows.append(("epochs", epochs))
+    rows.append((f"{UNITS.get(kind, 'epoch')}s", epochs))
+    if auto := job.get("auto_lr"):
+        fields = ", ".join(auto.get("fields") or [])
+        rows.append(("auto lr", f"{fields} = {_num(auto.get('value'))} ({auto.get('rule')} rule)"))
     if job.get("best_epoch") is not None:
         rows.append(
             ("best", f"epoch {job['best_epoch']}: {_monitor(job)} {_num(job.get('best_value'))}")
@@ -687,11 +731,7 @@ def plot(
     token: TokenOpt = None,
 ) -> None:
     """Draw learning curves: one job's metrics, or one metric of several jobs."""
-    fmt = output.suffix.lower().lstrip(".")
-    if fmt not in ("png", "svg"):
-        raise typer.BadParameter(
-            f"{output}: the file must end in .png or .svg", param_hint="'-o' / '--output'"
-        )
+    fmt = image_format(output)
     with _client(url, token) as client:
         if len(job_ids) == 1:
             data = client.plot(job_ids[0], fmt=fmt, metrics=metric or None, log=log or None)
@@ -699,12 +739,7 @@ def plot(
             first = metric[0] if metric else "val_loss"
             on = any(v.strip().lower() != "false" for v in log or [])
             data = client.compare_plot(job_ids, metric=first, fmt=fmt, log=on)
-    try:
-        output.write_bytes(data)
-    except OSError as exc:
-        _err(f"error: cannot write {output}: {exc.strerror or exc}")
-        raise typer.Exit(EXIT_ERROR) from None
-    _err(f"wrote {output} ({len(data):,} bytes)")
+    _err(write_image(output, data))
 
 
 def _params_text(params: list[dict[str, Any]] | None, skip: tuple[str, ...] = ()) -> str:
@@ -1525,19 +1560,10 @@ def sweep_plot(
         raise typer.BadParameter(
             f"{kind!r}: choose one of {', '.join(SWEEP_PLOTS)}", param_hint="'--kind'"
         )
-    fmt = output.suffix.lower().lstrip(".")
-    if fmt not in ("png", "svg"):
-        raise typer.BadParameter(
-            f"{output}: the file must end in .png or .svg", param_hint="'-o' / '--output'"
-        )
+    fmt = image_format(output)
     with _client(url, token) as client:
         data = client.sweep_plot(sweep_id, kind=kind, fmt=fmt)
-    try:
-        output.write_bytes(data)
-    except OSError as exc:
-        _err(f"error: cannot write {output}: {exc.strerror or exc}")
-        raise typer.Exit(EXIT_ERROR) from None
-    _err(f"wrote {output} ({len(data):,} bytes)")
+    _err(write_image(output, data))
 
 
 def register(app: typer.Typer) -> None:

@@ -59,6 +59,8 @@ TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "diverged", "
 SWEEP_TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 #: The charts of a sweep: ``GET /v1/sweeps/{id}/plots/{kind}.{png|svg}``.
 SWEEP_PLOTS = ("history", "parallel", "intermediate", "importance", "comparison")
+#: A lab job's charts (``GET /v1/jobs/{id}/plots/{view}.{fmt}``).
+LAB_PLOTS = ("range_test", "interpolation", "contour", "surface")
 
 #: How to get a token, for the message of a 401 sent without one.
 TOKEN_HELP = (
@@ -470,9 +472,13 @@ class Client:
         limit: int = 50,
         offset: int = 0,
         sort: str = "-created_at",
+        kind: str | Iterable[str] | None = None,
     ) -> dict[str, Any]:
-        """One page of your jobs: ``{"items", "total", "limit", "offset"}``."""
-        params = self._params(status=self._csv(status), limit=limit, offset=offset, sort=sort)
+        """One page of your jobs: ``{"items", "total", "limit", "offset"}``; ``kind``
+        filters by job kind (train, lr_range_test, landscape)."""
+        params = self._params(
+            status=self._csv(status), kind=self._csv(kind), limit=limit, offset=offset, sort=sort
+        )
         return self._json("GET", "/v1/jobs", params=params)
 
     def iter_jobs(
@@ -497,6 +503,21 @@ class Client:
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Ask for a job to stop (409 once it has ended); returns the job."""
         return self._json("POST", f"/v1/jobs/{self._id(job_id)}/cancel")
+
+    def result(self, job_id: str) -> dict[str, Any]:
+        """What a lab job found (``{"job_id", "kind", "status", "result"}``): a range
+        test's suggestions and curve, a landscape's line and grid; a training job with
+        ``"auto"`` rates: the choice. 409 (ApiError) while there is none."""
+        return self._json("GET", f"/v1/jobs/{self._id(job_id)}/result")
+
+    def lab_plot(self, job_id: str, view: str, fmt: str = "png") -> bytes:
+        """A lab job's chart as PNG or SVG bytes: ``range_test`` (loss against lr with the
+        suggestions marked), ``interpolation`` (the loss from the initial to the final
+        weights), ``contour`` or ``surface`` (the 2-D landscape)."""
+        if view not in LAB_PLOTS:
+            raise ValueError(f"lab plot must be one of {', '.join(LAB_PLOTS)}, not {view!r}")
+        path = f"/v1/jobs/{self._id(job_id)}/plots/{view}.{self._format(fmt)}"
+        return self.request("GET", path, headers={"Accept": "*/*"}).content
 
     def metrics(
         self,
@@ -567,6 +588,21 @@ class Client:
         params = self._params(jobs=self._csv(job_ids), metric=metric, log=self._log(bool(log)))
         path = f"/v1/plots/compare.{self._format(fmt)}"
         return self.request("GET", path, params=params, headers={"Accept": "*/*"}).content
+
+    # -- the optimizer playground --------------------------------------------------------
+
+    def playground(self, request: dict[str, Any], fmt: str = "json") -> Any:
+        """Run optimizers on a 2-D test function (``POST /v1/playground``): ``request`` is
+        ``{"function": {"name": "rosenbrock"}, "runs": [{"optimizer": {...}}, …], …}``.
+        Returns the result as a dict (``fmt="json"``), or the contour plot with every path
+        as PNG or SVG bytes (``fmt="png"`` or ``"svg"``)."""
+        if fmt == "json":
+            return self._json("POST", "/v1/playground", json=request)
+        params = {"format": self._format(fmt)}
+        response = self.request(
+            "POST", "/v1/playground", json=request, params=params, headers={"Accept": "*/*"}
+        )
+        return response.content
 
     # -- sweeps and comparisons ----------------------------------------------------------
 

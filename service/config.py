@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     max_job_seconds: float = Field(
         24 * 3600, gt=0, description="Time limit of a job's training; a job may ask for less."
     )
+    playground_max_steps: int = Field(
+        20_000,
+        ge=1,
+        le=1_000_000,
+        description="Most optimizer steps (steps × runs) one POST /v1/playground may ask for: "
+        "the request is computed in the API process, about 60 µs a step.",
+    )
 
     # Requests.
     auth: Literal["token", "none"] = Field(

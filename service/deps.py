@@ -3,9 +3,12 @@ the caller (``CurrentUser``, ``AdminUser``) and validated ids."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Iterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -176,3 +179,25 @@ SweepId = Annotated[str, _id("sweep")]
 DatasetId = Annotated[str, _id("dataset")]
 UserId = Annotated[str, _id("user")]
 TokenId = Annotated[str, _id("token")]
+
+
+# -- work off the event loop ----------------------------------------------------------
+
+
+class LoopLimiter:
+    """At most ``capacity`` of one kind of CPU-bound work (renders, playground runs) at
+    once, in threads: calling it gives the running event loop's ``CapacityLimiter`` (a
+    test may run several loops, and a limiter belongs to one)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, anyio.CapacityLimiter
+        ] = weakref.WeakKeyDictionary()
+
+    def __call__(self) -> anyio.CapacityLimiter:
+        loop = asyncio.get_running_loop()
+        limiter = self._by_loop.get(loop)
+        if limiter is None:
+            limiter = self._by_loop[loop] = anyio.CapacityLimiter(self.capacity)
+        return limiter

@@ -35,6 +35,8 @@ from service.jobs.router import router as jobs_router
 from service.jobs.service import limits
 from service.limits import install_body_limits
 from service.live import Notifier
+from service.playground.router import router as playground_router
+from service.plots.lab_router import router as lab_plots_router
 from service.plots.router import router as plots_router
 from service.queue import Producer
 from service.spec.catalog import build_catalog
@@ -107,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(jobs_router)
     app.include_router(plots_router)
+    app.include_router(lab_plots_router)
+    app.include_router(playground_router)
     app.include_router(sweep_events_router)
     app.include_router(sweep_plots_router)
     app.include_router(sweeps_router)

@@ -24,7 +24,7 @@ EXAMPLES = ROOT / "examples"
 SPECS = sorted(
     p
     for p in [*EXAMPLES.glob("**/*.json"), *EXAMPLES.glob("**/*.yaml")]
-    if p.parent.name != "sweeps"
+    if p.parent.name not in ("sweeps", "playground")  # playground: POST /v1/playground
 )
 #: Sweep and comparison specs (POST /v1/sweeps, POST /v1/comparisons).
 SWEEPS = sorted(EXAMPLES.glob("sweeps/*.yaml"))

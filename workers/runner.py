@@ -1,8 +1,11 @@
-"""Run one attempt at a training job: claim it, resume from its checkpoint, train, and
-record each epoch and the outcome — every write fenced by the attempt's lease.
+"""Run one attempt at a job: claim it, resume from its checkpoint, train (or run the
+lab's range test or landscape), and record each epoch (row) and the outcome — every write
+fenced by the attempt's lease.
 
 Files of a job live in ``<artifacts>/jobs/<id>/``: ``checkpoint.pt`` (the last recorded
-epoch, replaced each epoch) and ``model.pt`` (the weights of a succeeded job). A file is
+epoch, replaced each epoch), ``model.pt`` (the weights of a succeeded job) and, with
+``training.save_trajectory``, ``trajectory/epoch-N.pt`` (the weights after each epoch,
+kept for landscapes). A file is
 written under a name of its attempt's own and renamed into place inside the fenced
 transaction that records it, so a stale attempt can never replace what the live one
 wrote, and a reader never sees half a file.
@@ -36,6 +39,7 @@ from service.jobs.models import (
 from service.live import Notifier
 from service.queue import TRAIN_JOB
 from service.spec import JobSpec
+from service.spec.lab import RangeTest
 from service.sweeps.driver import advance
 from workers.claim import Claimed, claim
 from workers.engine import (
@@ -47,12 +51,23 @@ from workers.engine import (
     save_checkpoint,
     train,
 )
+from workers.engine.landscape import LandscapeResult, landscape
+from workers.engine.loop import load_trajectory
+from workers.engine.lr_finder import (
+    RangeTestCancelled,
+    RangeTestResult,
+    range_test,
+    resolve_auto,
+    with_rates,
+)
 from workers.lease import Lease, LeaseLost, retrying
 from workers.trials import Trial, load_trial, sweep_of
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
+#: A job with ``training.save_trajectory``: its weights after each epoch, for landscapes.
+TRAJECTORY = "trajectory"
 
 
 @lru_cache
@@ -86,17 +101,23 @@ class SqlReporter:
         self.retry_seconds = retry_seconds
         self.notifier = notifier
         self.trial = trial  # the job is one of a sweep's trials
+        self.reported = 0  # the last row (epoch, step, grid row) reported
 
-    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> str | None:
-        tmp = self.job_dir / f"{CHECKPOINT}.a{self.lease.attempt}.tmp"
-        save_checkpoint(checkpoint, tmp)
-        _fsync(tmp)  # on disk before the database says it is there
+    def report(
+        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None
+    ) -> str | None:
+        tmp = None
+        if checkpoint is not None:  # the lab's rows come without
+            tmp = self.job_dir / f"{CHECKPOINT}.a{self.lease.attempt}.tmp"
+            save_checkpoint(checkpoint, tmp)
+            _fsync(tmp)  # on disk before the database says it is there
         retrying(
             lambda: self.record(epoch, metrics, tmp),
             seconds=self.retry_seconds,
             what=f"job {self.lease.job_id} epoch {epoch}",
         )
         self.notifier.job_changed(self.lease.job_id)
+        self.reported = epoch
         if self.trial is None:
             return None
         return self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
@@ -226,37 +247,10 @@ def _run_attempt(
 
     try:
         _clean_stale_files(job_dir)
-        resume = _resume_point(claimed, job_dir)
-        if resume is not None:
-            log.info(
-                "job %s attempt %d: resuming after epoch %d", job_id, claimed.attempt, resume.epoch
-            )
-            _note_resume(sessions, claimed, resume.epoch)
-            if resume.epoch == claimed.epochs_completed + 1:
-                # Its checkpoint was moved into place but the record of it was not: the
-                # epoch's metrics travel in the checkpoint, so record them now.
-                reporter.record(resume.epoch, resume.metrics, None)
-        model_tmp = job_dir / f"{MODEL}.a{claimed.attempt}.tmp"
-
-        def run(start: Checkpoint | None) -> TrainResult:
-            return train(
-                spec,
-                reporter=reporter,
-                datasets_dir=settings.datasets_dir,
-                model_path=model_tmp,
-                resume=start,
-                time_limit_seconds=_time_limit(spec, settings),
-            )
-
-        try:
-            result = run(resume)
-        except CheckpointError as exc:
-            if resume is None:
-                raise
-            # It loaded but does not fit this job: train again from the start. Epochs
-            # already recorded keep their first record (SqlReporter.record).
-            log.warning("job %s: checkpoint does not fit, starting over: %s", job_id, exc)
-            result = run(None)
+        if spec.kind == "train":
+            status, model_tmp, values = _train(claimed, lease, sessions, settings, spec, reporter)
+        else:
+            (status, values), model_tmp = _lab(settings, spec, reporter), None
     except LeaseLost:
         raise
     except Exception as exc:
@@ -270,29 +264,152 @@ def _run_attempt(
         log.exception("job %s failed", job_id)
         _finish(lease, notifier, job_dir, FAILED, None, status_reason=reason)
         return
+    _finish(lease, notifier, job_dir, status, model_tmp, **values)
+    log.info("job %s %s after %s rows", job_id, status, values.get("epochs_completed"))
 
-    status = {
-        "succeeded": SUCCEEDED,
-        "diverged": DIVERGED,
-        "cancelled": CANCELLED,
-        "timed_out": FAILED,
-        "pruned": PRUNED,
-    }[result.status]
-    _finish(
-        lease,
-        notifier,
-        job_dir,
+
+#: The engine's outcome → the job's status.
+STATUSES = {
+    "succeeded": SUCCEEDED,
+    "diverged": DIVERGED,
+    "cancelled": CANCELLED,
+    "timed_out": FAILED,
+    "pruned": PRUNED,
+}
+
+
+def _train(
+    claimed: Claimed,
+    lease: Lease,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    spec: JobSpec,
+    reporter: SqlReporter,
+) -> tuple[str, Path | None, dict[str, object]]:
+    """Train (resuming from the checkpoint when there is one): the status, the weights
+    to move into place, and the columns to record."""
+    job_id = claimed.job_id
+    job_dir = settings.jobs_dir / job_id
+    extra: dict[str, object] = {}
+    if spec.auto_lr:
+        try:
+            spec, record = _resolve_auto(claimed, lease, sessions, settings, spec, reporter)
+        except RangeTestCancelled as exc:
+            return CANCELLED, None, {"status_reason": str(exc)}
+        extra["result"] = {"auto_lr": record}
+    resume = _resume_point(claimed, job_dir)
+    if resume is not None:
+        log.info(
+            "job %s attempt %d: resuming after epoch %d", job_id, claimed.attempt, resume.epoch
+        )
+        _note_resume(sessions, claimed, resume.epoch)
+        if resume.epoch == claimed.epochs_completed + 1:
+            # Its checkpoint was moved into place but the record of it was not: the
+            # epoch's metrics travel in the checkpoint, so record them now.
+            reporter.record(resume.epoch, resume.metrics, None)
+    model_tmp = job_dir / f"{MODEL}.a{claimed.attempt}.tmp"
+
+    def run(start: Checkpoint | None) -> TrainResult:
+        return train(
+            spec,
+            reporter=reporter,
+            datasets_dir=settings.datasets_dir,
+            model_path=model_tmp,
+            resume=start,
+            time_limit_seconds=_time_limit(spec, settings),
+            trajectory_dir=job_dir / TRAJECTORY,
+        )
+
+    try:
+        result = run(resume)
+    except CheckpointError as exc:
+        if resume is None:
+            raise
+        # It loaded but does not fit this job: train again from the start. Epochs
+        # already recorded keep their first record (SqlReporter.record).
+        log.warning("job %s: checkpoint does not fit, starting over: %s", job_id, exc)
+        result = run(None)
+    status = STATUSES[result.status]
+    return (
         status,
         model_tmp if status == SUCCEEDED and model_tmp.is_file() else None,
-        status_reason=result.reason,
-        epochs_completed=result.epochs_completed,
-        stop_epoch=result.stop_epoch,
-        best_epoch=result.best_epoch,
-        best_value=result.best_value,
-        final_metrics=result.final_metrics or None,
-        device=result.device,
+        {
+            "status_reason": result.reason,
+            "epochs_completed": result.epochs_completed,
+            "stop_epoch": result.stop_epoch,
+            "best_epoch": result.best_epoch,
+            "best_value": result.best_value,
+            "final_metrics": result.final_metrics or None,
+            "device": result.device,
+            **extra,
+        },
     )
-    log.info("job %s %s after %d epochs", job_id, status, result.epochs_completed)
+
+
+def _resolve_auto(
+    claimed: Claimed,
+    lease: Lease,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    spec: JobSpec,
+    reporter: SqlReporter,
+) -> tuple[JobSpec, dict[str, object]]:
+    """The spec with its ``"auto"`` rates set. The first attempt runs the range test and
+    records its choice (fenced) before training starts; a later attempt (the first lost
+    its worker) takes that record instead of testing again, so a resumed job trains on
+    with the very rate it began with."""
+    with sessions() as s:
+        job = s.get(Job, claimed.job_id)
+        done = (job.result or {}).get("auto_lr") if job is not None else None
+    if done:
+        return with_rates(spec, done["fields"], done["value"]), done
+    resolved, record = resolve_auto(spec, datasets_dir=settings.datasets_dir, reporter=reporter)
+    retrying(
+        lambda: _write_result(lease, {"auto_lr": record}),
+        seconds=settings.db_retry_seconds,
+        what=f"job {claimed.job_id} auto lr",
+    )
+    return resolved, record
+
+
+def _write_result(lease: Lease, result: dict[str, object]) -> None:
+    with lease.fenced("result", result=result):
+        pass
+
+
+def _lab(settings: Settings, spec: JobSpec, reporter: SqlReporter) -> tuple[str, dict[str, object]]:
+    """Run a lab job (a range test, a landscape) from its start: they keep no
+    checkpoints, and rows an earlier attempt recorded keep their first record."""
+    import torch
+
+    outcome: RangeTestResult | LandscapeResult
+    if spec.kind == "lr_range_test":
+        outcome = range_test(
+            spec,
+            spec.range_test or RangeTest(),
+            datasets_dir=settings.datasets_dir,
+            reporter=reporter,
+        )
+    else:
+        assert spec.landscape is not None
+        source_dir = settings.jobs_dir / spec.landscape.job_id
+        outcome = landscape(
+            spec,
+            final_state=torch.load(source_dir / MODEL, map_location="cpu", weights_only=True),
+            trajectory=(
+                load_trajectory(source_dir / TRAJECTORY)
+                if spec.landscape.directions == "pca"
+                else None
+            ),
+            datasets_dir=settings.datasets_dir,
+            reporter=reporter,
+        )
+    return STATUSES[outcome.status], {
+        "status_reason": outcome.reason,
+        "epochs_completed": reporter.reported,
+        "result": outcome.to_json(),
+        "device": outcome.device,
+    }
 
 
 def _advance_sweep(

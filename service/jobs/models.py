@@ -37,7 +37,8 @@ class Job(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(32), default="train")
+    #: ``train``, ``lr_range_test`` or ``landscape`` (service/spec/lab.py).
+    kind: Mapped[str] = mapped_column(String(32), default="train", index=True)
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     status_reason: Mapped[str | None] = mapped_column(Text)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -80,6 +81,12 @@ class Job(Base):
     #: system attributes, e.g. the rungs ASHA promoted it through).
     intermediate: Mapped[dict[str, float] | None] = mapped_column(JSON)
     pruner_attrs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: What a lab job found (a range test's suggestions, a landscape's grids), or for a
+    #: training job with ``"auto"`` rates the range test's choice (``{"auto_lr": …}``).
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: A landscape job: the job whose weights it studies. No foreign key: deleting that
+    #: job leaves the finished landscape as it is.
+    source_job_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
     __table_args__ = (
         # The list endpoint filters by status and sorts by creation time.

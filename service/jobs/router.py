@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
@@ -40,9 +40,11 @@ from service.jobs.schemas import (
     JobPage,
     JobRead,
     MetricsRead,
+    ResultRead,
 )
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names
+from service.spec.lab import JOB_KINDS
 
 router = authenticated_router(prefix="/v1/jobs", tags=["jobs"])
 
@@ -61,7 +63,11 @@ def split_list(value: str | None) -> list[str]:
 
 
 #: Every metric name some task records (which ones a job has depends on its task).
-ALL_METRICS = list(dict.fromkeys(n for task in TASK_METRICS for n in metric_names(task)))
+ALL_METRICS = list(
+    dict.fromkeys(
+        n for task in TASK_METRICS for kind in JOB_KINDS for n in metric_names(task, kind)
+    )
+)
 SORT_KEYS = [*service.SORTABLE, *(f"-{k}" for k in service.SORTABLE)]
 
 
@@ -73,12 +79,21 @@ def valid_job(job_id: JobId, session: SessionDep, user: CurrentUser) -> Job:
 JobDep = Annotated[Job, Depends(valid_job)]
 
 
+def auto_lr_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What ``"auto"`` chose, without the range test's curve (that is in ``…/result``)."""
+    record = (result or {}).get("auto_lr")
+    if not record:
+        return None
+    return {k: v for k, v in record.items() if k not in ("curve", "suggestions")}
+
+
 def to_read(job: Job, request: Request) -> JobRead:
     base = str(request.url_for("get_job", job_id=job.id))
     return JobRead.model_validate(
         {
             **{c: getattr(job, c) for c in JobRead.model_fields if hasattr(job, c)},
-            "epochs": job.spec["training"]["epochs"],
+            "epochs": service.total_rows(job.spec),
+            "auto_lr": auto_lr_summary(job.result),
             "links": {
                 "self": base,
                 "metrics": f"{base}/metrics",
@@ -87,6 +102,7 @@ def to_read(job: Job, request: Request) -> JobRead:
                 "attempts": f"{base}/attempts",
                 "events": f"{base}/events",
                 "plot": f"{base}/plot.png",
+                "result": f"{base}/result",
             },
         }
     )
@@ -160,13 +176,25 @@ def list_jobs(
             json_schema_extra={"enum": SORT_KEYS},
         ),
     ] = "-created_at",
+    kind: Annotated[
+        str | None,
+        Query(
+            description="Comma-separated kinds: `train`, `lr_range_test`, `landscape`.",
+            json_schema_extra={"pattern": comma_list_pattern(JOB_KINDS)},
+        ),
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> JobPage:
-    """List your jobs, newest first, filtered by status."""
-    statuses = split_list(status)
+    """List your jobs, newest first, filtered by status and kind."""
     rows, total = service.list_jobs(
-        session=session, owner=user.id, statuses=statuses, sort=sort, limit=limit, offset=offset
+        session=session,
+        owner=user.id,
+        statuses=split_list(status),
+        kinds=split_list(kind),
+        sort=sort,
+        limit=limit,
+        offset=offset,
     )
     return JobPage(
         items=[to_read(j, request) for j in rows], total=total, limit=limit, offset=offset
@@ -191,6 +219,18 @@ def cancel_job(
     """Cancel a job: a queued one never starts, a running one stops at the next batch."""
     job = service.cancel(session=session, notifier=notifier, job_id=job.id, owner=user.id)
     return to_read(job, request)
+
+
+@router.get(
+    "/{job_id}/result",
+    response_model=ResultRead,
+    responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
+)
+def job_result(job: JobDep, session: SessionDep) -> ResultRead:
+    """What a lab job found: a range test's curve and suggestions, a landscape's line and
+    grid; for a training job with `"auto"` rates, the range test's choice. 409 while
+    there is nothing yet (the job is queued or running, or ended without a result)."""
+    return ResultRead.model_validate(service.result(session=session, job=job))
 
 
 @router.get(
@@ -234,7 +274,7 @@ async def job_events(
     stream = events.job_events(
         request.app.state.events,
         job_id=job.id,
-        epochs=job.spec["training"]["epochs"],
+        epochs=service.total_rows(job.spec),
         after=after,
         heartbeat_seconds=settings.events_heartbeat_seconds,
         max_seconds=settings.events_max_seconds,

@@ -35,8 +35,10 @@ class JobRead(BaseModel):
 
     id: str
     name: str
-    kind: str
-    status: str = Field(description="queued → running → succeeded | failed | cancelled | diverged")
+    kind: str = Field(description="train, lr_range_test or landscape")
+    status: str = Field(
+        description="queued → running → succeeded | failed | cancelled | diverged | pruned"
+    )
     status_reason: str | None = Field(None, description="Why a job failed, diverged or stopped.")
     task: str = Field(description="classification or regression")
     spec: dict[str, Any] = Field(description="The spec with every default filled in.")
@@ -46,7 +48,9 @@ class JobRead(BaseModel):
         None, description="Estimated bytes for weights, gradients, optimizer state and data."
     )
     cancel_requested: bool
-    epochs: int = Field(description="Epochs asked for.")
+    epochs: int = Field(
+        description="Epochs asked for; a range test: its steps; a landscape: its grid rows."
+    )
     epochs_completed: int
     stop_epoch: int | None = Field(None, description="Epoch at which early stopping ended it.")
     best_epoch: int | None = None
@@ -61,7 +65,26 @@ class JobRead(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    source_job_id: str | None = Field(None, description="A landscape: the job it studies.")
+    auto_lr: dict[str, Any] | None = Field(
+        None,
+        description='What `"auto"` rates became: `fields`, `value`, `rule` and `why` (the '
+        "whole range test is in `GET …/result`).",
+    )
     links: dict[str, str]
+
+
+class ResultRead(BaseModel):
+    job_id: str
+    kind: str = Field(description="train, lr_range_test or landscape")
+    status: str
+    result: dict[str, Any] = Field(
+        description="lr_range_test: `suggestions` (each with its `rule`, `lr`, `step` and "
+        "`why`), `stopped`, `best`, and `curve` (`step`, `lr`, `loss`, `smoothed_loss` "
+        "lists). landscape: `interpolation` (`alpha`, `loss`, …), `surface` (`x`, `y`, "
+        "`loss` rows), `centre_loss`, `directions`, `trajectory`. A training job with "
+        '`"auto"` rates: `auto_lr` (the choice and the range test behind it).'
+    )
 
 
 class JobPage(BaseModel):

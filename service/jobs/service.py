@@ -19,6 +19,7 @@ from service.jobs.models import (
     JOB_STATUSES,
     QUEUED,
     RUNNING,
+    SUCCEEDED,
     TERMINAL_STATUSES,
     EpochMetric,
     Job,
@@ -37,6 +38,8 @@ from service.spec import (
     estimate_memory_bytes,
 )
 from service.spec.common import metric_names
+from service.spec.lab import JOB_KINDS, RangeTest
+from service.spec.validate import kind_errors
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +84,17 @@ def create(
     The row is committed before the message is sent, so a worker always finds it. If the
     broker refuses the message the row is removed again: nothing half-written stays.
     """
+    columns: dict[str, Any] = {}
+    if errors := kind_errors(spec):
+        raise SpecError(errors)
+    if spec.kind == "landscape":
+        spec = landscape_spec(session=session, spec=spec, owner=owner)
+        columns["source_job_id"] = spec.landscape.job_id  # type: ignore[union-attr]
     shape = dataset_shape(session=session, spec=spec, owner=owner)
     errors = check_job(spec, shape, limits(settings))
     if errors:
         raise SpecError(errors)
-    job = new_job(spec, shape, owner)
+    job = new_job(spec, shape, owner, **columns)
     session.add(job)
     session.commit()
     try:
@@ -98,12 +107,80 @@ def create(
     return job
 
 
+#: What a landscape takes from the job it studies rather than from its own spec.
+FROM_SOURCE = ("dataset", "model", "regularization", "training")
+
+
+def landscape_spec(*, session: Session, spec: JobSpec, owner: str) -> JobSpec:
+    """A landscape job's full spec: the studied job's dataset, model, regularization and
+    training sections with this spec's ``landscape`` settings. That job must be
+    ``owner``'s, a succeeded training job with saved weights, and for ``directions: pca``
+    one that kept its trajectory."""
+    settings = spec.landscape
+    assert settings is not None  # JobSpec checks kind landscape has it
+    ignored = {*FROM_SOURCE, "optimizer", "schedule", "range_test"}
+    sent = sorted(ignored & spec.model_fields_set)
+    if sent:
+        raise SpecError(
+            [
+                FieldError(name, "a landscape takes this from the job it studies; leave it out")
+                for name in sent
+            ]
+        )
+    source = session.get(Job, settings.job_id)
+    field = "landscape.job_id"
+    if source is None or source.owner_id != owner:
+        raise SpecError([FieldError(field, f"no job with id {settings.job_id!r}")])
+    if source.kind != "train":
+        message = f"job {source.id} is a {source.kind} job, not a training job"
+        raise SpecError([FieldError(field, message)])
+    if source.status != SUCCEEDED or not source.has_model:
+        raise SpecError(
+            [
+                FieldError(
+                    field,
+                    f"job {source.id} is {source.status}; a landscape needs a succeeded job "
+                    "with saved weights",
+                )
+            ]
+        )
+    if settings.directions == "pca" and not source.spec["training"].get("save_trajectory"):
+        raise SpecError(
+            [
+                FieldError(
+                    "landscape.directions",
+                    f"pca needs the weights of every epoch, and job {source.id} did not keep "
+                    "them; train with training.save_trajectory: true, or use random",
+                    ["random"],
+                )
+            ]
+        )
+    doc = {name: source.spec[name] for name in FROM_SOURCE}
+    name = spec.name or f"landscape of {source.name}"[:200]
+    return JobSpec.model_validate(
+        {**doc, "kind": "landscape", "name": name, "landscape": settings.model_dump(mode="json")}
+    )
+
+
+def total_rows(spec: dict[str, Any]) -> int:
+    """What a job's progress counts up to (a stored spec's :meth:`JobSpec.progress_total`,
+    without validating it again): epochs, a range test's steps or a landscape's rows."""
+    kind = spec.get("kind", "train")
+    if kind == "lr_range_test":
+        steps = (spec.get("range_test") or {}).get("steps")
+        return int(steps or RangeTest.model_fields["steps"].default)
+    if kind == "landscape":
+        return int(spec["landscape"]["resolution"])
+    return int(spec["training"]["epochs"])
+
+
 def new_job(spec: JobSpec, shape: DatasetShape, owner: str, **columns: Any) -> Job:
     """A queued job row for a checked ``spec`` (not added to any session)."""
     return Job(
         id=str(uuid.uuid4()),
         owner_id=owner,
         name=spec.name or spec.default_name(),
+        kind=spec.kind,
         status=QUEUED,
         spec=spec.model_dump(mode="json"),
         task=shape.task,
@@ -133,15 +210,23 @@ def get(*, session: Session, job_id: str, owner: str) -> Job:
 
 
 def list_jobs(
-    *, session: Session, owner: str, statuses: Sequence[str], sort: str, limit: int, offset: int
+    *,
+    session: Session,
+    owner: str,
+    statuses: Sequence[str],
+    sort: str,
+    limit: int,
+    offset: int,
+    kinds: Sequence[str] = (),
 ) -> tuple[list[Job], int]:
     """``owner``'s jobs: filters, sort and total see no one else's."""
-    bad = [s for s in statuses if s not in JOB_STATUSES]
-    if bad:
-        raise Invalid(
-            f"status: unknown status {bad[0]!r}",
-            fields=[FieldError("status", f"unknown status {bad[0]!r}", list(JOB_STATUSES))],
-        )
+    for field, values, allowed in (("status", statuses, JOB_STATUSES), ("kind", kinds, JOB_KINDS)):
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise Invalid(
+                f"{field}: unknown {field} {bad[0]!r}",
+                fields=[FieldError(field, f"unknown {field} {bad[0]!r}", list(allowed))],
+            )
     key = sort.removeprefix("-")
     if key not in SORTABLE:
         allowed = [*SORTABLE, *(f"-{k}" for k in SORTABLE)]
@@ -153,6 +238,8 @@ def list_jobs(
     query = select(Job).where(Job.owner_id == owner)
     if statuses:
         query = query.where(Job.status.in_(statuses))
+    if kinds:
+        query = query.where(Job.kind.in_(kinds))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     order = column.desc() if sort.startswith("-") else column.asc()
     rows = session.scalars(query.order_by(order, Job.id).limit(limit).offset(offset)).all()
@@ -187,6 +274,27 @@ def cancel(*, session: Session, notifier: Notifier, job_id: str, owner: str) -> 
     return job
 
 
+def result(*, session: Session, job: Job) -> dict[str, Any]:
+    """``GET …/result``: the job's result; a range test's with its curve (its metrics
+    rows). 409 while there is none."""
+    if not job.result:
+        if job.kind == "train" and not JobSpec.model_validate(job.spec).auto_lr:
+            why = 'it is a training job without "auto" rates; see its metrics'
+        elif job.status in TERMINAL_STATUSES:
+            why = f"it ended as {job.status} without one"
+        else:
+            why = f"it is {job.status}; try again when it has ended"
+        raise Conflict(f"job {job.id} has no result: {why}")
+    out = dict(job.result)
+    if job.kind == "lr_range_test":
+        _, rows = metrics(session=session, job=job, names=(), epoch_from=None, epoch_to=None)
+        out["curve"] = {
+            "step": [r["epoch"] for r in rows],
+            **{n: [r.get(n) for r in rows] for n in ("lr", "loss", "smoothed_loss")},
+        }
+    return {"job_id": job.id, "kind": job.kind, "status": job.status, "result": out}
+
+
 def metrics(
     *,
     session: Session,
@@ -196,11 +304,11 @@ def metrics(
     epoch_to: int | None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Rows of ``epoch`` plus the asked-for metrics (all when ``names`` is empty)."""
-    known = list(metric_names(job.task))
+    known = list(metric_names(job.task, job.kind))
     unknown = [n for n in names if n not in known]
     if unknown:
         raise Invalid(
-            f"names: unknown metric {unknown[0]!r} for a {job.task} job",
+            f"names: unknown metric {unknown[0]!r} for a {job.task} {job.kind} job",
             fields=[FieldError("names", f"unknown metric {unknown[0]!r}", known)],
         )
     query = select(EpochMetric).where(EpochMetric.job_id == job.id)
@@ -213,6 +321,6 @@ def metrics(
         columns = ["epoch", *(n for n in names if n != "epoch")]
     else:
         present = {k for r in rows for k in r.values}
-        columns = [n for n in known if n in present] or ["epoch"]
+        columns = ["epoch", *(n for n in known if n in present and n != "epoch")]
     out = [{c: (r.epoch if c == "epoch" else r.values.get(c)) for c in columns} for r in rows]
     return columns, out

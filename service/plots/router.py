@@ -9,17 +9,22 @@ of the pool that every other route shares.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Query, Response
 
-from service.deps import UUID_PATTERN, CurrentUser, JobId, SessionDep, authenticated_router
-from service.errors import NOT_FOUND_SCHEMA, Invalid
+from service.deps import (
+    UUID_PATTERN,
+    CurrentUser,
+    JobId,
+    LoopLimiter,
+    SessionDep,
+    authenticated_router,
+)
+from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, Conflict, Invalid
 from service.jobs import service as job_service
 from service.jobs.router import comma_list_pattern, safe_filename, split_list
 from service.plots.curves import (
@@ -50,19 +55,8 @@ LIVE_CACHE = "no-store"
 DONE_CACHE = "private, max-age=300"
 
 _UUID = UUID_PATTERN.removeprefix("^").removesuffix("$")
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
+_limiter = LoopLimiter(RENDER_CONCURRENCY)
 P = TypeVar("P")
-
-
-def _limiter() -> anyio.CapacityLimiter:
-    """The render limiter of the running event loop (a test may run several loops)."""
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = anyio.CapacityLimiter(RENDER_CONCURRENCY)
-    return limiter
 
 
 async def _image(
@@ -87,6 +81,7 @@ def _responses(fmt: Format, what: str) -> dict[int | str, dict[str, Any]]:
             },
         },
         404: NOT_FOUND_SCHEMA,
+        409: CONFLICT_SCHEMA,
     }
 
 
@@ -122,6 +117,13 @@ def job_curves(
 ) -> CurvesPlot:
     """The caller's job ``job_id`` and its epochs, as the panels to draw."""
     job = job_service.get(session=session, job_id=job_id, owner=user.id)
+    if job.kind != "train":
+        view = "range_test" if job.kind == "lr_range_test" else "contour"
+        raise Conflict(
+            f"job {job.id} is a {job.kind} job, without learning curves: its charts are at "
+            f"/v1/jobs/{job.id}/plots/{view}.png",
+            code="nothing_to_plot",
+        )
     chosen = choose_metrics(job.task, split_list(metrics))
     log_panels = choose_log(split_list(log), chosen)
     _, rows = job_service.metrics(

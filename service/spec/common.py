@@ -28,8 +28,19 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 CYCLED_METRICS = ("momentum", "beta1")
 
 
-def metric_names(task: str) -> tuple[str, ...]:
-    """Every metric a job of ``task`` may record, in the order the engine reports them."""
+#: What the lab's job kinds record per row instead of epochs' metrics: a range test one
+#: row per step, a landscape one per row of its grid (service/spec/lab.py).
+LAB_METRICS: dict[str, tuple[str, ...]] = {
+    "lr_range_test": ("lr", "loss", "smoothed_loss"),
+    "landscape": ("row", "loss_min", "loss_max"),
+}
+
+
+def metric_names(task: str, kind: str = "train") -> tuple[str, ...]:
+    """Every metric a job of ``task`` (and ``kind``) may record, in the order the engine
+    reports them."""
+    if kind in LAB_METRICS:
+        return ("epoch", *LAB_METRICS[kind])  # "epoch": the row's number
     return (*_LOSSES, *TASK_METRICS[task], "lr", *CYCLED_METRICS, *_NORMS, *TIMING_METRICS)
 
 

@@ -13,7 +13,13 @@ from pydantic import Field, model_validator
 
 from service.spec.common import SpecModel
 
-LR = Annotated[float, Field(gt=0.0, le=1000.0, description="Learning rate η.")]
+LR = Annotated[
+    Annotated[float, Field(gt=0.0, le=1000.0)] | Literal["auto"],
+    Field(
+        description='Learning rate η, or "auto": an LR range test (the job\'s `range_test` '
+        "settings) runs first and its suggestion is used."
+    ),
+]
 WeightDecay = Annotated[
     float,
     Field(ge=0.0, le=10.0, description="L2 penalty coupled into the gradient (g + λθ)."),
@@ -90,8 +96,8 @@ class Adagrad(OptimizerBase):
         "good for sparse features, its rate decays for ever."
     )
     update_rule: ClassVar[str] = (
-        "s_t = s_{t-1} + g_t²;  θ_t = θ_{t-1} − η_t·g_t / (√s_t + ε),  "
-        "η_t = η / (1 + (t−1)·lr_decay)"
+        "s_t = s_{t-1} + g_t² (s_0 = initial_accumulator_value);  "
+        "θ_t = θ_{t-1} − η_t·g_t / (√s_t + ε),  η_t = η / (1 + (t−1)·lr_decay)"
     )
 
     @property
@@ -143,7 +149,7 @@ class _AdamFamily(OptimizerBase):
 
 class Adam(_AdamFamily):
     name: Literal["adam"]
-    amsgrad: bool = Field(False, description="Use the running maximum of v̂ (AMSGrad).")
+    amsgrad: bool = Field(False, description="AMSGrad: the running maximum of v, bias-corrected.")
 
     description: ClassVar[str] = (
         "Adaptive moment estimation (Kingma & Ba, 2015): momentum on the gradient and "
@@ -152,8 +158,8 @@ class Adam(_AdamFamily):
     )
     update_rule: ClassVar[str] = (
         "m_t = β1·m_{t-1} + (1−β1)·g_t;  v_t = β2·v_{t-1} + (1−β2)·g_t²;  "
-        "m̂_t = m_t/(1−β1^t);  v̂_t = v_t/(1−β2^t) (amsgrad: v̂_t = max(v̂_{t-1}, v̂_t));  "
-        "θ_t = θ_{t-1} − η·m̂_t/(√v̂_t + ε)"
+        "m̂_t = m_t/(1−β1^t);  v̂_t = v_t/(1−β2^t) (amsgrad: v̂_t = max_{s≤t} v_s / (1−β2^t), "
+        "the running maximum of v, not of v̂);  θ_t = θ_{t-1} − η·m̂_t/(√v̂_t + ε)"
     )
 
     @property
@@ -189,6 +195,7 @@ class NAdam(_AdamFamily):
 
     description: ClassVar[str] = "Adam with Nesterov momentum (Dozat, 2016)."
     update_rule: ClassVar[str] = (
+        "(decoupled_weight_decay: θ_{t-1} ← θ_{t-1}·(1 − η·λ) as in AdamW, no λθ in g_t);  "
         "μ_t = β1·(1 − ½·0.96^(t·ψ));  m_t, v_t as in Adam;  "
         "θ_t = θ_{t-1} − η·[μ_{t+1}·m_t/(1−∏_{i≤t+1}μ_i) + (1−μ_t)·g_t/(1−∏_{i≤t}μ_i)]"
         " / (√(v_t/(1−β2^t)) + ε)"

@@ -110,8 +110,10 @@ class Cosine(ScheduleBase):
 
 class OneCycle(ScheduleBase):
     name: Literal["one_cycle"]
-    max_lr: float | None = Field(
-        None, gt=0.0, le=1000.0, description="Peak rate; default: the optimizer's lr."
+    max_lr: Annotated[float, Field(gt=0.0, le=1000.0)] | Literal["auto"] | None = Field(
+        None,
+        description='Peak rate; default: the optimizer\'s lr. "auto": an LR range test runs '
+        "first and its suggestion is the peak.",
     )
     pct_start: float = Field(0.3, gt=0.0, lt=1.0, description="Share of steps spent rising.")
     anneal_strategy: Literal["cos", "linear"] = "cos"
@@ -134,10 +136,13 @@ class OneCycle(ScheduleBase):
         "while momentum does the opposite. Matches torch.optim.lr_scheduler.OneCycleLR."
     )
     update_rule: ClassVar[str] = (
-        "over T = steps after warm-up: phase 1 (t ≤ pct_start·T − 1): η anneals from "
-        "max_lr/div to max_lr and momentum from max_momentum to base_momentum; phase 2: η "
-        "anneals to max_lr/(div·final_div) and momentum back to max_momentum; cos anneal "
-        "a→b over fraction p: b + (a−b)(1 + cos(πp))/2"
+        "over T = steps after warm-up, t from 0: phase 1 (t ≤ pct_start·T − 1): η anneals "
+        "from max_lr/div to max_lr and momentum from max_momentum to base_momentum; phase 2 "
+        "(to t = T − 1): η anneals to max_lr/(div·final_div) and momentum back to "
+        "max_momentum; three_phase: phase 2 (t ≤ 2·pct_start·T − 2) takes η back to "
+        "max_lr/div and momentum to max_momentum, phase 3 anneals η to "
+        "max_lr/(div·final_div) with momentum held; p = the fraction of the phase done; "
+        "cos anneal a→b: b + (a−b)(1 + cos(πp))/2, linear: a + (b−a)·p"
     )
 
     @model_validator(mode="after")

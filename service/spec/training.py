@@ -8,10 +8,11 @@ from pydantic import Field, field_validator
 
 from service.spec.common import SpecModel
 from service.spec.datasets import DatasetSpec, DigitsDataset
+from service.spec.lab import JobKind, Landscape, RangeTest
 from service.spec.models import MLPModel, ModelSpec
 from service.spec.optimizers import Adam, OptimizerSpec
 from service.spec.regularization import Regularization
-from service.spec.schedules import Constant, ScheduleSpec
+from service.spec.schedules import Constant, OneCycle, ScheduleSpec
 from service.text import LABEL_PATTERN, label_or_none
 
 #: Longest ``training.time_limit_seconds`` the language accepts (a year); the server's
@@ -38,13 +39,25 @@ class Training(SpecModel):
         "as failed. Default and cap: the server's DESCENT_MAX_JOB_SECONDS.",
     )
 
+    save_trajectory: bool = Field(
+        False,
+        description="Keep the weights after every epoch (and before the first), so a "
+        "`landscape` job can draw the path the optimizer took.",
+    )
+
     def resolve_batch_size(self, n_train: int) -> int:
         return n_train if self.batch_size == "full" else self.batch_size
 
 
 class JobSpec(SpecModel):
-    """A training job. Every field has a default: ``{"dataset": {"name": "digits"}}`` is a job."""
+    """A job. Every field has a default: ``{"dataset": {"name": "digits"}}`` is a job."""
 
+    kind: JobKind = Field(
+        "train",
+        description="`train` (the default); `lr_range_test`: a learning-rate range test "
+        "of this spec (settings in `range_test`); `landscape`: the loss landscape of a "
+        "finished job (settings in `landscape`; dataset and model come from that job).",
+    )
     name: str | None = Field(
         None,
         min_length=1,
@@ -58,6 +71,32 @@ class JobSpec(SpecModel):
     schedule: ScheduleSpec = Field(default_factory=lambda: Constant(name="constant"))
     regularization: Regularization = Field(default_factory=Regularization)
     training: Training = Field(default_factory=Training)
+    range_test: RangeTest | None = Field(
+        None,
+        description="The range test's settings: for `kind: lr_range_test`, and for the "
+        'test that `"auto"` learning rates run first. Default: the defaults below.',
+    )
+    landscape: Landscape | None = Field(
+        None, description="For `kind: landscape` (required there): what to measure."
+    )
+
+    @property
+    def auto_lr(self) -> list[str]:
+        """The fields set to ``"auto"``: a range test picks their value before training."""
+        fields = ["optimizer.lr"] if self.optimizer.lr == "auto" else []
+        if isinstance(self.schedule, OneCycle) and self.schedule.max_lr == "auto":
+            fields.append("schedule.max_lr")
+        return fields
+
+    def progress_total(self) -> int:
+        """How many metrics rows the job writes when it runs to the end: epochs, range
+        test steps, or landscape grid rows."""
+        if self.kind == "lr_range_test":
+            return (self.range_test or RangeTest()).steps
+        if self.kind == "landscape":
+            assert self.landscape is not None
+            return self.landscape.resolution
+        return self.training.epochs
 
     @field_validator("name")
     @classmethod
@@ -65,4 +104,5 @@ class JobSpec(SpecModel):
         return label_or_none(v)
 
     def default_name(self) -> str:
-        return f"{self.dataset.name}-{self.model.kind}-{self.optimizer.name}"
+        name = f"{self.dataset.name}-{self.model.kind}-{self.optimizer.name}"
+        return f"{name}-lr-range-test" if self.kind == "lr_range_test" else name

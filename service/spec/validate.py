@@ -32,9 +32,48 @@ class Limits:
     max_seconds: float | None = None
 
 
+def kind_errors(spec: JobSpec) -> list[FieldError]:
+    """Sections that do not fit the job's ``kind``."""
+    errors: list[FieldError] = []
+    if spec.kind == "landscape" and spec.landscape is None:
+        errors.append(FieldError("landscape", "kind landscape needs this, with its job_id"))
+    if spec.kind != "landscape" and spec.landscape is not None:
+        errors.append(FieldError("landscape", "only for kind landscape"))
+    if spec.range_test is not None and spec.kind != "lr_range_test" and not spec.auto_lr:
+        errors.append(
+            FieldError(
+                "range_test",
+                "only for kind lr_range_test, or for a job whose optimizer.lr or "
+                'schedule.max_lr is "auto"',
+            )
+        )
+    if spec.kind != "train":
+        errors += [
+            FieldError(field, f'"auto" is for training jobs, not kind {spec.kind}')
+            for field in spec.auto_lr
+        ]
+    return errors
+
+
+#: Most bytes ``training.save_trajectory`` may keep: a float32 copy of the weights per
+#: epoch, plus the initial ones.
+MAX_TRAJECTORY_BYTES = 2**30
+
+
 def check_job(spec: JobSpec, shape: DatasetShape, limits: Limits) -> list[FieldError]:
     """Every reason ``spec`` cannot train on a dataset of ``shape``; empty when it can."""
-    errors: list[FieldError] = []
+    errors: list[FieldError] = kind_errors(spec)
+    if spec.training.save_trajectory:
+        size = (spec.training.epochs + 1) * spec.model.count_parameters(shape) * 4
+        if size > MAX_TRAJECTORY_BYTES:
+            errors.append(
+                FieldError(
+                    "training.save_trajectory",
+                    f"would keep {_mib(size)} of weights ({spec.training.epochs + 1} copies), "
+                    f"above the cap of {_mib(MAX_TRAJECTORY_BYTES)}; train fewer epochs or a "
+                    "smaller model",
+                )
+            )
     t = spec.training
     if t.epochs > limits.max_epochs:
         errors.append(
@@ -263,9 +302,13 @@ def format_validation_error(
 _NOT_AN_OBJECT = ("model_attributes_type", "model_type", "dict_type")
 
 
+#: Where ``_strip_tags`` has left the request body: the location names what was not sent.
+_UNSENT = object()
+
+
 def _strip_tags(loc: tuple, body: Any) -> tuple:
     kept: list[Any] = []
-    node = body
+    node = _UNSENT if body is None else body  # None: a query string's or a header's error
     for part in loc:
         if isinstance(node, Mapping):  # a JSON object, or a multipart form's fields
             if part in node:
@@ -275,15 +318,17 @@ def _strip_tags(loc: tuple, body: Any) -> tuple:
                 continue  # a union tag pydantic inserted
             else:
                 kept.append(part)
-                node = None
+                node = _UNSENT
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             kept.append(part)
             node = node[part]
-        elif isinstance(part, str) and node is not None and not isinstance(node, list | dict):
-            continue  # the label of a plain union's member, e.g. "constrained-int"
+        elif isinstance(part, str) and node is not _UNSENT:
+            # The label of a plain union's member under a value that was sent (a number,
+            # a string, a list, null), e.g. "constrained-int" or "literal['auto']".
+            continue
         else:
             kept.append(part)
-            node = None
+            node = _UNSENT
     return tuple(kept)
 
 

@@ -213,6 +213,9 @@ def _check_base(
     errors: list[FieldError],
 ) -> str:
     base = spec.base
+    if base.kind != "train":
+        # A trial is a training run; the lab's kinds measure, they are not scored.
+        raise SpecError([FieldError("base.kind", "a sweep's trials are training jobs", ["train"])])
     try:
         shape = dataset_shape(session=session, spec=base, owner=owner)
     except SpecError as exc:

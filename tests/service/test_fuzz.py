@@ -94,6 +94,8 @@ SEMANTIC_422 = [
     "POST /v1/sweeps",
     "POST /v1/comparisons",
     "GET /v1/sweeps/{sweep_id}/plots/{kind}.{fmt}",
+    # A schedule must fit the number of steps; steps × runs has a cap.
+    "POST /v1/playground",
 ]
 
 
@@ -182,6 +184,8 @@ def finish_job(backend_url: str, settings: Any, job_id: str) -> None:
             job.final_metrics = {"val_loss": 1.1 / 3, "val_accuracy": 0.75}
             job.started_at, job.finished_at = now - timedelta(seconds=3), now
             job.device, job.has_model = "cpu", True
+            # As a job with an "auto" rate has it (GET …/result answers 200).
+            job.result = {"auto_lr": {"fields": ["optimizer.lr"], "value": 0.01, "rule": "valley"}}
             session.commit()
     finally:
         engine.dispose()
@@ -243,8 +247,11 @@ def seed_sweeps(client: TestClient, on_dataset: dict[str, Any]) -> list[str]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp: Path = tmp_path_factory.mktemp("fuzz")
     backend = make_backend("sqlite", tmp)
-    # A queued job's event stream would wait for it forever: cut streams short.
-    settings = backend.settings().model_copy(update={"events_max_seconds": 0.2})
+    # A queued job's event stream would wait for it forever: cut streams short. The
+    # playground computes in the API: keep each fuzzed request small.
+    settings = backend.settings().model_copy(
+        update={"events_max_seconds": 0.2, "playground_max_steps": 600}
+    )
     token = make_user(backend, "fuzzer", admin=True)
     victim = make_user(backend, "victim")
     app = create_app(settings)

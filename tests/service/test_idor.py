@@ -29,7 +29,7 @@ PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 #: Path parameters that are not ids: the same value for A's rows and for missing ones.
-NOT_IDS = {"kind": "history", "fmt": "png"}
+NOT_IDS = {"kind": "history", "fmt": "png", "view": "range_test"}
 
 
 def all_routes(app) -> list[Any]:  # noqa: ANN001
@@ -230,6 +230,7 @@ LIST_QUERIES: dict[str, list[dict[str, str]]] = {
         {"sort": "name"},
         {"sort": "-status", "limit": "200"},
         {"offset": "0", "limit": "1"},
+        {"kind": "train,lr_range_test,landscape"},
     ],
     "/v1/datasets": [{"limit": "200"}],
     "/v1/sweeps": [{"status": "running"}, {"kind": "sweep,comparison", "limit": "200"}],

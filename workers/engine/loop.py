@@ -5,6 +5,11 @@ restore a checkpoint when resuming, then for each epoch shuffle, step through th
 batches, validate, take a checkpoint, report, and decide whether to go on. The whole
 dataset lives on the device, so a batch is an index into it (no DataLoader, no worker
 processes, no host-to-device copies per step).
+
+The lab (``lr_finder``, ``landscape``) shares the setup and the step rather than copying
+them: ``initial_model`` seeds and builds exactly the model ``train`` starts from,
+``epoch_batches`` cuts the epochs the same way, and ``Stepper.update`` is the step
+(penalties, backward, clipping, decoupled decay, the optimizer).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +27,7 @@ import torch
 from torch import nn
 
 from service.spec import TASK_METRICS, JobSpec, monitorable_metrics
+from service.spec.regularization import Regularization
 from workers.engine.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -81,6 +88,70 @@ def batch_bounds(n_train: int, batch_size: int, batch_norm: bool) -> list[tuple[
     return bounds
 
 
+def epoch_batches(spec: JobSpec, n_train: int, model: nn.Module) -> list[tuple[int, int]]:
+    """The batches of one epoch of ``spec`` over ``n_train`` samples (``batch_bounds``)."""
+    batch_size = min(spec.training.resolve_batch_size(n_train), n_train)
+    return batch_bounds(n_train, batch_size, has_batch_norm(model))
+
+
+def initial_model(
+    spec: JobSpec, data: SplitData, dev: torch.device
+) -> tuple[nn.Module, torch.Generator]:
+    """Seed torch as every run of ``spec`` starts and build its model on ``dev``: the very
+    weights ``train`` starts from, bit for bit. Also returns the generator that shuffles
+    the batches, seeded likewise.
+
+    Weights and dropout masks come from torch's global generator (reseeded here, so
+    whatever ran before in this process cannot leak into the run); shuffling has its own,
+    so adding dropout to a model does not change the order of the batches.
+    """
+    seed = spec.training.seed
+    torch.manual_seed(seed)
+    shuffle = torch.Generator(device=dev)
+    shuffle.manual_seed(seed)
+    return build_model(spec.model, data.shape).to(dev), shuffle
+
+
+@dataclass
+class Stepper:
+    """What one optimizer step touches, and the step itself (``update``)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    reg: Regularization
+    params: list[nn.Parameter]
+    weights: list[nn.Parameter]  # the ones penalties and decay act on
+
+    @classmethod
+    def build(cls, spec: JobSpec, model: nn.Module, *, lr: float | None = None) -> Stepper:
+        """The spec's optimizer over ``model``; ``lr`` replaces ``optimizer.lr`` (the range
+        test sets the rate every step, and ``"auto"`` has no value yet)."""
+        opt_spec = spec.optimizer if lr is None else spec.optimizer.model_copy(update={"lr": lr})
+        params = list(model.parameters())
+        return cls(
+            model=model,
+            optimizer=build_optimizer(opt_spec, params),
+            reg=spec.regularization,
+            params=params,
+            weights=weight_parameters(model),
+        )
+
+    def update(self, loss: torch.Tensor, lr: float) -> torch.Tensor:
+        """One step on the batch whose ``loss`` was just computed, at rate ``lr`` (already
+        set on the optimizer): the l1/l2 penalties join the loss, then backward, clipping,
+        decoupled decay and the optimizer's step. Returns the gradient norm before
+        clipping (how steep the loss really was)."""
+        reg = self.reg
+        extra = penalty(self.weights, l1=reg.l1, l2=reg.l2)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss if extra is None else loss + extra).backward()
+        norm = grad_norm(self.params)
+        clip_gradients_(self.params, reg.grad_clip)
+        decay_weights_(self.weights, lr=lr, weight_decay=reg.weight_decay)
+        self.optimizer.step()
+        return norm
+
+
 def _check_monitors(spec: JobSpec, task: str) -> None:
     # The API checks this too; a spec that skipped the API should still fail up front.
     allowed = monitorable_metrics(task)
@@ -120,6 +191,30 @@ def _target_state(data: SplitData) -> dict[str, torch.Tensor]:
     }
 
 
+TRAJECTORY_NAME = "epoch-{epoch:05d}.pt"
+_TRAJECTORY_FILE = re.compile(r"epoch-(\d{5,})\.pt")
+
+
+def _save_trajectory(model: nn.Module, trajectory_dir: Path | None, epoch: int) -> None:
+    if trajectory_dir is not None:
+        _save(model, trajectory_dir / TRAJECTORY_NAME.format(epoch=epoch))
+
+
+def load_trajectory(trajectory_dir: Path) -> list[tuple[int, dict[str, torch.Tensor]]]:
+    """The weights ``train`` saved with ``save_trajectory``: (epoch, CPU state_dict) in
+    epoch order, epoch 0 being the initial weights. Half-written files (``*.tmp``) and
+    anything else in the folder are ignored; a missing folder is an empty trajectory."""
+    if not trajectory_dir.is_dir():
+        return []
+    found = []
+    for path in trajectory_dir.iterdir():
+        match = _TRAJECTORY_FILE.fullmatch(path.name)
+        if match is not None:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            found.append((int(match.group(1)), state))
+    return sorted(found, key=lambda item: item[0])
+
+
 def train(
     spec: JobSpec,
     *,
@@ -129,6 +224,7 @@ def train(
     device: str | None = None,
     resume: Checkpoint | None = None,
     time_limit_seconds: float | None = None,
+    trajectory_dir: Path | None = None,
 ) -> TrainResult:
     """Train ``spec`` to the end, to divergence, to early stopping, to cancellation or
     to its time limit.
@@ -145,29 +241,34 @@ def train(
     seconds spent in ``train``, summed over the attempts a checkpoint carries on; it is
     checked at every batch boundary. A ``StopTraining`` raised by the reporter
     propagates unchanged; so do out-of-memory errors (see ``is_out_of_memory``).
+
+    With ``training.save_trajectory`` and a ``trajectory_dir``, the weights (a CPU
+    state_dict) are saved there before the first epoch and after each epoch, as
+    ``epoch-00000.pt``, ``epoch-00001.pt``, … (``load_trajectory`` reads them back), each
+    before its epoch is reported: an epoch run again after a crash rewrites its file
+    with the same weights. ``"auto"`` learning rates must be resolved first
+    (``workers.engine.lr_finder.resolve_auto``).
     """
     clock = time.perf_counter()
+    if spec.auto_lr:
+        raise ValueError(
+            f'{", ".join(spec.auto_lr)}: "auto" must be resolved by a range test before '
+            "training (workers.engine.lr_finder.resolve_auto)"
+        )
     dev = resolve_device(device or spec.training.device)
     seed = spec.training.seed
-    # Weights and dropout masks come from torch's global generator; shuffling has its
-    # own, so adding dropout to a model does not change the order of the batches.
-    torch.manual_seed(seed)
-    shuffle = torch.Generator(device=dev)
-    shuffle.manual_seed(seed)
-
     data = load_dataset(spec.dataset, datasets_dir=datasets_dir, device=dev)
     _check_monitors(spec, data.task)
-    model = build_model(spec.model, data.shape).to(dev)
-    params = list(model.parameters())
-    weights = weight_parameters(model)
+    model, shuffle = initial_model(spec, data, dev)
+    stepper = Stepper.build(spec, model)
+    optimizer, params = stepper.optimizer, stepper.params
     n_parameters = sum(p.numel() for p in params)
-    optimizer = build_optimizer(spec.optimizer, params)
     loss_fn = LOSSES[data.task]
+    trajectory = trajectory_dir if spec.training.save_trajectory else None
 
     epochs = spec.training.epochs
     n_train = len(data.y_train)
-    batch_size = min(spec.training.resolve_batch_size(n_train), n_train)
-    batches = batch_bounds(n_train, batch_size, has_batch_norm(model))
+    batches = epoch_batches(spec, n_train, model)
     schedule = build_schedule(
         spec.schedule,
         base_lr=spec.optimizer.lr,
@@ -176,10 +277,10 @@ def train(
         has_momentum=spec.optimizer.has_momentum,
     )
     cycled = momentum_metric(optimizer) if schedule.cycles_momentum else None
-    reg = spec.regularization
+    early = spec.regularization.early_stopping
     tracker = (
-        EarlyStopping.from_spec(reg.early_stopping)
-        if reg.early_stopping is not None
+        EarlyStopping.from_spec(early)
+        if early is not None
         else EarlyStopping("val_loss")  # keeps score only: best_epoch / best_value
     )
     log.info(
@@ -226,6 +327,8 @@ def train(
                 saved["rng"]["device"],
                 dev.type,
             )
+    else:
+        _save_trajectory(model, trajectory, 0)
 
     def elapsed() -> float:
         return spent_before + time.perf_counter() - clock
@@ -272,13 +375,7 @@ def train(
                     f"train loss became {loss.item():g} at epoch {epoch + 1}, step {step + 1} "
                     f"(lr {lr:g}): the learning rate is likely too high",
                 )
-            extra = penalty(weights, l1=reg.l1, l2=reg.l2)
-            optimizer.zero_grad(set_to_none=True)
-            (loss if extra is None else loss + extra).backward()
-            norm = grad_norm(params)  # before clipping: how steep the loss really was
-            clip_gradients_(params, reg.grad_clip)
-            decay_weights_(weights, lr=lr, weight_decay=reg.weight_decay)
-            optimizer.step()
+            norm = stepper.update(loss, lr)
             totals.add(loss.detach(), output.detach(), y, norm)
 
         train_seconds = time.perf_counter() - started
@@ -330,6 +427,7 @@ def train(
             "stop_epoch": stop_epoch,
             "elapsed_seconds": elapsed(),
         }
+        _save_trajectory(model, trajectory, completed)
         pruned = reporter.report(completed, metrics, Checkpoint(completed, metrics, state))
         if pruned is not None:
             log.info("pruned at epoch %d: %s", completed, pruned)

@@ -32,7 +32,9 @@ class Reporter(Protocol):
     epoch's validation and before the next epoch starts, so a metric is durable by the
     time the next one is computed. ``checkpoint`` is the state after that epoch (its
     ``metrics`` are the same values); resuming from it continues at ``epoch + 1``, so
-    the reporter should make the metrics and the checkpoint durable together.
+    the reporter should make the metrics and the checkpoint durable together. The lab's
+    job kinds report rows that have no checkpoint (``None``): a range test one per step,
+    a landscape one per row of its grid, numbered from 1 in the ``epoch`` argument.
     ``report`` may return a reason to end the run after this epoch — a sweep's pruner
     judged it worse than its peers — and the run then ends as ``pruned``.
     ``should_stop`` is called at every batch boundary, thousands of times a second for
@@ -41,7 +43,7 @@ class Reporter(Protocol):
     """
 
     def report(
-        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint
+        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None
     ) -> str | None: ...
 
     def should_stop(self) -> bool: ...
@@ -49,18 +51,20 @@ class Reporter(Protocol):
 
 @dataclass
 class ListReporter:
-    """Keeps every report and checkpoint in memory; asks to stop once
-    ``stop_after_epoch`` epochs are in."""
+    """Keeps every report and checkpoint in memory (``None`` for the lab's rows); asks to
+    stop once ``stop_after_epoch`` reports are in."""
 
     stop_after_epoch: int | None = None
     reports: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-    checkpoints: list[Checkpoint] = field(default_factory=list)
+    checkpoints: list[Checkpoint | None] = field(default_factory=list)
     stop_checks: int = 0
 
     #: end the run as pruned after this epoch
     prune_after_epoch: int | None = None
 
-    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint) -> str | None:
+    def report(
+        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None
+    ) -> str | None:
         self.reports.append((epoch, dict(metrics)))
         self.checkpoints.append(checkpoint)
         if self.prune_after_epoch is not None and epoch >= self.prune_after_epoch:
