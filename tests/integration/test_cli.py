@@ -98,6 +98,10 @@ class Live:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # A shell's background job starts with SIGINT ignored, and Python keeps an
+            # ignored SIGINT ignored: restore the default so Ctrl-C (SIGINT) reaches it
+            # however the suite was started.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
     def wait(self, job_id: str, what: str = "the job to end") -> dict:

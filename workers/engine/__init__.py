@@ -10,64 +10,63 @@ The optimization lab's job kinds live beside the loop and share its setup and st
 ``range_test`` and ``resolve_auto`` (``lr_finder``), ``landscape`` (``landscape``).
 """
 
-from workers.engine.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    load_checkpoint,
-    save_checkpoint,
-)
-from workers.engine.data import DATASETS, SCALERS, DatasetMissing, SplitData, load_dataset
-from workers.engine.device import DeviceUnavailable, is_out_of_memory, resolve_device
-from workers.engine.landscape import LandscapeResult, landscape
-from workers.engine.loop import TrainResult, initial_model, load_trajectory, train
-from workers.engine.lr_finder import (
-    NoSuggestion,
-    RangeTestCancelled,
-    RangeTestResult,
-    range_test,
-    resolve_auto,
-)
-from workers.engine.models import ACTIVATIONS, INITS, MODELS, build_model
-from workers.engine.optim import OPTIMIZERS, build_optimizer
-from workers.engine.regularize import EarlyStopping
-from workers.engine.report import ListReporter, Reporter, StopTraining
-from workers.engine.schedules import SCHEDULES, Schedule, build_schedule
+from __future__ import annotations
 
-__all__ = [
-    "ACTIVATIONS",
-    "DATASETS",
-    "INITS",
-    "MODELS",
-    "OPTIMIZERS",
-    "SCALERS",
-    "SCHEDULES",
-    "Checkpoint",
-    "CheckpointError",
-    "DatasetMissing",
-    "DeviceUnavailable",
-    "EarlyStopping",
-    "LandscapeResult",
-    "ListReporter",
-    "NoSuggestion",
-    "RangeTestCancelled",
-    "RangeTestResult",
-    "Reporter",
-    "Schedule",
-    "SplitData",
-    "StopTraining",
-    "TrainResult",
-    "build_model",
-    "build_optimizer",
-    "build_schedule",
-    "initial_model",
-    "is_out_of_memory",
-    "landscape",
-    "load_checkpoint",
-    "load_dataset",
-    "load_trajectory",
-    "range_test",
-    "resolve_auto",
-    "resolve_device",
-    "save_checkpoint",
-    "train",
-]
+import importlib
+from typing import Any
+
+#: Each name this package exports → the module that defines it, imported on first use:
+#: the playground (in the API process) needs the optimizer and schedule builders, not
+#: scikit-learn's datasets (seconds of import).
+_EXPORTS: dict[str, str] = {
+    "Checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "DATASETS": "data",
+    "SCALERS": "data",
+    "DatasetMissing": "data",
+    "SplitData": "data",
+    "load_dataset": "data",
+    "DeviceUnavailable": "device",
+    "is_out_of_memory": "device",
+    "resolve_device": "device",
+    "LandscapeResult": "landscape",
+    "landscape": "landscape",
+    "TrainResult": "loop",
+    "initial_model": "loop",
+    "load_trajectory": "loop",
+    "train": "loop",
+    "NoSuggestion": "lr_finder",
+    "RangeTestCancelled": "lr_finder",
+    "RangeTestResult": "lr_finder",
+    "range_test": "lr_finder",
+    "resolve_auto": "lr_finder",
+    "ACTIVATIONS": "models",
+    "INITS": "models",
+    "MODELS": "models",
+    "build_model": "models",
+    "OPTIMIZERS": "optim",
+    "build_optimizer": "optim",
+    "EarlyStopping": "regularize",
+    "ListReporter": "report",
+    "Reporter": "report",
+    "StopTraining": "report",
+    "SCHEDULES": "schedules",
+    "Schedule": "schedules",
+    "build_schedule": "schedules",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
