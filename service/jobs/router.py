@@ -84,7 +84,7 @@ def auto_lr_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
     record = (result or {}).get("auto_lr")
     if not record:
         return None
-    return {k: v for k, v in record.items() if k not in ("curve", "suggestions")}
+    return {k: v for k, v in record.items() if k not in ("curve", "suggestions", "range_test")}
 
 
 def to_read(job: Job, request: Request) -> JobRead:

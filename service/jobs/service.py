@@ -163,8 +163,8 @@ def landscape_spec(*, session: Session, spec: JobSpec, owner: str) -> JobSpec:
 
 
 def total_rows(spec: dict[str, Any]) -> int:
-    """What a job's progress counts up to (a stored spec's :meth:`JobSpec.progress_total`,
-    without validating it again): epochs, a range test's steps or a landscape's rows."""
+    """What a job's progress counts up to, from its stored spec: epochs, a range test's
+    steps or a landscape's grid rows."""
     kind = spec.get("kind", "train")
     if kind == "lr_range_test":
         steps = (spec.get("range_test") or {}).get("steps")

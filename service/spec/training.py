@@ -88,16 +88,6 @@ class JobSpec(SpecModel):
             fields.append("schedule.max_lr")
         return fields
 
-    def progress_total(self) -> int:
-        """How many metrics rows the job writes when it runs to the end: epochs, range
-        test steps, or landscape grid rows."""
-        if self.kind == "lr_range_test":
-            return (self.range_test or RangeTest()).steps
-        if self.kind == "landscape":
-            assert self.landscape is not None
-            return self.landscape.resolution
-        return self.training.epochs
-
     @field_validator("name")
     @classmethod
     def _printable(cls, v: str | None) -> str | None:
