@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from service.spec.common import COMMON_METRICS, CYCLED_METRICS, TASK_METRICS
 from service.spec.datasets import SCALINGS, BuiltinDataset, DatasetBase
+from service.spec.lab import JOB_KINDS, Interpolation, Landscape, RangeTest
 from service.spec.models import ACTIVATIONS, INITS
 from service.spec.regularization import EarlyStopping, GradClip, Regularization
 from service.spec.training import JobSpec, Training
@@ -145,6 +146,15 @@ def build_catalog(limits: Limits) -> dict[str, Any]:
             "on_the_model": "dropout and batch_norm are parameters of the mlp and cnn models",
         },
         "training": params_of(Training),
+        "kinds": {
+            "kinds": list(JOB_KINDS),
+            "range_test": params_of(RangeTest),
+            "landscape": params_of(Landscape, skip=("interpolation",)),
+            "interpolation": params_of(Interpolation),
+            "about": "kind lr_range_test takes range_test; kind landscape takes landscape "
+            '(job_id: a succeeded training job); "auto" for optimizer.lr or '
+            "schedule.max_lr (one_cycle) runs a range test first (docs/lab.md)",
+        },
         "metrics": {
             "common": list(COMMON_METRICS),
             "classification": list(TASK_METRICS["classification"]),
