@@ -194,6 +194,53 @@ def finish_job(backend_url: str, settings: Any, job_id: str) -> None:
     weights.write_bytes(b"not really a state dict, but bytes all the same")
 
 
+#: What a finished range test and a finished landscape keep (small, as the charts need).
+LAB_RESULTS: dict[str, dict[str, Any]] = {
+    "lr_range_test": {
+        "stopped": {"why": "diverged", "step": 3, "text": "seeded"},
+        "best": {"step": 2, "lr": 0.01, "smoothed_loss": 0.9},
+        "suggestions": [
+            {"rule": "valley", "lr": 0.001, "step": 2, "loss": 1.0, "explanation": "seeded"}
+        ],
+    },
+    "landscape": {
+        "split": "val",
+        "metrics": {"loss": "val_loss", "quality": "val_accuracy"},
+        "centre": {"loss": 0.5, "quality": 0.9},
+        "interpolation": {"alpha": [0.0, 0.5, 1.0], "loss": [2.0, 1.0, 0.5]},
+        "surface": {
+            "x": [-1.0, 0.0, 1.0],
+            "y": [-1.0, 0.0, 1.0],
+            "loss": [[1.5, 1.0, 1.5], [1.0, 0.5, 1.0], [1.5, 1.0, 1.5]],
+        },
+        "directions": {"kind": "random", "seed": 0},
+        "trajectory": None,
+    },
+}
+
+
+def seed_lab_jobs(client: TestClient, trained: str) -> list[str]:
+    """A finished range test (steps recorded) and a finished landscape of ``trained``,
+    so that every lab chart has a job to draw; their ids."""
+    r = client.post("/v1/jobs", json={"kind": "lr_range_test", "dataset": {"name": "iris"}})
+    assert r.status_code == 202, r.text
+    range_test = r.json()["id"]
+    r = client.post("/v1/jobs", json={"kind": "landscape", "landscape": {"job_id": trained}})
+    assert r.status_code == 202, r.text
+    landscape = r.json()["id"]
+    with client.app.state.sessionmaker() as s:
+        for job_id in (range_test, landscape):
+            job = s.get(Job, job_id)
+            assert job is not None
+            job.status, job.attempt, job.finished_at = SUCCEEDED, 1, utcnow()
+            job.result = LAB_RESULTS[job.kind]
+        for step, lr in enumerate((0.0001, 0.01, 1.0), start=1):
+            values = {"lr": lr, "loss": 1.0, "smoothed_loss": 1.0}
+            s.add(EpochMetric(job_id=range_test, epoch=step, values=values))
+        s.commit()
+    return [range_test, landscape]
+
+
 def seed_sweeps(client: TestClient, on_dataset: dict[str, Any]) -> list[str]:
     """A finished sweep with complete trials (so importance, plots and the leaderboard
     have content), a finished comparison over seeds (statistics) and a running sweep
@@ -281,9 +328,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         }
         assert len(own) == 2
         sweep_ids = seed_sweeps(client, on_dataset)
-    finish_job(str(settings.database_url), settings, done.json()["id"])
+        finish_job(str(settings.database_url), settings, done.json()["id"])
+        lab_ids = seed_lab_jobs(client, done.json()["id"])
     ids = {
-        "job_id": [done.json()["id"], queued.json()["id"]],
+        "job_id": [done.json()["id"], queued.json()["id"], *lab_ids],
+        # Training jobs, whose curves a comparison can overlay.
+        "compare_jobs": [done.json()["id"], queued.json()["id"]],
         "dataset_id": [dataset.json()["id"], unused.json()["id"]],  # in use by a job; not
         "token_id": [spare.json()["id"]],
         "user_id": [victim_id],
@@ -360,7 +410,7 @@ def load_schema(  # noqa: ANN201
         when well-formed, names jobs that do not exist)."""
         if not query or "jobs" not in query:
             return st.just(query)
-        return st.sampled_from([{**query, "jobs": ",".join(world.ids["job_id"])}, query])
+        return st.sampled_from([{**query, "jobs": ",".join(world.ids["compare_jobs"])}, query])
 
     return schema
 
