@@ -80,8 +80,11 @@ def reap_once(
 
     stale = now - timedelta(seconds=settings.redispatch_seconds)
     with sessions() as s:
+        # Oldest first: re-sent messages keep the jobs' order in the queue.
         waiting = s.execute(
-            select(Job.id, Job.dispatch).where(Job.status == QUEUED, Job.dispatched_at < stale)
+            select(Job.id, Job.dispatch)
+            .where(Job.status == QUEUED, Job.dispatched_at < stale)
+            .order_by(Job.created_at, Job.id)
         ).all()
     for job_id, dispatch in waiting:
         with sessions() as s, s.begin():

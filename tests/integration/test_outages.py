@@ -12,7 +12,7 @@ import pytest
 from faults import FAST_RECOVERY_ENV, RedisServer, TcpProxy, record_figures
 from sqlalchemy import make_url
 from stack import Stack, spec
-from support import Backend, make_backend
+from support import Backend, make_backend, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,11 @@ def test_a_redis_restart_loses_no_job(pg_backend: Backend, tmp_path: Path):
     pg_backend.env["DESCENT_REDISPATCH_SECONDS"] = "3"
     stack = Stack(pg_backend, tmp_path)
     try:
-        stack.start_worker()
+        worker = stack.start_worker()
+        # Its pool process imports torch and the engine after `ready.`: submitted sooner,
+        # the jobs would outwait DESCENT_REDISPATCH_SECONDS and be sent again before the
+        # first started, which this test is not about.
+        wait_for(lambda: "worker process ready" in worker.output(), 60, what="the pool process")
         jobs = [stack.submit(spec(6)) for _ in range(3)]
         stack.wait(jobs[0], lambda j: j.epochs_completed >= 1, what="the first job running")
         assert all(stack.row(j).status == "queued" for j in jobs[1:])
