@@ -474,11 +474,18 @@ def _print_created(created: dict[str, Any], *, as_json: bool, follow: bool) -> N
         _print_json(created)
 
 
-def _follow_job_and_exit(client: Client, job: dict[str, Any], as_json: bool) -> None:
+def _follow_job_and_exit(
+    client: Client,
+    job: dict[str, Any],
+    as_json: bool,
+    outcome: Callable[[dict[str, Any]], list[str]] = outcome_lines,
+) -> None:
+    """Follow a job to its end; ``outcome`` says how it ended (a lab job adds what it
+    found)."""
     _follow_and_exit(
         as_json,
         lambda console: follow_job(client, job, console),
-        outcome_lines,
+        outcome,
         f"\nstopped following; job {job['id']} keeps running "
         f"(`descent cancel {job['id']}` cancels it, `descent follow {job['id']}` "
         "picks it up again)",

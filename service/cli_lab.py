@@ -18,12 +18,11 @@ from service.cli_client import (
     UrlOpt,
     _client,
     _err,
-    _follow_and_exit,
+    _follow_job_and_exit,
     _num,
     _print_created,
     _print_json,
     apply_set,
-    follow_job,
     image_format,
     load_spec,
     outcome_lines,
@@ -139,14 +138,7 @@ def _submit(
         job = client.submit(doc)
         _print_created(job, as_json=as_json, follow=follow)
         if follow:
-            _follow_and_exit(
-                as_json,
-                lambda console: follow_job(client, job, console),
-                _lab_outcome(client, view, output),
-                f"\nstopped following; job {job['id']} keeps running "
-                f"(`descent cancel {job['id']}` cancels it, `descent follow {job['id']}` "
-                "picks it up again)",
-            )
+            _follow_job_and_exit(client, job, as_json, _lab_outcome(client, view, output))
 
 
 def lr_find(
