@@ -910,6 +910,14 @@ def apply_sweep_set(spec: dict[str, Any], assignment: str) -> None:
         where[key] = value
 
 
+def auto_range_text(auto: dict[str, Any]) -> str:
+    """A sweep's "auto" ends: the range test's job and, once it has ended, what it set."""
+    if not auto.get("bounds"):
+        return f"waiting for the range test {auto.get('job_id')} ({', '.join(auto['paths'])})"
+    ends = ", ".join(f"{p} [{lo:g}, {hi:g}]" for p, (lo, hi) in auto["bounds"].items())
+    return f"{ends} from the range test {auto.get('job_id')}"
+
+
 def sweep_outcome_lines(sweep: dict[str, Any]) -> list[str]:
     """What a sweep came to: status, trials by state and epochs, the best trial."""
     objective = _objective(sweep)
@@ -920,6 +928,8 @@ def sweep_outcome_lines(sweep: dict[str, Any]) -> list[str]:
     ]
     if sweep.get("status_reason"):
         lines.append(f"reason: {sweep['status_reason']}")
+    if (sweep.get("auto_bounds") or {}).get("bounds"):
+        lines.append(f"auto range: {auto_range_text(sweep['auto_bounds'])}")
     best = sweep.get("best")
     if best:
         label = f" ({best['label']})" if best.get("label") else ""
@@ -1240,6 +1250,9 @@ def _start_sweep(
     with _client(url, token) as client:
         created = client.create_sweep(doc)
         _print_created(created, as_json=as_json, follow=follow)
+        if created.get("auto_bounds") and not as_json:
+            # stderr: stdout stays the id alone, for scripts.
+            typer.echo(f"auto range: {auto_range_text(created['auto_bounds'])}", err=True)
         if follow:
             _follow_sweep_and_exit(client, created, as_json)
 
@@ -1470,6 +1483,8 @@ def sweep_show(
         if pruner.get("name") not in (None, "none"):
             how += f" (grace {pruner.get('grace')}, per {pruner.get('measure')})"
         rows.append(("search", how))
+    if auto := doc.get("auto_bounds"):
+        rows.append(("auto range", auto_range_text(auto)))
     rows.append(
         (
             "runs",

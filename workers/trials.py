@@ -119,8 +119,8 @@ class Trial:
 
 
 def load_trial(s: Session, job: Job, spec: JobSpec) -> Trial | None:
-    """The job's trial, if it belongs to a sweep."""
-    if job.sweep_id is None:
+    """The job's trial, if it is one (a sweep's range test belongs to it but is none)."""
+    if job.sweep_id is None or job.trial_number is None:
         return None
     sweep = s.get(Sweep, job.sweep_id)
     if sweep is None:

@@ -27,7 +27,15 @@ from sqlalchemy.orm import Session, sessionmaker
 import service.models  # noqa: F401  (every table: the trials' rows refer to users, datasets)
 from service.config import Settings
 from service.db import utcnow
-from service.jobs.models import ACTIVE_STATUSES, CANCELLED, FAILED, QUEUED, RUNNING, Job
+from service.jobs.models import (
+    ACTIVE_STATUSES,
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+)
 from service.jobs.service import dataset_shape, limits, new_job
 from service.spec import JobSpec, SpecError, check_job
 from service.sweeps.models import (
@@ -39,7 +47,7 @@ from service.sweeps.models import (
     Sweep,
     SweepTrial,
 )
-from service.sweeps.spec import ComparisonSpec, PathError, SweepSpec, apply
+from service.sweeps.spec import AUTO, ComparisonSpec, PathError, SweepSpec, apply
 from service.sweeps.study import JobRow, TrialRow, sample
 
 log = logging.getLogger(__name__)
@@ -59,7 +67,8 @@ def parse_spec(sweep: Sweep) -> SweepSpec | ComparisonSpec:
         return ComparisonSpec.model_validate(
             {k: v for k, v in sweep.spec.items() if k != "max_trials"}
         )
-    return SweepSpec.model_validate(sweep.spec)
+    # auto_bounds is the sweep's record of its range test, not part of the language.
+    return SweepSpec.model_validate({k: v for k, v in sweep.spec.items() if k != "auto_bounds"})
 
 
 def load_trials(session: Session, sweep_id: str) -> list[TrialRow]:
@@ -144,6 +153,16 @@ def advance(
             end(sessions, sweep_id, status, reason, notify=notify)
             notify_sweep(sweep_id)
             return created
+        auto = sweep.spec.get("auto_bounds")
+        if auto is not None and "bounds" not in auto:
+            failure = resolve_auto(sessions, sweep)
+            if failure is None:
+                continue  # the ends are set: read the sweep again
+            if failure == _WAIT:
+                return created
+            end(sessions, sweep_id, SWEEP_FAILED, failure, notify=notify)
+            notify_sweep(sweep_id)
+            return created
         active = sum(t.active for t in trials)
         spent = sum(j.epochs_completed for t in trials for j in t.jobs)
         budget_epochs = spec.budget.epochs if spec.budget else None
@@ -172,6 +191,80 @@ def advance(
                 log.warning("sweep %s: could not send job %s: %s", sweep_id, job_id, exc)
             notify(job_id)
         notify_sweep(sweep_id)
+
+
+#: resolve_auto's answer while the range test has not ended.
+_WAIT = "wait"
+#: An "auto" range: from a hundredth of the rate at the smoothed minimum to that rate.
+AUTO_SPAN = 100.0
+AUTO_DIGITS = 3
+
+
+def auto_ends(result: dict[str, Any] | None) -> tuple[float, float, str]:
+    """(low, high, why) for "auto" ends from a range test's result; ValueError when the
+    curve has no minimum past its first step (the loss never fell)."""
+    best = (result or {}).get("best")
+    if not best or best.get("step", 1) <= 1 or not best.get("lr"):
+        raise ValueError(
+            "the range test's smoothed loss never fell, so it sets no learning-rate range; "
+            "give numeric bounds, or widen range_test.lr_min / lr_max"
+        )
+    high = float(f"{best['lr']:.{AUTO_DIGITS}g}")
+    low = float(f"{high / AUTO_SPAN:.{AUTO_DIGITS}g}")
+    why = (
+        f"the range test's smoothed loss is lowest at step {best['step']} (lr {high:g}): "
+        f"the range ends there and starts a hundredth below, at {low:g}"
+    )
+    return low, high, why
+
+
+def resolve_auto(sessions: sessionmaker[Session], sweep: Sweep) -> str | None:
+    """Set the "auto" ends of ``sweep``'s space from its range test, once that has ended.
+
+    None when the ends are now set (by this call or a concurrent one: both compute the
+    same values from the same result), ``_WAIT`` while the test is queued or running,
+    else why the sweep fails. Writing the ends needs the sweep running: a cancelled
+    sweep stays as it ended.
+    """
+    record = dict(sweep.spec["auto_bounds"])
+    with sessions() as s:
+        job = s.execute(
+            select(Job.status, Job.status_reason, Job.result).where(Job.id == record["job_id"])
+        ).first()
+    if job is None:
+        return f"its range test (job {record['job_id']}) is gone"
+    if job.status in ACTIVE_STATUSES:
+        return _WAIT
+    if job.status != SUCCEEDED:
+        return f"its range test (job {record['job_id']}) {job.status}: {job.status_reason}"
+    try:
+        low, high, why = auto_ends(job.result)
+    except ValueError as exc:
+        return str(exc)
+    stored = dict(sweep.spec)
+    space = dict(stored["space"])
+    bounds: dict[str, list[float]] = {}
+    for path in record["paths"]:
+        kind, ends = next(iter(space[path].items()))
+        lo = low if ends[0] == AUTO else ends[0]
+        hi = high if ends[1] == AUTO else ends[1]
+        if not lo < hi:
+            return (
+                f"space.{path}: the range test's end ({why}) leaves [{lo:g}, {hi:g}], which "
+                "is empty; give numeric bounds"
+            )
+        space[path] = {kind: [lo, hi]}
+        bounds[path] = [lo, hi]
+    stored["space"] = space
+    stored["auto_bounds"] = record | {"bounds": bounds, "lr_at_minimum": high, "why": why}
+    with sessions() as s, s.begin():
+        s.execute(
+            update(Sweep)
+            .where(Sweep.id == sweep.id, Sweep.status == SWEEP_RUNNING)
+            .values(spec=stored)
+        )
+    log.info("sweep %s: %s", sweep.id, why)
+    return None
 
 
 def _trial_jobs(

@@ -19,6 +19,7 @@ from service.deps import (
     Limit,
     NotifierDep,
     Offset,
+    ProducerDep,
     SessionDep,
     SettingsDep,
     SweepId,
@@ -85,6 +86,9 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
         plots.append("comparison")
     for plot in plots:
         links[f"plot_{plot}"] = f"{base}/plots/{plot}.png"
+    auto = stored.get("auto_bounds")
+    if auto and auto.get("job_id"):
+        links["range_test"] = str(request.url_for("get_job", job_id=auto["job_id"]))
     summary = service.summary(sweep, trials)
     return SweepRead.model_validate(
         {
@@ -106,6 +110,7 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
             "epochs_spent": summary.epochs_spent,
             "objective": {k: stored["objective"][k] for k in ("metric", "direction", "measure")},
             "best": summary.best,
+            "auto_bounds": auto,
             "links": links,
         }
     )
@@ -137,6 +142,7 @@ def create_sweep(
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
+    producer: ProducerDep,
     spec: Annotated[
         SweepSpec,
         Body(
@@ -156,8 +162,14 @@ def create_sweep(
 ) -> SweepRead:
     """Start a sweep: trials drawn from `space` over the `base` job spec, each trained as
     a job. Every path and every value the space can take is checked first (a 422 names
-    the path); the workers then create and run the trials, `parallelism` at once."""
-    sweep = service.create(session=session, settings=settings, spec=spec, owner=user.id)
+    the path); the workers then create and run the trials, `parallelism` at once.
+
+    A range with an `"auto"` end on `optimizer.lr` or `schedule.max_lr` starts a
+    learning-rate range test of the base first (`auto_bounds.job_id`); the trials begin
+    once it has set the ends, and a failed test fails the sweep."""
+    sweep = service.create(
+        session=session, settings=settings, spec=spec, owner=user.id, producer=producer
+    )
     return _created(response, to_read(sweep, [], request))
 
 

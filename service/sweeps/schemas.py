@@ -94,6 +94,22 @@ class BestTrial(BaseModel):
     job_ids: list[str] = Field(description="The trial's jobs, one per seed.")
 
 
+class AutoBoundsRead(BaseModel):
+    """The range test that sets a sweep's "auto" ends, and what it set."""
+
+    job_id: str = Field(description="The range-test job (GET /v1/jobs/{id}/result).")
+    paths: list[str] = Field(description='The space\'s paths with an "auto" end.')
+    bounds: dict[str, list[float]] | None = Field(
+        None,
+        description="Path → [low, high] as the trials sample it; absent until the test ends.",
+        examples=[{"optimizer.lr": [0.0014, 0.14]}],
+    )
+    lr_at_minimum: float | None = Field(
+        None, description="The rate at the smoothed loss's minimum: the upper end."
+    )
+    why: str | None = Field(None, description="How the ends were chosen, in words.")
+
+
 class SweepRead(BaseModel):
     id: str
     name: str
@@ -116,6 +132,11 @@ class SweepRead(BaseModel):
     epochs_spent: int = Field(description="Epochs run by all of the sweep's jobs together.")
     objective: ObjectiveRead
     best: BestTrial | None = Field(None, description="The best complete trial so far.")
+    auto_bounds: AutoBoundsRead | None = Field(
+        None,
+        description='With "auto" ends in the space: the range test that sets them. The '
+        'trials begin once it has; until then `spec.space` still says "auto".',
+    )
     links: dict[str, str]
 
 

@@ -9,6 +9,7 @@ session, so a caller can end its transaction before the slow part starts.
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 import threading
@@ -16,14 +17,16 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.errors import Conflict, Invalid, NotFound
-from service.spec import FieldError
+from service.jobs.models import Job
+from service.jobs.service import dataset_shape, new_job
+from service.spec import FieldError, JobSpec
 from service.sweeps import driver
 from service.sweeps.models import (
     COMPARISON,
@@ -37,7 +40,10 @@ from service.sweeps.models import (
 from service.sweeps.schemas import TRIAL_STATES
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 from service.sweeps.study import TrialRow
-from service.sweeps.validate import check_comparison, check_sweep, label_of
+from service.sweeps.validate import check_comparison, check_sweep, label_of, range_test_body
+
+if TYPE_CHECKING:
+    from service.queue import Producer
 
 KINDS: tuple[str, ...] = (SEARCH, COMPARISON)
 #: ``GET …/trials?sort=``: ``best`` (the default) ranks complete trials best first, then
@@ -52,6 +58,7 @@ TRIAL_SORTS: tuple[str, ...] = (
     "-epochs",
 )
 NAME_LENGTH = 200
+log = logging.getLogger(__name__)
 
 
 # -- create ---------------------------------------------------------------------------
@@ -71,19 +78,35 @@ def create(
     settings: Settings,
     spec: SweepSpec | ComparisonSpec,
     owner: str,
+    producer: Producer | None = None,
 ) -> Sweep:
     """Check ``spec`` (every path, every value, the objective) and store the sweep; the
-    workers' drivers create its trials. Raises SpecError naming each problem."""
+    workers' drivers create its trials. Raises SpecError naming each problem.
+
+    A sweep with "auto" ends gets its range-test job in the same transaction (a job of
+    the sweep with no trial number), sent through ``producer`` once committed; if the
+    broker refuses, the reaper sends it later (``DESCENT_REDISPATCH_SECONDS``).
+    """
     if isinstance(spec, ComparisonSpec):
         stored, task = check_comparison(spec, session=session, settings=settings, owner=owner)
         kind = COMPARISON
     else:
         stored, task = check_sweep(spec, session=session, settings=settings, owner=owner)
         kind = SEARCH
+    name = spec.name or default_name(stored, spec)
+    sweep_id = str(uuid.uuid4())
+    test: Job | None = None
+    if "auto_bounds" in stored:
+        body = range_test_body(stored["base"], getattr(spec, "range_test", None))
+        body["name"] = f"{name[:170]} · range test"
+        job_spec = JobSpec.model_validate(body)
+        shape = dataset_shape(session=session, spec=job_spec, owner=owner)
+        test = new_job(job_spec, shape, owner, sweep_id=sweep_id)
+        stored["auto_bounds"]["job_id"] = test.id
     sweep = Sweep(
-        id=str(uuid.uuid4()),
+        id=sweep_id,
         owner_id=owner,
-        name=spec.name or default_name(stored, spec),
+        name=name,
         kind=kind,
         status=SWEEP_RUNNING,
         spec=stored,
@@ -93,7 +116,15 @@ def create(
         cancel_requested=False,
     )
     session.add(sweep)
+    session.flush()  # the sweep before the job that refers to it
+    if test is not None:
+        session.add(test)
     session.commit()
+    if test is not None and producer is not None:
+        try:
+            producer.enqueue_training(test.id, test.dispatch)
+        except Exception as exc:
+            log.warning("sweep %s: could not send its range test %s: %s", sweep_id, test.id, exc)
     return sweep
 
 

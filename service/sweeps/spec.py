@@ -17,12 +17,19 @@ from pydantic import Field, model_validator
 
 from service.spec import JobSpec
 from service.spec.common import SpecModel, metric_mode
+from service.spec.lab import RangeTest
 from service.spec.optimizers import OPTIMIZER_NAMES
 from service.text import LABEL_PATTERN
 
 #: What a choice or grid may hold: JSON scalars (what Optuna's categorical takes).
 #: A smart union: each JSON type keeps its type (true stays a boolean, 1 an integer).
 Scalar = str | bool | int | Annotated[float, Field(allow_inf_nan=False)] | None
+
+#: A range's end: a number, or (on a learning rate) "auto", set by a range test.
+Bound = Annotated[float, Field(allow_inf_nan=False)] | Literal["auto"]
+AUTO = "auto"
+#: The paths whose range may have "auto" ends.
+AUTO_PATHS = ("optimizer.lr", "schedule.max_lr")
 
 MAX_TRIALS = 1000
 MAX_GRID_POINTS = 1000
@@ -46,9 +53,14 @@ class Distribution(SpecModel):
     choice: list[Scalar | Branch] | None = Field(
         None, min_length=1, max_length=100, description="Pick one of these values."
     )
-    uniform: tuple[float, float] | None = Field(None, description="[low, high], low < high.")
-    loguniform: tuple[float, float] | None = Field(
-        None, description="[low, high], 0 < low < high; sampled uniformly in log space."
+    uniform: tuple[Bound, Bound] | None = Field(
+        None, description='[low, high], low < high. On a learning rate, either end may be "auto".'
+    )
+    loguniform: tuple[Bound, Bound] | None = Field(
+        None,
+        description="[low, high], 0 < low < high; sampled uniformly in log space. On a "
+        'learning rate (`optimizer.lr`, `schedule.max_lr`) either end may be "auto": a '
+        "range test of the base spec sets it before the first trial.",
     )
     int_: tuple[builtins.int, builtins.int] | None = Field(
         None, alias="int", description="[low, high] inclusive, low < high."
@@ -94,7 +106,7 @@ class Distribution(SpecModel):
             raise ValueError("step and log go with int")
         if self.names is not None and kind != "preset":
             raise ValueError("names goes with preset")
-        if kind in ("uniform", "loguniform", "int"):
+        if kind in ("uniform", "loguniform", "int") and AUTO not in self._get(kind):
             low, high = self._get(kind)
             if not low < high:
                 raise ValueError(f"{kind}: [{low}, {high}] is empty or inverted; need low < high")
@@ -104,6 +116,9 @@ class Distribution(SpecModel):
                 raise ValueError(f"int with log: low must be at least 1 (got {low})")
             if kind == "int" and self.step is not None and self.step > high - low:
                 raise ValueError(f"int: step {self.step} is wider than [{low}, {high}]")
+        ends = self._get(kind) if kind == "loguniform" else ()
+        if AUTO in ends and any(v != AUTO and v <= 0 for v in ends):
+            raise ValueError("loguniform: its ends must be above 0")
         if kind in ("choice", "grid"):
             values = [v.value if isinstance(v, Branch) else v for v in self._get(kind)]
             keys = [repr(v) for v in values]
@@ -114,6 +129,19 @@ class Distribution(SpecModel):
     @property
     def kind(self) -> str:
         return next(k for k in KINDS if self._get(k) is not None)
+
+    @property
+    def auto(self) -> bool:
+        """Whether an end of its range is "auto" (left to a range test)."""
+        return self.kind in ("uniform", "loguniform") and AUTO in self._get(self.kind)
+
+    def with_ends(self, low: float, high: float) -> Distribution:
+        """The distribution with its "auto" ends set to ``low`` and ``high``."""
+        if not self.auto:
+            return self
+        given = self._get(self.kind)
+        ends = (low if given[0] == AUTO else given[0], high if given[1] == AUTO else given[1])
+        return Distribution.model_validate({self.kind: ends})
 
     def values(self) -> list[Any] | None:
         """Every value, for a finite distribution (choice, grid, int); else None."""
@@ -304,16 +332,77 @@ class SweepSpec(SweepCommon):
         description="Configurations to try. Default: the whole grid with the grid sampler, "
         "else 20.",
     )
+    range_test: RangeTest | None = Field(
+        None,
+        description='With "auto" ends in the space: the settings of the learning-rate range '
+        "test that sets them (default: those of a range-test job). `suggestion` is not "
+        "used: the range ends at the rate of the smoothed loss's minimum and starts a "
+        "hundredth of it below.",
+    )
+
+    def auto_paths(self) -> list[str]:
+        """The space's paths with an "auto" end, in the space's order."""
+        return [path for path, dist in self.space.items() if dist.auto]
 
     def coherence_errors(self) -> list[tuple[str, str]]:
         """(field, message) for settings that contradict each other."""
-        out = self.seed_errors()
+        out = self.seed_errors() + self.auto_errors()
         if self.repeats > 1 and self.pruner.name != "none":
             out.append(
                 ("pruner.name", "pruning judges single runs; with repeats > 1 use pruner none")
             )
         if self.repeats > 1 and any(p == "training.seed" for p in walk_paths(self.space)):
             out.append(("space.training.seed", "repeats set the seeds; vary one or the other"))
+        return out
+
+    def auto_errors(self) -> list[tuple[str, str]]:
+        """Where "auto" ends cannot be: off the learning rates, inside a branch (the range
+        test runs one optimizer, the base's), or beside a space that switches optimizers."""
+        out: list[tuple[str, str]] = []
+        auto = self.auto_paths()
+        for path in auto:
+            if path not in AUTO_PATHS:
+                out.append(
+                    (
+                        f"space.{path}",
+                        '"auto" ends are for learning rates: ' + ", ".join(AUTO_PATHS),
+                    )
+                )
+
+        def nested(space: dict[str, Distribution]) -> None:
+            for path, dist in space.items():
+                for value, sub in dist.branches().items():
+                    for inner, d in sub.items():
+                        if d.auto:
+                            out.append(
+                                (
+                                    f"space.{inner}",
+                                    f'"auto" ends go at the top of the space, not in the '
+                                    f"branch {path} = {value!r}: one range test of the base "
+                                    "spec sets them",
+                                )
+                            )
+                    nested(sub)
+
+        nested(self.space)
+        if auto and {"optimizer", "optimizer.name"} & set(walk_paths(self.space)):
+            out.append(
+                (
+                    f"space.{auto[0]}",
+                    '"auto" ends come from one range test of the base optimizer; a space '
+                    "that varies the optimizer needs numeric bounds",
+                )
+            )
+        if self.range_test is not None and not auto:
+            out.append(("range_test", 'only with an "auto" end in the space'))
+        if self.range_test is not None and self.range_test.suggestion is not None:
+            out.append(
+                (
+                    "range_test.suggestion",
+                    "a sweep's range runs from a hundredth of the rate at the smoothed "
+                    "minimum to that rate; leave suggestion out",
+                )
+            )
         return out
 
 

@@ -15,6 +15,7 @@ from service.config import Settings
 from service.jobs.service import dataset_shape, limits
 from service.spec import FieldError, JobSpec, SpecError, check_job, format_validation_error
 from service.spec.common import monitorable_metrics
+from service.spec.lab import RangeTest
 from service.sweeps.spec import (
     ComparisonSpec,
     Distribution,
@@ -106,7 +107,29 @@ def check_sweep(
     def check(b: dict[str, Any], params: dict[str, Any]) -> list[FieldError]:
         return job_errors(b, params, session=session, settings=settings, owner=owner)
 
-    _check_space(space, base, {}, check, errors)
+    # An "auto" end is checked at both ends of the rates its range test sweeps through:
+    # whatever the test finds lies between them.
+    test = spec.range_test or RangeTest()
+    probe: dict[str, Distribution] = {}
+    for path, dist in space.items():
+        try:
+            probe[path] = dist.with_ends(test.lr_min, test.lr_max)
+        except ValueError:
+            errors.append(
+                FieldError(
+                    f"space.{path}",
+                    f"its numeric end lies beyond the rates the range test sweeps "
+                    f"({test.lr_min:g} to {test.lr_max:g}), so its range could come out empty",
+                )
+            )
+    _check_space(probe, base, {}, check, errors)
+    auto = spec.auto_paths()
+    if auto and not errors:
+        test_body = range_test_body(base, spec.range_test)
+        if problems := job_errors(test_body, {}, session=session, settings=settings, owner=owner):
+            errors.append(
+                FieldError("range_test", f"the base's range test is no job: {_describe(problems)}")
+            )
     max_trials = spec.max_trials
     if spec.sampler.name == "grid":
         points = grid_points(space)
@@ -152,7 +175,27 @@ def check_sweep(
         "objective": stored["objective"] | {"direction": spec.objective.mode},
         "seeds": spec.seed_list(),
     }
+    if auto:
+        # The sweep's own record of its range test: the job (added when it is created)
+        # and, once the test ends, the ends it set (see driver.resolve_auto).
+        stored["auto_bounds"] = {"paths": auto}
     return stored, task
+
+
+def range_test_body(base: dict[str, Any], settings: RangeTest | None) -> dict[str, Any]:
+    """The job that sets a sweep's "auto" ends: its base, run as a range test. The test
+    drives the rate itself, so an "auto" rate in the base is given a placeholder."""
+    test = settings or RangeTest()
+    body = {k: v for k, v in base.items() if k not in ("kind", "range_test", "name")}
+    try:
+        auto = JobSpec.model_validate(body).auto_lr
+    except ValidationError:
+        auto = []  # job_errors says what is wrong with it
+    body = apply(body, dict.fromkeys(auto, test.lr_min))
+    return body | {
+        "kind": "lr_range_test",
+        "range_test": test.model_dump(mode="json", exclude_none=True),
+    }
 
 
 def check_comparison(

@@ -198,6 +198,40 @@ def test_cancel_stops_queued_and_running_trials(stack: Stack) -> None:
     assert stack.sweep(sweep_id)["trials_created"] == len(jobs)
 
 
+def test_auto_lr_ends_come_from_a_range_test_run_first(stack: Stack) -> None:
+    spec = {
+        "base": {**BASE, "training": {"epochs": 5, "batch_size": 64}},
+        "space": {"optimizer.lr": {"loguniform": ["auto", "auto"]}},
+        "sampler": {"name": "random", "seed": 5},
+        "max_trials": 4,
+        "parallelism": 2,
+        "objective": {"metric": "val_accuracy"},
+    }
+    r = stack.client.post("/v1/sweeps", json=spec)
+    assert r.status_code == 201, r.text
+    test_id = r.json()["auto_bounds"]["job_id"]
+    sweep = stack.wait(r.json()["id"])
+    assert sweep["status"] == "succeeded", sweep
+    test = _job(stack, test_id)
+    assert test["status"] == "succeeded" and test["kind"] == "lr_range_test"
+    result = stack.client.get(f"/v1/jobs/{test_id}/result").json()
+    high = float(f"{result['result']['best']['lr']:.3g}")
+    low = float(f"{high / 100:.3g}")
+    auto = sweep["auto_bounds"]
+    assert auto["bounds"] == {"optimizer.lr": [low, high]}, auto
+    assert sweep["spec"]["space"]["optimizer.lr"] == {"loguniform": [low, high]}
+    trials = stack.trials(sweep["id"])
+    assert len(trials) == 4
+    lrs = [t["params"]["optimizer.lr"] for t in trials]
+    assert all(low <= lr <= high for lr in lrs), (lrs, auto)
+    # Every trial was created after the range test had ended.
+    for t in trials:
+        job = _job(stack, t["jobs"][0]["id"])
+        assert job["created_at"] >= test["finished_at"], (job, test)
+        assert job["spec"]["optimizer"]["lr"] == t["params"]["optimizer.lr"]
+    assert sweep["best"]["value"] >= 0.9, sweep["best"]
+
+
 # -- killing everything mid-sweep --------------------------------------------------
 
 

@@ -22,7 +22,13 @@ from typer.testing import CliRunner
 
 from service import client as client_module
 from service.cli import app
-from service.cli_client import SweepBoard, apply_sweep_set, sweep_outcome_lines, trial_state
+from service.cli_client import (
+    SweepBoard,
+    apply_sweep_set,
+    auto_range_text,
+    sweep_outcome_lines,
+    trial_state,
+)
 from service.client import Client
 
 runner = CliRunner()
@@ -167,6 +173,13 @@ def test_the_board_orders_running_first_then_best_and_dedupes_repeats() -> None:
     assert board.on_sweep({"status": "succeeded", "status_reason": "3 trials"}) == (
         f"sweep {SWEEP_ID}: succeeded (3 trials)"
     )
+
+
+def test_auto_range_text_before_and_after_the_range_test() -> None:
+    auto = {"job_id": "j1", "paths": ["optimizer.lr"]}
+    assert auto_range_text(auto) == "waiting for the range test j1 (optimizer.lr)"
+    done = auto | {"bounds": {"optimizer.lr": [0.0142, 1.42]}}
+    assert auto_range_text(done) == "optimizer.lr [0.0142, 1.42] from the range test j1"
 
 
 def test_outcome_lines_name_counts_epochs_and_the_best_params() -> None:

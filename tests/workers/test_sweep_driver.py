@@ -27,6 +27,7 @@ from service.jobs.models import (
     Job,
 )
 from service.sweeps import driver
+from service.sweeps import service as sweep_service
 from service.sweeps.models import (
     COMPARISON,
     SEARCH,
@@ -731,3 +732,152 @@ def test_load_trials_and_parse_spec(harness: Harness) -> None:
     assert [r.number for r in rows] == [0, 1]
     assert all(r.active and r.outcome() == ("running", None) for r in rows)
     assert all(len(r.jobs) == 1 and r.jobs[0].status == QUEUED for r in rows)
+
+
+# -- "auto" ends: a range test before the first trial -------------------------------------
+
+
+def _create_auto(harness: Harness, **kw: Any) -> str:
+    """A sweep created as POST /v1/sweeps creates it: with its range-test job, whose
+    message goes to the harness's queue."""
+
+    class Producer:
+        def enqueue_training(self, job_id: str, dispatch: int) -> None:
+            harness.send(job_id, dispatch)
+
+    body = {
+        "base": BASE,
+        "space": {"optimizer.lr": {"loguniform": ["auto", "auto"]}},
+        "sampler": {"name": "random", "seed": 3},
+        "range_test": {"steps": 40, "lr_min": 1e-5, "lr_max": 10.0},
+        "max_trials": 3,
+        "parallelism": 1,
+    } | kw
+    with harness.sessions() as s:
+        sweep = sweep_service.create(
+            session=s,
+            settings=harness.settings,
+            spec=SweepSpec.model_validate(body),
+            owner=harness.owner,
+            producer=Producer(),  # type: ignore[arg-type]
+        )
+        return sweep.id
+
+
+def _range_test_job(harness: Harness, sweep_id: str) -> Job:
+    jobs = [j for j in harness.jobs(sweep_id) if j.trial_number is None]
+    assert len(jobs) == 1
+    return jobs[0]
+
+
+def test_auto_ends_come_from_the_range_test_before_any_trial(harness: Harness) -> None:
+    sweep_id = _create_auto(harness)
+    test = _range_test_job(harness, sweep_id)
+    assert test.kind == "lr_range_test" and test.status == QUEUED
+    assert harness.queue == [(test.id, test.dispatch)]
+    assert harness.sweep(sweep_id).spec["auto_bounds"] == {
+        "paths": ["optimizer.lr"],
+        "job_id": test.id,
+    }
+    # No trial while the test has not run: advancing waits.
+    assert harness.advance(sweep_id) == 0
+    assert harness.sweep(sweep_id).trials_created == 0
+
+    assert harness.run_next() == test.id  # its end sets the ends and starts trial 0
+    test = _range_test_job(harness, sweep_id)
+    assert test.status == SUCCEEDED, test.status_reason
+    best_lr = test.result["best"]["lr"]
+    sweep = harness.sweep(sweep_id)
+    record = sweep.spec["auto_bounds"]
+    high = float(f"{best_lr:.3g}")
+    low = float(f"{high / 100:.3g}")
+    assert record["bounds"] == {"optimizer.lr": [low, high]}
+    assert record["lr_at_minimum"] == high
+    assert f"lr {high:g}" in record["why"]
+    assert sweep.spec["space"]["optimizer.lr"] == {"loguniform": [low, high]}
+    assert sweep.trials_created == 1
+
+    harness.drain()
+    sweep = harness.sweep(sweep_id)
+    assert sweep.status == SWEEP_SUCCEEDED, sweep.status_reason
+    assert sweep.status_reason == "3 trials: 3 complete"
+    trials = harness.trials(sweep_id)
+    assert len(trials) == 3
+    assert all(low <= t.params["optimizer.lr"] <= high for t in trials)
+    # The range test is the sweep's job but no trial: not judged, not in its event stream.
+    with harness.sessions() as s:
+        seqs = s.scalars(select(EpochMetric.sweep_seq).where(EpochMetric.job_id == test.id)).all()
+        assert len(seqs) == test.epochs_completed > 0 and set(seqs) == {None}
+        assert [t.number for t in driver.load_trials(s, sweep_id)] == [0, 1, 2]
+
+
+def _end_test(harness: Harness, job_id: str, **values: Any) -> None:
+    with harness.sessions() as s, s.begin():
+        s.execute(update(Job).where(Job.id == job_id).values(**values))
+
+
+def test_a_failed_range_test_fails_the_sweep_with_its_reason(harness: Harness) -> None:
+    sweep_id = _create_auto(harness)
+    test = _range_test_job(harness, sweep_id)
+    _end_test(harness, test.id, status=FAILED, status_reason="RuntimeError: boom")
+    assert harness.advance(sweep_id) == 0
+    sweep = harness.sweep(sweep_id)
+    assert sweep.status == SWEEP_FAILED
+    assert sweep.status_reason == f"its range test (job {test.id}) failed: RuntimeError: boom"
+    assert sweep.trials_created == 0 and "bounds" not in sweep.spec["auto_bounds"]
+
+
+def test_a_range_test_whose_loss_never_fell_fails_the_sweep(harness: Harness) -> None:
+    sweep_id = _create_auto(harness)
+    test = _range_test_job(harness, sweep_id)
+    flat = {"best": {"step": 1, "lr": 1e-5, "smoothed_loss": 2.3}}
+    _end_test(harness, test.id, status=SUCCEEDED, result=flat)
+    harness.advance(sweep_id)
+    sweep = harness.sweep(sweep_id)
+    assert sweep.status == SWEEP_FAILED
+    assert "never fell" in sweep.status_reason and "numeric bounds" in sweep.status_reason
+
+
+def test_a_numeric_end_the_test_crosses_fails_the_sweep(harness: Harness) -> None:
+    sweep_id = _create_auto(harness, space={"optimizer.lr": {"uniform": [0.5, "auto"]}})
+    test = _range_test_job(harness, sweep_id)
+    _end_test(harness, test.id, status=SUCCEEDED, result={"best": {"step": 30, "lr": 0.2}})
+    harness.advance(sweep_id)
+    sweep = harness.sweep(sweep_id)
+    assert sweep.status == SWEEP_FAILED
+    assert sweep.status_reason.startswith("space.optimizer.lr:")
+    assert "[0.5, 0.2]" in sweep.status_reason
+
+
+def test_one_auto_end_keeps_the_other(harness: Harness) -> None:
+    sweep_id = _create_auto(
+        harness, space={"optimizer.lr": {"uniform": [1e-4, "auto"]}}, max_trials=1
+    )
+    test = _range_test_job(harness, sweep_id)
+    _end_test(harness, test.id, status=SUCCEEDED, result={"best": {"step": 30, "lr": 0.123456}})
+    assert harness.advance(sweep_id) == 1
+    sweep = harness.sweep(sweep_id)
+    assert sweep.spec["space"]["optimizer.lr"] == {"uniform": [1e-4, 0.123]}
+    assert sweep.spec["auto_bounds"]["bounds"] == {"optimizer.lr": [1e-4, 0.123]}
+    assert driver.parse_spec(sweep).space["optimizer.lr"].uniform == (1e-4, 0.123)
+
+
+def test_cancelling_a_sweep_cancels_its_range_test(harness: Harness) -> None:
+    sweep_id = _create_auto(harness)
+    assert driver.end(
+        harness.sessions, sweep_id, SWEEP_CANCELLED, "cancelled by request", cancel_requested=True
+    )
+    harness.drain()  # the message finds its job cancelled
+    test = _range_test_job(harness, sweep_id)
+    assert test.status == CANCELLED and test.epochs_completed == 0
+    assert harness.advance(sweep_id) == 0
+    assert harness.sweep(sweep_id).trials_created == 0
+
+
+def test_auto_ends_from_a_result() -> None:
+    low, high, why = driver.auto_ends({"best": {"step": 57, "lr": 0.31622776}})
+    assert (low, high) == (0.00316, 0.316)
+    assert "step 57" in why
+    for result in (None, {}, {"best": None}, {"best": {"step": 1, "lr": 0.1}}):
+        with pytest.raises(ValueError, match="never fell"):
+            driver.auto_ends(result)

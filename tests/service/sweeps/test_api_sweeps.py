@@ -178,6 +178,115 @@ def test_bad_sweeps_get_422_naming_the_path(api: Api, body, field, needle) -> No
     assert api.get("/v1/sweeps").json()["total"] == 0
 
 
+AUTO_LR = {"optimizer.lr": {"loguniform": ["auto", "auto"]}}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "needle"),
+    [
+        (
+            {"space": {"optimizer.momentum": {"uniform": [0.5, "auto"]}}},
+            "space.optimizer.momentum",
+            "for learning rates",
+        ),
+        (
+            {"space": AUTO_LR | {"optimizer.name": {"choice": ["sgd", "adam"]}}},
+            "space.optimizer.lr",
+            "varies the optimizer",
+        ),
+        (
+            {
+                "space": {
+                    "optimizer.name": {
+                        "choice": [
+                            {"value": "sgd", "space": AUTO_LR},
+                            "adam",
+                        ]
+                    }
+                }
+            },
+            "space.optimizer.lr",
+            "top of the space",
+        ),
+        (
+            {"space": {"optimizer.lr": {"grid": [0.1]}}, "range_test": {"steps": 50}},
+            "range_test",
+            '"auto" end',
+        ),
+        (
+            {"space": AUTO_LR, "range_test": {"suggestion": "valley"}},
+            "range_test.suggestion",
+            "leave suggestion out",
+        ),
+        (
+            {"space": {"optimizer.lr": {"loguniform": ["auto", -1]}}},
+            "space.optimizer.lr",
+            "above 0",
+        ),
+        (
+            {"space": {"optimizer.lr": {"uniform": [20, "auto"]}}},
+            "space.optimizer.lr",
+            "beyond the rates the range test sweeps (1e-07 to 10)",
+        ),
+        (
+            {"space": {"optimizer.lr": {"uniform": ["auto", 0.1]}}, "sampler": {"name": "grid"}},
+            "sampler.name",
+            "finite",
+        ),
+        (
+            {"space": {"optimizer.lr": {"loguniform": ["auto", "oops"]}}},
+            "space.optimizer.lr.loguniform.1",
+            "",
+        ),
+    ],
+)
+def test_misplaced_auto_ends_get_422(api: Api, body, field, needle) -> None:  # noqa: ANN001
+    r = api.post("/v1/sweeps", json={"base": BASE, **body})
+    assert r.status_code == 422, r.text
+    assert field in error_fields(r), r.text
+    assert needle in r.json()["error"]["message"], r.text
+    assert api.get("/v1/sweeps").json()["total"] == 0
+    assert api.get("/v1/jobs").json()["total"] == 0
+
+
+def test_auto_ends_create_the_sweeps_range_test(api: Api) -> None:
+    sweep = api.sweep(
+        space=AUTO_LR | {"optimizer.weight_decay": {"uniform": [0.0, 1e-3]}},
+        range_test={"steps": 50, "lr_max": 1.0},
+        name="auto lr",
+    )
+    auto = sweep["auto_bounds"]
+    assert auto["paths"] == ["optimizer.lr"] and auto["bounds"] is None
+    assert sweep["spec"]["space"]["optimizer.lr"] == {"loguniform": ["auto", "auto"]}
+    assert sweep["spec"]["range_test"]["steps"] == 50
+    assert sweep["trials_created"] == 0
+    assert sweep["links"]["range_test"].endswith(f"/v1/jobs/{auto['job_id']}")
+    job = api.get(f"/v1/jobs/{auto['job_id']}").json()
+    assert job["kind"] == "lr_range_test" and job["status"] == "queued"
+    assert job["name"] == "auto lr · range test"
+    assert job["spec"]["range_test"]["steps"] == 50 and job["spec"]["range_test"]["lr_max"] == 1
+    assert job["spec"]["dataset"]["name"] == "iris"
+    assert job["spec"]["training"]["epochs"] == BASE["training"]["epochs"]
+    # Reading it again, and listing it, say the same.
+    assert api.get(f"/v1/sweeps/{sweep['id']}").json()["auto_bounds"] == auto
+    listed = api.get("/v1/jobs", params={"kind": "lr_range_test"}).json()
+    assert [j["id"] for j in listed["items"]] == [auto["job_id"]]
+
+
+def test_an_auto_rate_in_the_base_does_not_reach_the_range_test(api: Api) -> None:
+    sweep = api.sweep(
+        base={
+            "dataset": {"name": "iris"},
+            "optimizer": {"name": "sgd", "lr": "auto"},
+            "schedule": {"name": "one_cycle", "max_lr": "auto"},
+        },
+        space={"schedule.max_lr": {"loguniform": ["auto", "auto"]}},
+    )
+    job = api.get(f"/v1/jobs/{sweep['auto_bounds']['job_id']}").json()
+    assert job["spec"]["optimizer"]["lr"] == 1e-7
+    assert job["spec"]["schedule"]["max_lr"] == 1e-7
+
+
 def test_pruning_with_repeats_is_refused(api: Api) -> None:
     r = api.post(
         "/v1/sweeps",
