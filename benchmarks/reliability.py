@@ -159,8 +159,15 @@ def write_doc(block: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kills", type=int, help="SIGKILLs per chaos run (tests: 5)")
-    parser.add_argument("--fuzz-examples", type=int, help="schemathesis examples per operation")
+    parser.add_argument(
+        "--kills", type=int, default=5, help="SIGKILLs per chaos run (the suite's: 3)"
+    )
+    parser.add_argument(
+        "--fuzz-examples",
+        type=int,
+        default=25,
+        help="schemathesis fuzzing examples per operation (the suite's: 15)",
+    )
     parser.add_argument("-m", dest="marker", help='pytest marker expression, e.g. "not postgres"')
     parser.add_argument("--render-only", action="store_true", help="re-render the last results")
     args = parser.parse_args(argv)

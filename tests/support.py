@@ -7,8 +7,10 @@ command to start them, rather than skipping).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -60,11 +62,11 @@ def _queue() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
 
 
-def _postgres_backend(tmp: Path) -> Backend:
+def _pg_admin():  # noqa: ANN202
+    """A connection to PostgreSQL's admin database, once Redis answers too."""
     import psycopg
     import redis
 
-    name = f"descent_test_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
         redis.Redis.from_url(REDIS_URL, socket_timeout=5).ping()
@@ -73,7 +75,13 @@ def _postgres_backend(tmp: Path) -> Backend:
             f"PostgreSQL ({PG_ADMIN_URL}) and Redis ({REDIS_URL}) must be running for the "
             f"full-stack tests; `.ci/run` starts them. Error: {exc}"
         )
-    admin.execute(f'CREATE DATABASE "{name}"')
+    return admin
+
+
+def _postgres_backend(tmp: Path, *, template: str | None) -> Backend:
+    name = f"descent_test_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     backend = Backend(
         "postgres",
@@ -95,12 +103,77 @@ def _postgres_backend(tmp: Path) -> Backend:
 
 
 def make_backend(kind: str, tmp: Path, *, migrate: bool = True) -> Backend:
-    backend = _sqlite_backend(tmp) if kind == "sqlite" else _postgres_backend(tmp)
-    if migrate:
-        from service.migrate import upgrade
+    """A fresh backend; with ``migrate``, its database at the migrations' head: a copy of
+    a template database migrated once per test run (the migrations themselves are tested
+    in tests/service/test_migrations.py, which passes ``migrate=False``)."""
+    if kind == "sqlite":
+        backend = _sqlite_backend(tmp)
+        if migrate:
+            _copy_sqlite_template(str(backend.settings().database_url))
+        return backend
+    return _postgres_backend(tmp, template=_postgres_template() if migrate else None)
 
-        upgrade(str(backend.settings().database_url))
-    return backend
+
+#: The run's migrated template databases: kind → SQLite file path or PostgreSQL name.
+_TEMPLATES: dict[str, str] = {}
+
+
+def _copy_sqlite_template(url: str) -> None:
+    import sqlite3
+    import tempfile
+
+    from sqlalchemy import make_url
+
+    from service.migrate import upgrade
+
+    if "sqlite" not in _TEMPLATES:
+        folder = Path(tempfile.mkdtemp(prefix="descent-template-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        path = folder / "template.sqlite"
+        upgrade(f"sqlite:///{path.as_posix()}")
+        _TEMPLATES["sqlite"] = str(path)
+    target = make_url(url).database
+    assert target is not None
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    # The backup API copies what a reader sees, WAL included.
+    with (
+        contextlib.closing(sqlite3.connect(_TEMPLATES["sqlite"])) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
+
+
+def _postgres_template() -> str:
+    if "postgres" in _TEMPLATES:
+        return _TEMPLATES["postgres"]
+    import psycopg
+
+    from service.migrate import upgrade
+
+    name = f"descent_template_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    upgrade(f"{url}/{name}")
+    # CREATE DATABASE … TEMPLATE needs the template without sessions.
+    admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    )
+
+    admin.close()
+
+    def drop() -> None:
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn,
+        ):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+    _TEMPLATES["postgres"] = name
+    return name
 
 
 def make_user(backend: Backend, name: str, *, admin: bool = False) -> str:
