@@ -24,6 +24,13 @@ from service.spec.common import SpecModel
 SUGGESTION_RULES: tuple[str, ...] = ("steepest", "min_div_10", "valley")
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 Rate = Annotated[float, Field(gt=0.0, le=1000.0)]
+#: Significant digits of a rate a range test picks ("auto" rates, a sweep's "auto" ends).
+AUTO_DIGITS = 3
+
+
+def round_rate(lr: float) -> float:
+    """``lr`` to ``AUTO_DIGITS`` significant digits, as "auto" records it."""
+    return float(f"{lr:.{AUTO_DIGITS}g}")
 
 
 class RangeTest(SpecModel):

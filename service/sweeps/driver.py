@@ -38,6 +38,7 @@ from service.jobs.models import (
 )
 from service.jobs.service import dataset_shape, limits, new_job
 from service.spec import JobSpec, SpecError, check_job
+from service.spec.lab import round_rate
 from service.sweeps.models import (
     COMPARISON,
     SWEEP_CANCELLED,
@@ -197,7 +198,6 @@ def advance(
 _WAIT = "wait"
 #: An "auto" range: from a hundredth of the rate at the smoothed minimum to that rate.
 AUTO_SPAN = 100.0
-AUTO_DIGITS = 3
 
 
 def auto_ends(result: dict[str, Any] | None) -> tuple[float, float, str]:
@@ -209,8 +209,8 @@ def auto_ends(result: dict[str, Any] | None) -> tuple[float, float, str]:
             "the range test's smoothed loss never fell, so it sets no learning-rate range; "
             "give numeric bounds, or widen range_test.lr_min / lr_max"
         )
-    high = float(f"{best['lr']:.{AUTO_DIGITS}g}")
-    low = float(f"{high / AUTO_SPAN:.{AUTO_DIGITS}g}")
+    high = round_rate(best["lr"])
+    low = round_rate(high / AUTO_SPAN)
     why = (
         f"the range test's smoothed loss is lowest at step {best['step']} (lr {high:g}): "
         f"the range ends there and starts a hundredth below, at {low:g}"

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from service.spec import JobSpec
-from service.spec.lab import RangeTest
+from service.spec.lab import RangeTest, round_rate
 from workers.engine.checkpoint import Checkpoint
 from workers.engine.data import load_dataset
 from workers.engine.device import resolve_device
@@ -83,8 +83,6 @@ log = logging.getLogger(__name__)
 Rule = Literal["steepest", "min_div_10", "valley"]
 #: Suggestions read the curve after this fraction of the planned steps (fastai's 1/10).
 SKIP_FRACTION = 10
-#: Significant digits of the rate ``"auto"`` writes into a spec.
-AUTO_DIGITS = 3
 
 
 class NoSuggestion(ValueError):
@@ -531,7 +529,7 @@ def resolve_auto(
             f'{", ".join(fields)}: "auto" found no learning rate: {exc}; give a value, '
             "or widen range_test.lr_min / lr_max"
         ) from exc
-    value = float(f"{pick.lr:.{AUTO_DIGITS}g}")
+    value = round_rate(pick.lr)
     resolved = with_rates(spec, fields, value)
     why = (
         f"{' and '.join(fields)} set to {value:g}, the range test's {pick.rule!r} "
