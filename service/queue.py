@@ -6,7 +6,9 @@ Task names are constants: renaming a function never strands a queued message.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from celery import Celery
@@ -16,6 +18,9 @@ from sqlalchemy import make_url
 from service.config import Settings
 
 TRAIN_JOB = "descent.train_job"
+
+#: Sends a job's message: (job_id, dispatch) -> None.
+Send = Callable[[str, int], None]
 
 
 class EmbeddedSqlTransport(kombu_sqla.Transport):
@@ -92,6 +97,19 @@ def make_celery(settings: Settings, *, name: str = "descent") -> Celery:
     return app
 
 
+def send_train_job(app: Celery, queue: str, job_id: str, dispatch: int) -> None:
+    """Send the job's message: ``dispatch`` is the job row's counter when it was sent, and
+    a worker drops a message whose number is behind the row's (a leftover copy). The one
+    place a ``TRAIN_JOB`` message is made, whoever sends it: the API, the reaper, a
+    worker advancing a sweep."""
+    app.send_task(TRAIN_JOB, args=[job_id, dispatch], queue=queue)
+
+
+def sender(app: Celery, queue: str) -> Send:
+    """``send_train_job`` bound to ``app`` and ``queue``."""
+    return functools.partial(send_train_job, app, queue)
+
+
 class Producer:
     """Sends tasks by name. One per API process."""
 
@@ -100,9 +118,8 @@ class Producer:
         self.app = make_celery(settings, name="descent-api")
 
     def enqueue_training(self, job_id: str, dispatch: int) -> None:
-        """Send the job's message. ``dispatch`` is the job row's counter when it was sent:
-        a worker drops a message whose number is behind the row's (a leftover copy)."""
-        self.app.send_task(TRAIN_JOB, args=[job_id, dispatch], queue=self.settings.queue)
+        """Send the job's message (``send_train_job``)."""
+        send_train_job(self.app, self.settings.queue, job_id, dispatch)
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""

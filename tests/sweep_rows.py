@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.db import utcnow
-from service.jobs.models import ACTIVE_STATUSES, RUNNING, SUCCEEDED
+from service.jobs.models import JobStatus
 from service.jobs.service import dataset_shape, new_job
 from service.spec import JobSpec
 from service.sweeps.models import Sweep, SweepTrial
@@ -25,7 +25,7 @@ from service.sweeps.spec import apply
 class J:
     """One job of a trial: its status, objective so far and epochs run."""
 
-    status: str = SUCCEEDED
+    status: JobStatus = JobStatus.SUCCEEDED
     objective: float | None = None
     epochs: int = 3
 
@@ -76,9 +76,9 @@ def add_trial(
         if j.status != "queued":
             job.started_at = now
             job.attempt = 1
-        if j.status not in ACTIVE_STATUSES:
+        if j.status not in JobStatus.ACTIVE:
             job.finished_at = now
-        if j.status == RUNNING:
+        if j.status == JobStatus.RUNNING:
             job.heartbeat_at = now
         session.add(job)
         ids.append(job.id)

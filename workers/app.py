@@ -11,7 +11,7 @@ import logging
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from service.config import get_settings
-from service.queue import TRAIN_JOB, make_celery
+from service.queue import make_celery, sender
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,8 @@ def _start_reaper(**_: object) -> None:
     from workers.reaper import Reaper
 
     settings = get_settings()
-
-    def send(job_id: str, dispatch: int) -> None:
-        app.send_task(TRAIN_JOB, args=[job_id, dispatch], queue=settings.queue)
-
-    _reaper = Reaper(make_sessionmaker(make_engine(str(settings.database_url))), settings, send)
+    sessions = make_sessionmaker(make_engine(str(settings.database_url)))
+    _reaper = Reaper(sessions, settings, sender(app, settings.queue))
     _reaper.start()
     log.info(
         "reaper started: leases of %.0fs, at most %d restarts per job",

@@ -14,8 +14,9 @@ What a worker does with it depends only on the job row:
   ``failed``, saying so);
 - anything else (ended, deleted) → drop.
 
-Every change is a conditional update, so two workers racing for the same job cannot
-both win.
+Each outcome is a transition of ``service/jobs/lifecycle.py`` (``start_attempt``,
+``take_over``, ``fail_lost``): a conditional update, so two workers racing for the same
+job cannot both win.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db import utcnow
-from service.jobs.models import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobAttempt
+from service.jobs import lifecycle
+from service.jobs.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,99 +52,27 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def lost_reason(attempt: int, max_restarts: int, epoch: int) -> str:
-    return (
-        f"its worker was lost {attempt} time(s), more than max_restarts={max_restarts} "
-        f"allows (last at epoch {epoch}); a worker killed for lack of memory is the "
-        "usual cause: try a smaller model or batch size"
-    )
-
-
-def end_lost(
-    s: Session, job: Job, settings: Settings, now: datetime, *, requeue: bool
-) -> str | None:
-    """A running job whose lease expired: cancel it, fail it, or (``requeue``) make it
-    queued again with a new dispatch number. Returns the new status, or None when
-    another worker got there first. The caller commits."""
-    if job.cancel_requested:
-        values: dict[str, object] = {
-            "status": CANCELLED,
-            "status_reason": f"cancelled by request after {job.epochs_completed} epoch(s) "
-            "(its worker was lost)",
-            "finished_at": now,
-        }
-    elif job.attempt > settings.max_restarts:
-        values = {
-            "status": FAILED,
-            "status_reason": lost_reason(job.attempt, settings.max_restarts, job.epochs_completed),
-            "finished_at": now,
-        }
-    elif requeue:
-        values = {
-            "status": QUEUED,
-            "status_reason": f"waiting to resume: the worker of attempt {job.attempt} was lost "
-            f"after epoch {job.epochs_completed}",
-            "dispatch": Job.dispatch + 1,
-            "dispatched_at": now,
-        }
-    else:
-        return None
-    attempt = job.attempt
-    done = s.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == RUNNING, Job.attempt == attempt)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not done:
-        return None
-    s.execute(
-        update(JobAttempt)
-        .where(JobAttempt.job_id == job.id, JobAttempt.attempt == attempt)
-        .values(ended_at=now, outcome="lost")
-    )
-    return str(values["status"])
+def _expired_before(settings: Settings, now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.lease_seconds)
 
 
 def _expired(job: Job, settings: Settings, now: datetime) -> bool:
-    return job.heartbeat_at is None or job.heartbeat_at < now - timedelta(
-        seconds=settings.lease_seconds
-    )
+    return job.heartbeat_at is None or job.heartbeat_at < _expired_before(settings, now)
 
 
-def _start_attempt(s: Session, job: Job, from_status: str, now: datetime) -> Claimed | None:
-    # Read before updating: the ORM update refreshes ``job`` in the session.
-    previous, epochs = job.attempt, job.epochs_completed
-    done = s.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == from_status, Job.attempt == previous)
-        .values(
-            status=RUNNING,
-            attempt=previous + 1,
-            heartbeat_at=now,
-            started_at=job.started_at or now,
-            worker=worker_name(),
-            status_reason=None,
-        )
-    ).rowcount
-    if not done:
-        return None
-    if from_status == RUNNING:  # a takeover: the previous attempt is gone
-        s.execute(
-            update(JobAttempt)
-            .where(JobAttempt.job_id == job.id, JobAttempt.attempt == previous)
-            .values(ended_at=now, outcome="lost")
-        )
-    s.add(
-        JobAttempt(
-            job_id=job.id,
-            attempt=previous + 1,
-            worker=worker_name(),
-            resumed_from_epoch=0,
-            started_at=now,
-        )
+def end_lost(s: Session, job: Job, settings: Settings, now: datetime) -> JobStatus | None:
+    """A running job whose lease expired and which must not resume (a cancel was asked,
+    or it used up ``max_restarts``): end it. Returns its new status, or None when neither
+    holds or another worker got there first. The caller commits."""
+    return lifecycle.fail_lost(
+        s,
+        job_id=job.id,
+        attempt=job.attempt,
+        epochs_completed=job.epochs_completed,
+        max_restarts=settings.max_restarts,
+        now=now,
+        expired_before=_expired_before(settings, now),
     )
-    return Claimed(job.id, previous + 1, epochs)
 
 
 def claim(
@@ -159,7 +88,7 @@ def claim(
             if job is None:
                 log.info("job %s: no such job; message dropped", job_id)
                 return None
-            if job.status == QUEUED:
+            if job.status == JobStatus.QUEUED:
                 if dispatch is not None and dispatch < job.dispatch:
                     log.info(
                         "job %s: leftover message (dispatch %s < %s)",
@@ -168,17 +97,33 @@ def claim(
                         job.dispatch,
                     )
                     return None
-                return _start_attempt(s, job, QUEUED, now)
-            if job.status != RUNNING:
+                # Read before updating: the values the attempt starts from.
+                claimed = Claimed(job_id, job.attempt + 1, job.epochs_completed)
+                started = lifecycle.start_attempt(
+                    s, job_id=job_id, previous=job.attempt, worker=worker_name(), now=now
+                )
+                return claimed if started else None
+            if job.status != JobStatus.RUNNING:
                 log.info("job %s is %s; message dropped", job_id, job.status)
                 return None
             if _expired(job, settings, now):
-                if job.cancel_requested or job.attempt > settings.max_restarts:
-                    status = end_lost(s, job, settings, now, requeue=False)
+                status = end_lost(s, job, settings, now)
+                if status is not None:
                     log.info("job %s: its worker was lost; job %s", job_id, status)
                     return None
-                log.info("job %s: taking over from lost attempt %d", job_id, job.attempt)
-                return _start_attempt(s, job, RUNNING, now)
+                claimed = Claimed(job_id, job.attempt + 1, job.epochs_completed)
+                taken = lifecycle.take_over(
+                    s,
+                    job_id=job_id,
+                    previous=job.attempt,
+                    worker=worker_name(),
+                    max_restarts=settings.max_restarts,
+                    now=now,
+                    expired_before=_expired_before(settings, now),
+                )
+                if taken:
+                    log.info("job %s: took over from lost attempt %d", job_id, job.attempt)
+                return claimed if taken else None
             seen = (job.attempt, job.heartbeat_at)
         # A live attempt holds the lease. If its heartbeat moves, it is alive: this message
         # is a duplicate. If it stays still past the lease, its worker is gone.

@@ -7,7 +7,8 @@ for a job (metrics, checkpoint, status) is a conditional update on that column. 
 attempt whose lease was taken over — because its heartbeat went quiet for longer than
 ``lease_seconds`` — finds its next write refused, raises ``LeaseLost`` and stops.
 
-The conditional ``UPDATE`` comes first in every fenced transaction. On PostgreSQL it
+The conditional ``UPDATE`` (``service.jobs.lifecycle.fence``, or ``record_outcome`` for
+the attempt's last write) comes first in every fenced transaction. On PostgreSQL it
 locks the row until commit and on SQLite it takes the write lock, so anything done inside
 the transaction (renaming a checkpoint into place) happens while no other attempt can
 take the lease.
@@ -22,12 +23,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import utcnow
-from service.jobs.models import RUNNING, Job
+from service.jobs import lifecycle
+from service.jobs.models import Job, JobStatus
 from workers.engine.report import StopTraining
 
 log = logging.getLogger(__name__)
@@ -99,13 +101,32 @@ class Lease:
         this attempt still holds it (status running), then lets the caller write more.
         Raises ``LeaseLost`` when the row says otherwise. Not retried: wrap the whole
         block with ``retrying``."""
+        with self._holding(
+            what,
+            lambda s: lifecycle.fence(
+                s, job_id=self.job_id, attempt=self.attempt, now=utcnow(), **values
+            ),
+        ) as s:
+            yield s
+
+    @contextmanager
+    def finishing(self, status: JobStatus, **values: object) -> Iterator[Session]:
+        """Like :meth:`fenced`, recording the job's outcome ``status`` (and ending this
+        attempt's row): the last write of an attempt."""
+        with self._holding(
+            f"outcome {status}",
+            lambda s: lifecycle.record_outcome(
+                s, job_id=self.job_id, attempt=self.attempt, status=status, now=utcnow(), **values
+            ),
+        ) as s:
+            yield s
+
+    @contextmanager
+    def _holding(self, what: str, first: Callable[[Session], bool]) -> Iterator[Session]:
+        # ``first`` is the transaction's first statement: its row (or write) lock covers
+        # everything the caller does before the commit.
         with self.sessions() as s, s.begin():
-            held = s.execute(
-                update(Job)
-                .where(Job.id == self.job_id, Job.attempt == self.attempt, Job.status == RUNNING)
-                .values(heartbeat_at=utcnow(), **values)
-            ).rowcount
-            if not held:
+            if not first(s):
                 self.lost = self.lost or self._why_lost(s)
                 raise LeaseLost(f"{what} refused: {self.lost}")
             yield s
@@ -163,7 +184,7 @@ class Lease:
             row = s.execute(
                 select(Job.attempt, Job.status, Job.cancel_requested).where(Job.id == self.job_id)
             ).first()
-        if row is None or row.attempt != self.attempt or row.status != RUNNING:
+        if row is None or row.attempt != self.attempt or row.status != JobStatus.RUNNING:
             with self.sessions() as s:
                 self.lost = self._why_lost(s)
             # This attempt recording the job's outcome ends its own lease: no news.

@@ -15,9 +15,11 @@ whose trial ended without its worker advancing it carries on). Every ``reaper_se
   message, in case the broker lost it (a Redis restart without persistence). A copy that
   was not lost is dropped by the worker that receives it (its dispatch number is old).
 
-Several reapers may run at once (one per worker): every change is a conditional update,
-so each job is recovered once. After the database has been unreachable the reaper waits
-one lease period before judging leases, so live workers have time to renew theirs.
+Several reapers may run at once (one per worker): every change is a transition of
+service/jobs/lifecycle.py (``fail_lost``, ``requeue_lost``, ``redispatch``), a
+conditional update, so each job is recovered once. After the database has been
+unreachable the reaper waits one lease period before judging leases, so live workers have
+time to renew theirs.
 """
 
 from __future__ import annotations
@@ -28,20 +30,19 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db import utcnow
-from service.jobs.models import QUEUED, RUNNING, Job
+from service.jobs import lifecycle
+from service.jobs.models import Job, JobStatus
 from service.live import Notifier
+from service.queue import Send
 from service.sweeps import driver as sweeps
 from workers.claim import end_lost
 
 log = logging.getLogger(__name__)
-
-#: Sends a job's message: (job_id, dispatch) -> None.
-Send = Callable[[str, int], None]
 
 
 def reap_once(
@@ -58,24 +59,34 @@ def reap_once(
     with sessions() as s:
         expired = s.scalars(
             select(Job).where(
-                Job.status == RUNNING,
+                Job.status == JobStatus.RUNNING,
                 Job.heartbeat_at < now - timedelta(seconds=settings.lease_seconds),
             )
         ).all()
+    expired_before = now - timedelta(seconds=settings.lease_seconds)
     for job in expired:
         with sessions() as s, s.begin():
-            status = end_lost(s, job, settings, now, requeue=True)
-            if status == QUEUED:
+            status = end_lost(s, job, settings, now)
+            if status is None and lifecycle.requeue_lost(
+                s,
+                job_id=job.id,
+                attempt=job.attempt,
+                epochs_completed=job.epochs_completed,
+                max_restarts=settings.max_restarts,
+                now=now,
+                expired_before=expired_before,
+            ):
+                status = JobStatus.QUEUED
                 to_send.append((job.id, job.dispatch + 1))
         if status is not None:
             notify(job.id)
-            counts["requeued" if status == QUEUED else status] += 1
+            counts["requeued" if status == JobStatus.QUEUED else status] += 1
             log.warning(
                 "job %s: worker of attempt %d lost after epoch %d; job %s",
                 job.id,
                 job.attempt,
                 job.epochs_completed,
-                "requeued to resume" if status == QUEUED else status,
+                "requeued to resume" if status == JobStatus.QUEUED else status,
             )
 
     stale = now - timedelta(seconds=settings.redispatch_seconds)
@@ -83,16 +94,14 @@ def reap_once(
         # Oldest first: re-sent messages keep the jobs' order in the queue.
         waiting = s.execute(
             select(Job.id, Job.dispatch)
-            .where(Job.status == QUEUED, Job.dispatched_at < stale)
+            .where(Job.status == JobStatus.QUEUED, Job.dispatched_at < stale)
             .order_by(Job.created_at, Job.id)
         ).all()
     for job_id, dispatch in waiting:
         with sessions() as s, s.begin():
-            done = s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == QUEUED, Job.dispatch == dispatch)
-                .values(dispatch=dispatch + 1, dispatched_at=now)
-            ).rowcount
+            done = lifecycle.redispatch(
+                s, job_id=job_id, dispatch=dispatch, now=now, stale_before=stale
+            )
         if done:
             to_send.append((job_id, dispatch + 1))
             counts["redispatched"] += 1

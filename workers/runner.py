@@ -17,27 +17,18 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, utcnow
-from service.jobs.models import (
-    CANCELLED,
-    DIVERGED,
-    FAILED,
-    PRUNED,
-    SUCCEEDED,
-    EpochMetric,
-    Job,
-    JobAttempt,
-)
+from service.jobs import lifecycle
+from service.jobs.models import EpochMetric, Job, JobStatus
 from service.live import Notifier
-from service.queue import TRAIN_JOB
+from service.queue import Send
 from service.spec import JobSpec
 from service.spec.lab import RangeTest
 from service.sweeps.driver import advance
@@ -186,7 +177,9 @@ def _clean_stale_files(job_dir: Path) -> None:
             tmp.unlink()
 
 
-def run_job(job_id: str, *, settings: Settings, dispatch: int | None = None) -> None:
+def run_job(job_id: str, *, settings: Settings, send: Send, dispatch: int | None = None) -> None:
+    """One attempt at the job ``job_id`` for a message of number ``dispatch``; ``send``
+    sends the messages of its sweep's next trials when it is one."""
     sessions = _sessions(str(settings.database_url))
     claimed = retrying(
         lambda: claim(sessions, settings, job_id, dispatch),
@@ -208,10 +201,10 @@ def run_job(job_id: str, *, settings: Settings, dispatch: int | None = None) -> 
     lease.start()
     try:
         _run_attempt(claimed, lease, sessions, settings, notifier)
-        _advance_sweep(sessions, settings, notifier, job_id)
+        _advance_sweep(sessions, settings, notifier, job_id, send)
     except LeaseLost as exc:
         log.warning("job %s attempt %d stopped: %s", job_id, claimed.attempt, exc)
-        _end_attempt(sessions, claimed, "superseded")
+        _end_attempt(sessions, claimed, lifecycle.SUPERSEDED)
     finally:
         lease.stop()
         _release_device_memory()
@@ -240,7 +233,12 @@ def _run_attempt(
     except Exception as exc:
         log.exception("job %s: cannot read its spec", job_id)
         _finish(
-            lease, notifier, job_dir, FAILED, None, status_reason=f"{type(exc).__name__}: {exc}"
+            lease,
+            notifier,
+            job_dir,
+            JobStatus.FAILED,
+            None,
+            status_reason=f"{type(exc).__name__}: {exc}",
         )
         return
     reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds, notifier, trial)
@@ -262,19 +260,19 @@ def _run_attempt(
         else:
             reason = f"{type(exc).__name__}: {exc}"
         log.exception("job %s failed", job_id)
-        _finish(lease, notifier, job_dir, FAILED, None, status_reason=reason)
+        _finish(lease, notifier, job_dir, JobStatus.FAILED, None, status_reason=reason)
         return
     _finish(lease, notifier, job_dir, status, model_tmp, **values)
     log.info("job %s %s after %s rows", job_id, status, values.get("epochs_completed"))
 
 
 #: The engine's outcome → the job's status.
-STATUSES = {
-    "succeeded": SUCCEEDED,
-    "diverged": DIVERGED,
-    "cancelled": CANCELLED,
-    "timed_out": FAILED,
-    "pruned": PRUNED,
+STATUSES: dict[str, JobStatus] = {
+    "succeeded": JobStatus.SUCCEEDED,
+    "diverged": JobStatus.DIVERGED,
+    "cancelled": JobStatus.CANCELLED,
+    "timed_out": JobStatus.FAILED,
+    "pruned": JobStatus.PRUNED,
 }
 
 
@@ -285,7 +283,7 @@ def _train(
     settings: Settings,
     spec: JobSpec,
     reporter: SqlReporter,
-) -> tuple[str, Path | None, dict[str, object]]:
+) -> tuple[JobStatus, Path | None, dict[str, object]]:
     """Train (resuming from the checkpoint when there is one): the status, the weights
     to move into place, and the columns to record."""
     job_id = claimed.job_id
@@ -295,7 +293,7 @@ def _train(
         try:
             spec, record = _resolve_auto(claimed, lease, sessions, settings, spec, reporter)
         except RangeTestCancelled as exc:
-            return CANCELLED, None, {"status_reason": str(exc)}
+            return JobStatus.CANCELLED, None, {"status_reason": str(exc)}
         extra["result"] = {"auto_lr": record}
     resume = _resume_point(claimed, job_dir)
     if resume is not None:
@@ -332,7 +330,7 @@ def _train(
     status = STATUSES[result.status]
     return (
         status,
-        model_tmp if status == SUCCEEDED and model_tmp.is_file() else None,
+        model_tmp if status == JobStatus.SUCCEEDED and model_tmp.is_file() else None,
         {
             "status_reason": result.reason,
             "epochs_completed": result.epochs_completed,
@@ -377,7 +375,9 @@ def _write_result(lease: Lease, result: dict[str, object]) -> None:
         pass
 
 
-def _lab(settings: Settings, spec: JobSpec, reporter: SqlReporter) -> tuple[str, dict[str, object]]:
+def _lab(
+    settings: Settings, spec: JobSpec, reporter: SqlReporter
+) -> tuple[JobStatus, dict[str, object]]:
     """Run a lab job (a range test, a landscape) from its start: they keep no
     checkpoints, and rows an earlier attempt recorded keep their first record."""
     import torch
@@ -413,7 +413,11 @@ def _lab(settings: Settings, spec: JobSpec, reporter: SqlReporter) -> tuple[str,
 
 
 def _advance_sweep(
-    sessions: sessionmaker[Session], settings: Settings, notifier: Notifier, job_id: str
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    notifier: Notifier,
+    job_id: str,
+    send: Send,
 ) -> None:
     """A trial ended: start the sweep's next one now rather than at the next tick of a
     reaper. Any failure here only delays the sweep until that tick."""
@@ -425,21 +429,12 @@ def _advance_sweep(
                 sessions,
                 settings,
                 sweep_id,
-                _send(settings),
+                send,
                 notifier.job_changed,
                 notifier.job_changed,  # sweep streams listen on the sweep's id too
             )
     except Exception:
         log.exception("job %s: could not advance its sweep", job_id)
-
-
-def _send(settings: Settings) -> Callable[[str, int], None]:
-    from workers.app import app  # the Celery app this process runs under
-
-    def send(job_id: str, dispatch: int) -> None:
-        app.send_task(TRAIN_JOB, args=[job_id, dispatch], queue=settings.queue)
-
-    return send
 
 
 def _time_limit(spec: JobSpec, settings: Settings) -> float:
@@ -451,7 +446,7 @@ def _finish(
     lease: Lease,
     notifier: Notifier,
     job_dir: Path,
-    status: str,
+    status: JobStatus,
     model_tmp: Path | None,
     **values: object,
 ) -> None:
@@ -460,20 +455,9 @@ def _finish(
     never resumed."""
 
     def write() -> None:
-        with lease.fenced(
-            f"outcome {status}",
-            status=status,
-            finished_at=utcnow(),
-            has_model=model_tmp is not None,
-            **values,
-        ) as s:
+        with lease.finishing(status, has_model=model_tmp is not None, **values):
             if model_tmp is not None and model_tmp.exists():
                 os.replace(model_tmp, job_dir / MODEL)
-            s.execute(
-                update(JobAttempt)
-                .where(JobAttempt.job_id == lease.job_id, JobAttempt.attempt == lease.attempt)
-                .values(ended_at=utcnow(), outcome=status)
-            )
 
     retrying(write, seconds=lease.retry_seconds, what=f"job {lease.job_id} outcome")
     notifier.job_changed(lease.job_id)
@@ -485,20 +469,14 @@ def _finish(
 
 def _note_resume(sessions: sessionmaker[Session], claimed: Claimed, epoch: int) -> None:
     with sessions() as s, s.begin():
-        s.execute(
-            update(JobAttempt)
-            .where(JobAttempt.job_id == claimed.job_id, JobAttempt.attempt == claimed.attempt)
-            .values(resumed_from_epoch=epoch)
-        )
+        lifecycle.note_resume(s, job_id=claimed.job_id, attempt=claimed.attempt, epoch=epoch)
 
 
 def _end_attempt(sessions: sessionmaker[Session], claimed: Claimed, outcome: str) -> None:
-    # The attempt's own row, not the job's: a superseded attempt may still say how it ended.
+    # Best effort: the row only tells how a superseded attempt ended.
     with contextlib.suppress(Exception), sessions() as s, s.begin():
-        s.execute(
-            update(JobAttempt)
-            .where(JobAttempt.job_id == claimed.job_id, JobAttempt.attempt == claimed.attempt)
-            .values(ended_at=utcnow(), outcome=outcome)
+        lifecycle.end_attempt(
+            s, job_id=claimed.job_id, attempt=claimed.attempt, outcome=outcome, now=utcnow()
         )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.jobs.models import RUNNING, Job
+from service.jobs.models import Job, JobStatus
 from service.spec import JobSpec
 from service.sweeps.driver import load_trials, parse_spec
 from service.sweeps.models import Sweep
@@ -100,7 +100,7 @@ class Trial:
                 trials = load_trials(s, self.sweep_id)
             me = JobRow(
                 self.job_id,
-                RUNNING,
+                JobStatus.RUNNING,
                 self.repeat,
                 self.objective,
                 dict(self.intermediate),

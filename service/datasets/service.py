@@ -15,7 +15,7 @@ from service.config import Settings
 from service.datasets.csv_parse import CsvLimits, DatasetError, parse_csv
 from service.datasets.models import Dataset
 from service.errors import Conflict, Invalid, NotFound
-from service.jobs.models import QUEUED, RUNNING, Job
+from service.jobs.models import Job, JobStatus
 from service.spec import FieldError
 from service.text import strip_control
 
@@ -137,7 +137,7 @@ def delete(*, session: Session, settings: Settings, dataset_id: str, owner: str)
     in_use = session.scalar(
         select(func.count())
         .select_from(Job)
-        .where(Job.dataset_id == dataset_id, Job.status.in_((QUEUED, RUNNING)))
+        .where(Job.dataset_id == dataset_id, Job.status.in_(JobStatus.ACTIVE))
     )
     if in_use:
         raise Conflict(f"dataset {dataset_id} is used by {in_use} queued or running job(s)")

@@ -42,7 +42,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.jobs.models import TERMINAL_STATUSES, EpochMetric, Job
+from service.jobs.models import EpochMetric, Job, JobStatus
 from service.live import CHANNEL_PATTERN, job_of
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ POLL_CHUNK = 500
 
 @dataclass(frozen=True)
 class JobState:
-    status: str
+    status: JobStatus
     status_reason: str | None
     attempt: int
     epochs_completed: int
@@ -329,7 +329,7 @@ async def job_events(
             # A change of status goes before the epochs read with it, an end after them:
             # the stream reads queued → running → epochs … → succeeded → end.
             state = (job.status, job.attempt)
-            terminal = job.status in TERMINAL_STATUSES
+            terminal = job.status in JobStatus.TERMINAL
             if state != shown and not terminal:
                 shown = state
                 yield sse("status", _status(job_id, job, epochs), cursor)

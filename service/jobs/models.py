@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -18,15 +19,49 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, UTCDateTime, utcnow
+from service.db import Base, StrEnumType, UTCDateTime, utcnow
 
-QUEUED, RUNNING = "queued", "running"
-SUCCEEDED, FAILED, CANCELLED, DIVERGED = "succeeded", "failed", "cancelled", "diverged"
-#: A sweep's trial stopped early by its pruner (it looked worse than its peers).
-PRUNED = "pruned"
-JOB_STATUSES: tuple[str, ...] = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, DIVERGED, PRUNED)
-TERMINAL_STATUSES: frozenset[str] = frozenset({SUCCEEDED, FAILED, CANCELLED, DIVERGED, PRUNED})
-ACTIVE_STATUSES: frozenset[str] = frozenset({QUEUED, RUNNING})
+# The docstrings of these enums are their descriptions in the API's OpenAPI document.
+# Each member is stored as its plain string (no database enum) and equals that string.
+# Every change of a job's status is a function of service/jobs/lifecycle.py.
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life: queued → running → succeeded | failed | cancelled |
+    diverged | pruned (a sweep's trial its pruner stopped early)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DIVERGED = "diverged"
+    #: A sweep's trial stopped early by its pruner (it looked worse than its peers).
+    PRUNED = "pruned"
+
+    #: Waiting for a worker or on one: the job may still change.
+    ACTIVE: ClassVar[frozenset[JobStatus]]
+    #: Ended: nothing changes a job in one of these again.
+    TERMINAL: ClassVar[frozenset[JobStatus]]
+
+    @property
+    def terminal(self) -> bool:
+        return self in JobStatus.TERMINAL
+
+
+JobStatus.ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
+JobStatus.TERMINAL = frozenset(JobStatus) - JobStatus.ACTIVE
+
+
+class JobKind(StrEnum):
+    """What a job runs: train; lr_range_test (a learning-rate range test of its spec);
+    landscape (the loss landscape of a finished training job)."""
+
+    # The values of the spec's ``kind`` (service/spec/lab.py); a test keeps them equal.
+
+    TRAIN = "train"
+    LR_RANGE_TEST = "lr_range_test"
+    LANDSCAPE = "landscape"
 
 
 class Job(Base):
@@ -37,9 +72,10 @@ class Job(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    #: ``train``, ``lr_range_test`` or ``landscape`` (service/spec/lab.py).
-    kind: Mapped[str] = mapped_column(String(32), default="train", index=True)
-    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    kind: Mapped[JobKind] = mapped_column(
+        StrEnumType(JobKind, 32), default=JobKind.TRAIN, index=True
+    )
+    status: Mapped[JobStatus] = mapped_column(StrEnumType(JobStatus, 16), default=JobStatus.QUEUED)
     status_reason: Mapped[str | None] = mapped_column(Text)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     task: Mapped[str] = mapped_column(String(16))

@@ -32,7 +32,7 @@ from service.errors import (
     NotFound,
 )
 from service.jobs import events, service
-from service.jobs.models import JOB_STATUSES, SUCCEEDED, Job
+from service.jobs.models import Job, JobKind, JobStatus
 from service.jobs.schemas import (
     EVENT_SCHEMA,
     EXAMPLE_SPEC,
@@ -44,7 +44,6 @@ from service.jobs.schemas import (
 )
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names
-from service.spec.lab import JOB_KINDS
 
 router = authenticated_router(prefix="/v1/jobs", tags=["jobs"])
 
@@ -64,9 +63,7 @@ def split_list(value: str | None) -> list[str]:
 
 #: Every metric name some task records (which ones a job has depends on its task).
 ALL_METRICS = list(
-    dict.fromkeys(
-        n for task in TASK_METRICS for kind in JOB_KINDS for n in metric_names(task, kind)
-    )
+    dict.fromkeys(n for task in TASK_METRICS for kind in JobKind for n in metric_names(task, kind))
 )
 SORT_KEYS = [*service.SORTABLE, *(f"-{k}" for k in service.SORTABLE)]
 
@@ -165,7 +162,7 @@ def list_jobs(
         str | None,
         Query(
             description="Comma-separated statuses, e.g. `running,queued`.",
-            json_schema_extra={"pattern": comma_list_pattern(JOB_STATUSES)},
+            json_schema_extra={"pattern": comma_list_pattern(JobStatus)},
         ),
     ] = None,
     sort: Annotated[
@@ -180,7 +177,7 @@ def list_jobs(
         str | None,
         Query(
             description="Comma-separated kinds: `train`, `lr_range_test`, `landscape`.",
-            json_schema_extra={"pattern": comma_list_pattern(JOB_KINDS)},
+            json_schema_extra={"pattern": comma_list_pattern(JobKind)},
         ),
     ] = None,
     limit: Limit = 50,
@@ -337,7 +334,7 @@ def job_metrics(
 )
 def job_model(job: JobDep, settings: SettingsDep) -> FileResponse:
     """Download the trained weights (a state dict) of a succeeded job."""
-    if job.status != SUCCEEDED:
+    if job.status != JobStatus.SUCCEEDED:
         raise Conflict(f"job {job.id} is {job.status}; weights are kept for succeeded jobs")
     path = settings.jobs_dir / job.id / "model.pt"
     if not job.has_model or not path.is_file():

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.jobs.models import JobKind, JobStatus
+
 EXAMPLE_SPEC: dict[str, Any] = {
     "name": "digits-adam",
     "dataset": {"name": "digits", "val_fraction": 0.2, "scaling": "standard"},
@@ -35,8 +37,8 @@ class JobRead(BaseModel):
 
     id: str
     name: str
-    kind: str = Field(description="train, lr_range_test or landscape")
-    status: str = Field(
+    kind: JobKind
+    status: JobStatus = Field(
         description="queued → running → succeeded | failed | cancelled | diverged | pruned"
     )
     status_reason: str | None = Field(None, description="Why a job failed, diverged or stopped.")
@@ -76,8 +78,8 @@ class JobRead(BaseModel):
 
 class ResultRead(BaseModel):
     job_id: str
-    kind: str = Field(description="train, lr_range_test or landscape")
-    status: str
+    kind: JobKind
+    status: JobStatus
     result: dict[str, Any] = Field(
         description="lr_range_test: `suggestions` (each with its `rule`, `lr`, `step` and "
         "`why`), `stopped`, `best`, and `curve` (`step`, `lr`, `loss`, `smoothed_loss` "
@@ -96,7 +98,7 @@ class JobPage(BaseModel):
 
 class MetricsRead(BaseModel):
     job_id: str
-    status: str
+    status: JobStatus
     names: list[str] = Field(description="The metric names in each row, `epoch` first.")
     epochs: list[dict[str, float | int | None]]
 
@@ -123,7 +125,7 @@ class StatusEvent(BaseModel):
     """`event: status`: sent on connecting and at each change of status or attempt."""
 
     job_id: str
-    status: str
+    status: JobStatus
     status_reason: str | None
     attempt: int
     epochs_completed: int

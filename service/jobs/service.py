@@ -7,24 +7,15 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.datasets.models import Dataset
 from service.db import utcnow
 from service.errors import Conflict, Invalid, NotFound, Unavailable
-from service.jobs.models import (
-    CANCELLED,
-    JOB_STATUSES,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    TERMINAL_STATUSES,
-    EpochMetric,
-    Job,
-    JobAttempt,
-)
+from service.jobs import lifecycle
+from service.jobs.models import EpochMetric, Job, JobAttempt, JobKind, JobStatus
 from service.live import Notifier
 from service.queue import Producer
 from service.spec import (
@@ -38,7 +29,7 @@ from service.spec import (
     estimate_memory_bytes,
 )
 from service.spec.common import metric_names
-from service.spec.lab import JOB_KINDS, RangeTest
+from service.spec.lab import RangeTest
 from service.spec.validate import kind_errors
 
 log = logging.getLogger(__name__)
@@ -87,7 +78,7 @@ def create(
     columns: dict[str, Any] = {}
     if errors := kind_errors(spec):
         raise SpecError(errors)
-    if spec.kind == "landscape":
+    if spec.kind == JobKind.LANDSCAPE:
         spec = landscape_spec(session=session, spec=spec, owner=owner)
         columns["source_job_id"] = spec.landscape.job_id  # type: ignore[union-attr]
     shape = dataset_shape(session=session, spec=spec, owner=owner)
@@ -131,10 +122,10 @@ def landscape_spec(*, session: Session, spec: JobSpec, owner: str) -> JobSpec:
     field = "landscape.job_id"
     if source is None or source.owner_id != owner:
         raise SpecError([FieldError(field, f"no job with id {settings.job_id!r}")])
-    if source.kind != "train":
+    if source.kind != JobKind.TRAIN:
         message = f"job {source.id} is a {source.kind} job, not a training job"
         raise SpecError([FieldError(field, message)])
-    if source.status != SUCCEEDED or not source.has_model:
+    if source.status != JobStatus.SUCCEEDED or not source.has_model:
         raise SpecError(
             [
                 FieldError(
@@ -165,11 +156,11 @@ def landscape_spec(*, session: Session, spec: JobSpec, owner: str) -> JobSpec:
 def total_rows(spec: dict[str, Any]) -> int:
     """What a job's progress counts up to, from its stored spec: epochs, a range test's
     steps or a landscape's grid rows."""
-    kind = spec.get("kind", "train")
-    if kind == "lr_range_test":
+    kind = spec.get("kind", JobKind.TRAIN)
+    if kind == JobKind.LR_RANGE_TEST:
         steps = (spec.get("range_test") or {}).get("steps")
         return int(steps or RangeTest.model_fields["steps"].default)
-    if kind == "landscape":
+    if kind == JobKind.LANDSCAPE:
         return int(spec["landscape"]["resolution"])
     return int(spec["training"]["epochs"])
 
@@ -181,7 +172,7 @@ def new_job(spec: JobSpec, shape: DatasetShape, owner: str, **columns: Any) -> J
         owner_id=owner,
         name=spec.name or spec.default_name(),
         kind=spec.kind,
-        status=QUEUED,
+        status=JobStatus.QUEUED,
         spec=spec.model_dump(mode="json"),
         task=shape.task,
         dataset_id=spec.dataset.id if isinstance(spec.dataset, UploadedDataset) else None,
@@ -220,19 +211,20 @@ def list_jobs(
     kinds: Sequence[str] = (),
 ) -> tuple[list[Job], int]:
     """``owner``'s jobs: filters, sort and total see no one else's."""
-    for field, values, allowed in (("status", statuses, JOB_STATUSES), ("kind", kinds, JOB_KINDS)):
+    for field, values, choices in (("status", statuses, JobStatus), ("kind", kinds, JobKind)):
+        allowed = [c.value for c in choices]
         bad = [v for v in values if v not in allowed]
         if bad:
             raise Invalid(
                 f"{field}: unknown {field} {bad[0]!r}",
-                fields=[FieldError(field, f"unknown {field} {bad[0]!r}", list(allowed))],
+                fields=[FieldError(field, f"unknown {field} {bad[0]!r}", allowed)],
             )
     key = sort.removeprefix("-")
     if key not in SORTABLE:
-        allowed = [*SORTABLE, *(f"-{k}" for k in SORTABLE)]
+        sorts = [*SORTABLE, *(f"-{k}" for k in SORTABLE)]
         raise Invalid(
             f"sort: cannot sort by {sort!r}",
-            fields=[FieldError("sort", f"cannot sort by {sort!r}", allowed)],
+            fields=[FieldError("sort", f"cannot sort by {sort!r}", sorts)],
         )
     column = SORTABLE[key]
     query = select(Job).where(Job.owner_id == owner)
@@ -250,24 +242,12 @@ def cancel(*, session: Session, notifier: Notifier, job_id: str, owner: str) -> 
     """A queued job is cancelled at once and never starts; a running one is asked to stop
     and does so at its next batch boundary."""
     job = get(session=session, job_id=job_id, owner=owner)
-    if job.status in TERMINAL_STATUSES:
+    if job.status in JobStatus.TERMINAL:
         raise Conflict(f"job {job_id} already ended as {job.status}; nothing to cancel")
-    # Conditional updates, so a worker that claims the job at the same moment cannot
-    # both start it and have it marked cancelled.
-    done = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == QUEUED)
-        .values(
-            status=CANCELLED,
-            status_reason="cancelled before it started",
-            cancel_requested=True,
-            finished_at=utcnow(),
-        )
-    ).rowcount
-    if not done:
-        session.execute(
-            update(Job).where(Job.id == job_id, Job.status == RUNNING).values(cancel_requested=True)
-        )
+    # Transitions are conditional updates: a worker that claims the job at the same
+    # moment cannot both start it and have it marked cancelled.
+    if not lifecycle.cancel_queued(session, job_id=job_id, now=utcnow()):
+        lifecycle.request_stop(session, job_id=job_id)
     session.commit()
     notifier.job_changed(job_id)
     session.refresh(job)
@@ -278,15 +258,15 @@ def result(*, session: Session, job: Job) -> dict[str, Any]:
     """``GET …/result``: the job's result; a range test's with its curve (its metrics
     rows). 409 while there is none."""
     if not job.result:
-        if job.kind == "train" and not JobSpec.model_validate(job.spec).auto_lr:
+        if job.kind == JobKind.TRAIN and not JobSpec.model_validate(job.spec).auto_lr:
             why = 'it is a training job without "auto" rates; see its metrics'
-        elif job.status in TERMINAL_STATUSES:
+        elif job.status in JobStatus.TERMINAL:
             why = f"it ended as {job.status} without one"
         else:
             why = f"it is {job.status}; try again when it has ended"
         raise Conflict(f"job {job.id} has no result: {why}")
     out = dict(job.result)
-    if job.kind == "lr_range_test":
+    if job.kind == JobKind.LR_RANGE_TEST:
         _, rows = metrics(session=session, job=job, names=(), epoch_from=None, epoch_to=None)
         out["curve"] = {
             "step": [r["epoch"] for r in rows],

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import Invalid
-from service.jobs.models import TERMINAL_STATUSES
+from service.jobs.models import JobStatus
 from service.spec import FieldError, metric_names
 from service.spec.common import TASK_METRICS
 
@@ -210,7 +210,7 @@ def curves_plot(
         panels.append(Panel(title, series, wanted and drawable))
     done = len(rows)
     recorded = max((int(r["epoch"]) for r in rows), default=0)
-    live = status not in TERMINAL_STATUSES
+    live = status not in JobStatus.TERMINAL
     return CurvesPlot(
         title=f"{name} · {status} · {done}/{planned_epochs} epochs",
         panels=tuple(panels),
@@ -262,5 +262,5 @@ def compare_plot(
         series=series,
         log=log and drawable,
         note=None if any(job.rows for job in jobs) else "no epochs recorded yet",
-        live=any(job.status not in TERMINAL_STATUSES for job in jobs),
+        live=any(job.status not in JobStatus.TERMINAL for job in jobs),
     )

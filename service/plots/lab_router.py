@@ -16,7 +16,7 @@ from fastapi import Depends, Path, Response
 from service.deps import CurrentUser, JobId, SessionDep, authenticated_router
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, Conflict, Invalid
 from service.jobs import service as job_service
-from service.jobs.models import TERMINAL_STATUSES
+from service.jobs.models import JobStatus
 from service.jobs.router import safe_filename
 from service.plots.lab import (
     render_interpolation,
@@ -102,7 +102,7 @@ def lab_plot(
         "contour": render_landscape_contour,
         "surface": render_landscape_surface,
     }[view]
-    live = job.status not in TERMINAL_STATUSES
+    live = job.status not in JobStatus.TERMINAL
     return Prepared(found, render, live, f"{job.name}-{view}")
 
 

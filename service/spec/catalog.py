@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from service.spec.common import COMMON_METRICS, CYCLED_METRICS, TASK_METRICS
 from service.spec.datasets import SCALINGS, BuiltinDataset, DatasetBase
-from service.spec.lab import JOB_KINDS, Interpolation, Landscape, RangeTest
+from service.spec.lab import Interpolation, JobKind, Landscape, RangeTest
 from service.spec.models import ACTIVATIONS, INITS
 from service.spec.regularization import EarlyStopping, GradClip, Regularization
 from service.spec.training import JobSpec, Training
@@ -147,7 +147,7 @@ def build_catalog(limits: Limits) -> dict[str, Any]:
         },
         "training": params_of(Training),
         "kinds": {
-            "kinds": list(JOB_KINDS),
+            "kinds": list(typing.get_args(JobKind)),
             "range_test": params_of(RangeTest),
             "landscape": params_of(Landscape, skip=("interpolation",)),
             "interpolation": params_of(Interpolation),

@@ -141,6 +141,5 @@ class Landscape(SpecModel):
         return v
 
 
-#: ``kind`` of a job.
-JOB_KINDS: tuple[str, ...] = ("train", "lr_range_test", "landscape")
+#: ``kind`` of a job (``service.jobs.models.JobKind`` names the same values).
 JobKind = Literal["train", "lr_range_test", "landscape"]

@@ -27,34 +27,18 @@ from sqlalchemy.orm import Session, sessionmaker
 import service.models  # noqa: F401  (every table: the trials' rows refer to users, datasets)
 from service.config import Settings
 from service.db import utcnow
-from service.jobs.models import (
-    ACTIVE_STATUSES,
-    CANCELLED,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    Job,
-)
+from service.jobs import lifecycle
+from service.jobs.models import Job, JobStatus
 from service.jobs.service import dataset_shape, limits, new_job
+from service.queue import Send
 from service.spec import JobSpec, SpecError, check_job
 from service.spec.lab import round_rate
-from service.sweeps.models import (
-    COMPARISON,
-    SWEEP_CANCELLED,
-    SWEEP_FAILED,
-    SWEEP_RUNNING,
-    SWEEP_SUCCEEDED,
-    Sweep,
-    SweepTrial,
-)
+from service.sweeps.models import Sweep, SweepKind, SweepStatus, SweepTrial, TrialState
 from service.sweeps.spec import AUTO, ComparisonSpec, PathError, SweepSpec, apply
 from service.sweeps.study import JobRow, TrialRow, sample
 
 log = logging.getLogger(__name__)
 
-#: Sends a job's message: (job_id, dispatch) -> None.
-Send = Callable[[str, int], None]
 Notify = Callable[[str], None]
 
 
@@ -63,7 +47,7 @@ def _quiet(_id: str) -> None:
 
 
 def parse_spec(sweep: Sweep) -> SweepSpec | ComparisonSpec:
-    if sweep.kind == COMPARISON:
+    if sweep.kind == SweepKind.COMPARISON:
         # max_trials is stored for the driver; a comparison's is its configurations.
         return ComparisonSpec.model_validate(
             {k: v for k, v in sweep.spec.items() if k != "max_trials"}
@@ -139,7 +123,7 @@ def advance(
     while True:
         with sessions() as s:
             sweep = s.get(Sweep, sweep_id)
-            if sweep is None or sweep.status != SWEEP_RUNNING:
+            if sweep is None or sweep.status != SweepStatus.RUNNING:
                 return created
             s.expunge(sweep)
             trials = load_trials(s, sweep_id)
@@ -149,8 +133,8 @@ def advance(
         spec = parse_spec(sweep)
         if _time_spent(sweep, spec):
             reason = f"its time budget of {spec.budget.seconds:g} s is spent"  # type: ignore[union-attr]
-            done = any(t.outcome()[0] == "complete" for t in trials)
-            status = SWEEP_SUCCEEDED if done else SWEEP_FAILED
+            done = any(t.state == TrialState.COMPLETE for t in trials)
+            status = SweepStatus.SUCCEEDED if done else SweepStatus.FAILED
             end(sessions, sweep_id, status, reason, notify=notify)
             notify_sweep(sweep_id)
             return created
@@ -161,7 +145,7 @@ def advance(
                 continue  # the ends are set: read the sweep again
             if failure == _WAIT:
                 return created
-            end(sessions, sweep_id, SWEEP_FAILED, failure, notify=notify)
+            end(sessions, sweep_id, SweepStatus.FAILED, failure, notify=notify)
             notify_sweep(sweep_id)
             return created
         active = sum(t.active for t in trials)
@@ -233,9 +217,9 @@ def resolve_auto(sessions: sessionmaker[Session], sweep: Sweep) -> str | None:
         ).first()
     if job is None:
         return f"its range test (job {record['job_id']}) is gone"
-    if job.status in ACTIVE_STATUSES:
+    if job.status in JobStatus.ACTIVE:
         return _WAIT
-    if job.status != SUCCEEDED:
+    if job.status != JobStatus.SUCCEEDED:
         return f"its range test (job {record['job_id']}) {job.status}: {job.status_reason}"
     try:
         low, high, why = auto_ends(job.result)
@@ -260,7 +244,7 @@ def resolve_auto(sessions: sessionmaker[Session], sweep: Sweep) -> str | None:
     with sessions() as s, s.begin():
         s.execute(
             update(Sweep)
-            .where(Sweep.id == sweep.id, Sweep.status == SWEEP_RUNNING)
+            .where(Sweep.id == sweep.id, Sweep.status == SweepStatus.RUNNING)
             .values(spec=stored)
         )
     log.info("sweep %s: %s", sweep.id, why)
@@ -290,7 +274,7 @@ def _trial_jobs(
             .where(
                 Sweep.id == sweep.id,
                 Sweep.trials_created == number,
-                Sweep.status == SWEEP_RUNNING,
+                Sweep.status == SweepStatus.RUNNING,
             )
             .values(trials_created=number + 1)
         ).rowcount
@@ -299,7 +283,7 @@ def _trial_jobs(
         # The sweep row is locked now: no one else can be creating a trial of this sweep.
         active = s.scalar(
             select(func.count(func.distinct(Job.trial_number))).where(
-                Job.sweep_id == sweep.id, Job.status.in_(ACTIVE_STATUSES)
+                Job.sweep_id == sweep.id, Job.status.in_(JobStatus.ACTIVE)
             )
         )
         if (active or 0) >= spec.parallelism:
@@ -311,7 +295,7 @@ def _trial_jobs(
             values.setdefault("training.seed", seed)
             job = _job_for(s, settings, sweep, base, values, number, repeat, len(seeds) > 1)
             s.add(job)
-            if job.status == QUEUED:
+            if job.status == JobStatus.QUEUED:
                 out.append((job.id, job.dispatch))
     return out
 
@@ -354,7 +338,7 @@ def _job_for(
         id=str(uuid.uuid4()),
         owner_id=sweep.owner_id,
         name=name,
-        status=FAILED,
+        status=JobStatus.FAILED,
         status_reason=f"the trial's values make an invalid job: {problem}",
         spec=body,
         task=sweep.task,
@@ -378,7 +362,7 @@ def _conclude(
         f"{outcomes.count(k)} {k}" for k in ("complete", "pruned", "fail") if k in outcomes
     )
     if complete:
-        status, reason = SWEEP_SUCCEEDED, f"{len(trials)} trials: {counts}"
+        status, reason = SweepStatus.SUCCEEDED, f"{len(trials)} trials: {counts}"
         if (
             budget_epochs is not None
             and spent >= budget_epochs
@@ -386,11 +370,11 @@ def _conclude(
         ):
             reason += f"; stopped at its budget of {budget_epochs} epochs"
     else:
-        status, reason = SWEEP_FAILED, f"no trial completed ({counts or 'no trials'})"
+        status, reason = SweepStatus.FAILED, f"no trial completed ({counts or 'no trials'})"
     with sessions() as s, s.begin():
         s.execute(
             update(Sweep)
-            .where(Sweep.id == sweep.id, Sweep.status == SWEEP_RUNNING)
+            .where(Sweep.id == sweep.id, Sweep.status == SweepStatus.RUNNING)
             .values(status=status, status_reason=reason, finished_at=utcnow())
         )
 
@@ -398,7 +382,7 @@ def _conclude(
 def end(
     sessions: sessionmaker[Session],
     sweep_id: str,
-    status: str,
+    status: SweepStatus,
     reason: str,
     *,
     cancel_requested: bool = False,
@@ -420,7 +404,7 @@ def end(
             values["cancel_requested"] = True
         done = s.execute(
             update(Sweep)
-            .where(Sweep.id == sweep_id, Sweep.status == SWEEP_RUNNING)
+            .where(Sweep.id == sweep_id, Sweep.status == SweepStatus.RUNNING)
             .values(**values)
         ).rowcount
     stop_trials(sessions, sweep_id, f"the sweep ended: {reason}", notify=notify)
@@ -430,26 +414,10 @@ def end(
 def stop_trials(
     sessions: sessionmaker[Session], sweep_id: str, reason: str, *, notify: Notify = _quiet
 ) -> int:
-    """Cancel the sweep's queued jobs and ask its running ones to stop."""
+    """Cancel the sweep's queued jobs and ask its running ones to stop
+    (``lifecycle.stop_trials``); returns how many it changed."""
     with sessions() as s, s.begin():
-        ids = s.scalars(
-            select(Job.id).where(
-                Job.sweep_id == sweep_id,
-                (Job.status == QUEUED) | ((Job.status == RUNNING) & ~Job.cancel_requested),
-            )
-        ).all()
-        s.execute(
-            update(Job)
-            .where(Job.sweep_id == sweep_id, Job.status == QUEUED)
-            .values(
-                status=CANCELLED, status_reason=reason, cancel_requested=True, finished_at=utcnow()
-            )
-        )
-        s.execute(
-            update(Job)
-            .where(Job.sweep_id == sweep_id, Job.status == RUNNING)
-            .values(cancel_requested=True)
-        )
+        ids = lifecycle.stop_trials(s, sweep_id=sweep_id, reason=reason, now=utcnow())
     for job_id in ids:
         notify(job_id)
     return len(ids)
@@ -464,13 +432,14 @@ def tick(
 ) -> None:
     """Advance every running sweep; stop the trials of ended sweeps still going."""
     with sessions() as s:
-        running = s.scalars(select(Sweep.id).where(Sweep.status == SWEEP_RUNNING)).all()
+        running = s.scalars(select(Sweep.id).where(Sweep.status == SweepStatus.RUNNING)).all()
         leftover = s.scalars(
             select(Job.sweep_id)
             .join(Sweep, Sweep.id == Job.sweep_id)
             .where(
-                Sweep.status != SWEEP_RUNNING,
-                (Job.status == QUEUED) | ((Job.status == RUNNING) & ~Job.cancel_requested),
+                Sweep.status != SweepStatus.RUNNING,
+                (Job.status == JobStatus.QUEUED)
+                | ((Job.status == JobStatus.RUNNING) & ~Job.cancel_requested),
             )
             .distinct()
         ).all()
@@ -484,7 +453,6 @@ def tick(
 
 
 __all__ = [
-    "SWEEP_CANCELLED",
     "advance",
     "end",
     "load_trials",

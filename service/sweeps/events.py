@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import anyio.to_thread
 from pydantic import BaseModel, Field
@@ -51,21 +51,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.jobs import events as job_events
 from service.jobs.events import RETRY_MS, EventHub, sse
-from service.jobs.models import (
-    ACTIVE_STATUSES,
-    TERMINAL_STATUSES,
-    EpochMetric,
-    Job,
-)
-from service.sweeps.models import SWEEP_RUNNING, Sweep, SweepTrial
+from service.jobs.models import EpochMetric, Job, JobStatus
+from service.sweeps.models import Sweep, SweepStatus, SweepTrial, TrialState
 from service.sweeps.study import JobRow, TrialRow
 
 #: The hub's name for sweep keys (see :meth:`EventHub.add_source`).
 SOURCE = "sweep"
 #: Sweep ids per query of the hub's poll.
 POLL_CHUNK = 500
-#: Trial states, as the counts name them.
-TRIAL_STATES: tuple[str, ...] = ("queued", "running", "complete", "pruned", "failed", "cancelled")
 
 
 def batch() -> int:
@@ -112,7 +105,7 @@ def use_hub(hub: EventHub) -> EventHub:
 
 @dataclass(frozen=True)
 class SweepState:
-    status: str
+    status: SweepStatus
     status_reason: str | None
     trials_created: int
 
@@ -122,7 +115,7 @@ class JobState:
     id: str
     trial: int
     repeat: int
-    status: str
+    status: JobStatus
     status_reason: str | None
     attempt: int
     epochs_completed: int
@@ -255,11 +248,11 @@ class _Sweep:
 
     @property
     def active(self) -> list[str]:
-        return [j.id for j in self.jobs.values() if j.status in ACTIVE_STATUSES]
+        return [j.id for j in self.jobs.values() if j.status in JobStatus.ACTIVE]
 
     def jobs_from(self) -> int:
         """The oldest trial that may still change (see the module's docstring)."""
-        going = [j.trial for j in self.jobs.values() if j.status not in TERMINAL_STATUSES]
+        going = [j.trial for j in self.jobs.values() if j.status not in JobStatus.TERMINAL]
         if going:
             return min(going)
         return max((j.trial for j in self.jobs.values()), default=-1) + 1
@@ -279,7 +272,7 @@ class _Sweep:
 
     def snapshot(self) -> dict[str, Any]:
         assert self.state is not None
-        counts = dict.fromkeys(TRIAL_STATES, 0)
+        counts = dict.fromkeys(TrialState, 0)
         best: dict[str, Any] | None = None
         for _, trial in sorted(self.rows().items()):
             state = trial.state
@@ -407,7 +400,7 @@ async def sweep_events(
             # A job's new state goes before the epochs read with it, its end after them:
             # a trial reads running → epochs … → pruned.
             for job in sorted(fresh, key=lambda j: (j.trial, j.repeat)):
-                if job.status in TERMINAL_STATUSES:
+                if job.status in JobStatus.TERMINAL:
                     ending[job.id] = job
                 else:
                     ending.pop(job.id, None)
@@ -424,7 +417,7 @@ async def sweep_events(
             if now != shown_sweep:
                 shown_sweep = now
                 yield sse("sweep", now, cursor)
-            if snap.sweep.status != SWEEP_RUNNING and not known.active:
+            if snap.sweep.status != SweepStatus.RUNNING and not known.active:
                 yield sse("end", now, cursor)
                 return
             remaining = deadline - loop.time()
@@ -460,7 +453,7 @@ class SweepStateEvent(BaseModel):
     """`event: sweep`: sent on connecting and whenever the sweep changes."""
 
     sweep_id: str
-    status: str
+    status: SweepStatus
     status_reason: str | None
     trials_created: int
     counts: TrialCountsEvent = Field(description="Trials by state.")
@@ -478,10 +471,10 @@ class TrialEvent(BaseModel):
     sweep_id: str
     trial: int = Field(description="The trial's number.")
     label: str | None = Field(description="The configuration's label (comparisons).")
-    trial_state: Literal["queued", "running", "complete", "pruned", "failed", "cancelled"]
+    trial_state: TrialState
     job_id: str
     repeat: int = Field(description="Which of the trial's seeds (0-based).")
-    status: str
+    status: JobStatus
     status_reason: str | None
     attempt: int
     epochs_completed: int

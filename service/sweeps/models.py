@@ -10,22 +10,71 @@ sweep's events. A trial is a configuration — one point of the space — and ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from service.db import Base, UTCDateTime, utcnow
+from service.db import Base, StrEnumType, UTCDateTime, utcnow
+from service.jobs.models import JobStatus
 
-#: A sweep is running from its creation until every trial it will have has ended.
-SWEEP_RUNNING = "running"
-SWEEP_SUCCEEDED, SWEEP_FAILED, SWEEP_CANCELLED = "succeeded", "failed", "cancelled"
-SWEEP_STATUSES: tuple[str, ...] = (SWEEP_RUNNING, SWEEP_SUCCEEDED, SWEEP_FAILED, SWEEP_CANCELLED)
-SWEEP_TERMINAL: frozenset[str] = frozenset({SWEEP_SUCCEEDED, SWEEP_FAILED, SWEEP_CANCELLED})
 
-#: ``kind``: a search over a space, or a comparison of named configurations.
-SEARCH, COMPARISON = "sweep", "comparison"
+class SweepStatus(StrEnum):
+    """A sweep is running from its creation until every trial it will have has ended:
+    running → succeeded | failed | cancelled."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    #: Ended: no trial is created after this.
+    TERMINAL: ClassVar[frozenset[SweepStatus]]
+
+
+SweepStatus.TERMINAL = frozenset(SweepStatus) - {SweepStatus.RUNNING}
+
+
+class SweepKind(StrEnum):
+    """A search over a space, or a comparison of named configurations."""
+
+    SEARCH = "sweep"
+    COMPARISON = "comparison"
+
+
+class TrialState(StrEnum):
+    """A sweep's trial (one configuration, run as one job per seed), from its jobs'
+    statuses: queued (all wait for a worker), running (one is queued or running),
+    complete (every seed succeeded with a finite objective), pruned, failed (one failed
+    or diverged, or a seed scored nothing) or cancelled."""
+
+    # Derived by ``of`` only: the leaderboard, the counts and the event stream agree.
+
+    QUEUED = "queued"  # every job waits for a worker (or it has none yet)
+    RUNNING = "running"  # a job is queued or running
+    COMPLETE = "complete"  # every seed succeeded with a finite objective
+    PRUNED = "pruned"  # the pruner stopped it
+    FAILED = "failed"  # a job failed or diverged, or a seed scored nothing
+    CANCELLED = "cancelled"  # a job was cancelled (and none was pruned)
+
+    @classmethod
+    def of(cls, statuses: Sequence[JobStatus], *, scored: bool) -> TrialState:
+        """The state of a trial whose jobs are in ``statuses``; ``scored``: every job has
+        a finite objective."""
+        if not statuses or any(s in JobStatus.ACTIVE for s in statuses):
+            if all(s == JobStatus.QUEUED for s in statuses):
+                return cls.QUEUED
+            return cls.RUNNING
+        if JobStatus.PRUNED in statuses:
+            return cls.PRUNED
+        if scored and all(s == JobStatus.SUCCEEDED for s in statuses):
+            return cls.COMPLETE
+        if JobStatus.CANCELLED in statuses:
+            return cls.CANCELLED
+        return cls.FAILED
 
 
 class Sweep(Base):
@@ -34,8 +83,10 @@ class Sweep(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16), default=SEARCH)
-    status: Mapped[str] = mapped_column(String(16), default=SWEEP_RUNNING)
+    kind: Mapped[SweepKind] = mapped_column(StrEnumType(SweepKind, 16), default=SweepKind.SEARCH)
+    status: Mapped[SweepStatus] = mapped_column(
+        StrEnumType(SweepStatus, 16), default=SweepStatus.RUNNING
+    )
     status_reason: Mapped[str | None] = mapped_column(Text)
     #: The validated sweep spec (service/sweeps/spec.py), its base a full job spec.
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -47,7 +47,7 @@ from service.plots.sweeps import (
 from service.spec import FieldError
 from service.sweeps import service as sweep_service
 from service.sweeps.driver import load_trials
-from service.sweeps.models import COMPARISON, SWEEP_RUNNING, Sweep
+from service.sweeps.models import Sweep, SweepKind, SweepStatus
 from service.sweeps.study import TrialRow
 
 router = authenticated_router(prefix="/v1/sweeps", tags=["sweeps"])
@@ -124,12 +124,12 @@ def _info(sweep: Sweep) -> SweepInfo:
         step_measure=str((spec.get("pruner") or {}).get("measure") or "epoch"),
         space=dict(spec.get("space") or {}),
         repeats=int(spec.get("repeats") or 1),
-        live=sweep.status == SWEEP_RUNNING,
+        live=sweep.status == SweepStatus.RUNNING,
     )
 
 
 def _label(sweep: Sweep, trial: TrialRow) -> str | None:
-    if sweep.kind == COMPARISON:
+    if sweep.kind == SweepKind.COMPARISON:
         label = (trial.optuna or {}).get("label")
         return str(label) if label else None
     return None
@@ -243,7 +243,7 @@ class _ImportanceInput:
 
 
 def _importance_precheck(sweep: Sweep, trials: list[TrialRow]) -> None:
-    if sweep.kind == COMPARISON:
+    if sweep.kind == SweepKind.COMPARISON:
         raise Conflict(
             f"sweep {sweep.id} is a comparison: its configurations are not drawn from a "
             "space, so its parameters have no importance; see its comparison plot",

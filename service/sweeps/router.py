@@ -29,13 +29,12 @@ from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, TOO_LARGE_SCHEMA
 from service.jobs.router import comma_list_pattern, split_list
 from service.sweeps import service
 from service.sweeps.driver import load_trials, load_trials_of
-from service.sweeps.models import COMPARISON, SWEEP_STATUSES, Sweep
+from service.sweeps.models import Sweep, SweepKind, SweepStatus, TrialState
 from service.sweeps.schemas import (
     EXAMPLE_COMPARISON,
     EXAMPLE_GRID,
     EXAMPLE_PRESET,
     EXAMPLE_SWEEP,
-    TRIAL_STATES,
     ComparisonRead,
     ImportanceRead,
     SweepPage,
@@ -78,9 +77,9 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
         "cancel": f"{base}/cancel",
         "events": f"{base}/events",
     }
-    if sweep.kind != COMPARISON:
+    if sweep.kind != SweepKind.COMPARISON:
         links["importance"] = f"{base}/importance"
-    plots = list(PLOTS) if sweep.kind != COMPARISON else ["history", "intermediate"]
+    plots = list(PLOTS) if sweep.kind != SweepKind.COMPARISON else ["history", "intermediate"]
     if int(stored.get("repeats") or 1) >= 2:
         links["comparison"] = f"{base}/comparison"
         plots.append("comparison")
@@ -208,14 +207,14 @@ def list_sweeps(
         str | None,
         Query(
             description="Comma-separated statuses, e.g. `running,succeeded`.",
-            json_schema_extra={"pattern": comma_list_pattern(SWEEP_STATUSES)},
+            json_schema_extra={"pattern": comma_list_pattern(SweepStatus)},
         ),
     ] = None,
     kind: Annotated[
         str | None,
         Query(
             description="Comma-separated kinds: `sweep`, `comparison`.",
-            json_schema_extra={"pattern": comma_list_pattern(service.KINDS)},
+            json_schema_extra={"pattern": comma_list_pattern(SweepKind)},
         ),
     ] = None,
     limit: Limit = 50,
@@ -254,8 +253,8 @@ def sweep_trials_page(
     state: Annotated[
         str | None,
         Query(
-            description="Comma-separated trial states: " + ", ".join(TRIAL_STATES) + ".",
-            json_schema_extra={"pattern": comma_list_pattern(TRIAL_STATES)},
+            description="Comma-separated trial states: " + ", ".join(TrialState) + ".",
+            json_schema_extra={"pattern": comma_list_pattern(TrialState)},
         ),
     ] = None,
     sort: Annotated[

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-#: Trial states, as the leaderboard and the counts name them.
-TRIAL_STATES: tuple[str, ...] = ("queued", "running", "complete", "pruned", "failed", "cancelled")
+from service.jobs.models import JobStatus
+from service.sweeps.models import SweepKind, SweepStatus, TrialState
 
 EXAMPLE_SWEEP: dict[str, Any] = {
     "name": "digits lr and optimizer",
@@ -113,8 +113,8 @@ class AutoBoundsRead(BaseModel):
 class SweepRead(BaseModel):
     id: str
     name: str
-    kind: Literal["sweep", "comparison"]
-    status: str = Field(description="running → succeeded | failed | cancelled")
+    kind: SweepKind
+    status: SweepStatus = Field(description="running → succeeded | failed | cancelled")
     status_reason: str | None = Field(None, description="How it ended, in words.")
     task: str = Field(description="classification or regression")
     created_at: datetime
@@ -149,7 +149,7 @@ class SweepPage(BaseModel):
 
 class TrialJob(BaseModel):
     id: str
-    status: str
+    status: JobStatus
     repeat: int = Field(description="Which of the trial's seeds (0-based).")
     seed: int | None = Field(None, description="Its training.seed.")
     objective: float | None = Field(None, description="Its objective so far.")
@@ -158,7 +158,7 @@ class TrialJob(BaseModel):
 
 class TrialRead(BaseModel):
     number: int
-    state: Literal["queued", "running", "complete", "pruned", "failed", "cancelled"]
+    state: TrialState
     label: str | None = Field(None, description="The configuration's label (comparisons).")
     params: dict[str, Any] = Field(description="Dotted path → the value the trial set.")
     value: float | None = Field(
@@ -198,7 +198,7 @@ class ConfigurationStats(BaseModel):
     number: int = Field(description="The trial number of the configuration.")
     label: str
     params: dict[str, Any]
-    state: str
+    state: TrialState
     n: int = Field(description="Seeds that completed (with a finite objective).")
     mean: float | None = None
     std: float | None = Field(None, description="Sample standard deviation (n − 1); n ≥ 2.")

@@ -17,6 +17,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -24,20 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.errors import Conflict, Invalid, NotFound
-from service.jobs.models import Job
+from service.jobs.models import Job, JobStatus
 from service.jobs.service import dataset_shape, new_job
 from service.spec import FieldError, JobSpec
 from service.sweeps import driver
-from service.sweeps.models import (
-    COMPARISON,
-    SEARCH,
-    SWEEP_CANCELLED,
-    SWEEP_RUNNING,
-    SWEEP_STATUSES,
-    SWEEP_TERMINAL,
-    Sweep,
-)
-from service.sweeps.schemas import TRIAL_STATES
+from service.sweeps.models import Sweep, SweepKind, SweepStatus, TrialState
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 from service.sweeps.study import TrialRow
 from service.sweeps.validate import check_comparison, check_sweep, label_of, range_test_body
@@ -45,7 +37,6 @@ from service.sweeps.validate import check_comparison, check_sweep, label_of, ran
 if TYPE_CHECKING:
     from service.queue import Producer
 
-KINDS: tuple[str, ...] = (SEARCH, COMPARISON)
 #: ``GET …/trials?sort=``: ``best`` (the default) ranks complete trials best first, then
 #: pruned, failed and cancelled ones, unfinished last.
 TRIAL_SORTS: tuple[str, ...] = (
@@ -89,10 +80,10 @@ def create(
     """
     if isinstance(spec, ComparisonSpec):
         stored, task = check_comparison(spec, session=session, settings=settings, owner=owner)
-        kind = COMPARISON
+        kind = SweepKind.COMPARISON
     else:
         stored, task = check_sweep(spec, session=session, settings=settings, owner=owner)
-        kind = SEARCH
+        kind = SweepKind.SEARCH
     name = spec.name or default_name(stored, spec)
     sweep_id = str(uuid.uuid4())
     test: Job | None = None
@@ -108,7 +99,7 @@ def create(
         owner_id=owner,
         name=name,
         kind=kind,
-        status=SWEEP_RUNNING,
+        status=SweepStatus.RUNNING,
         spec=stored,
         task=task,
         trials_created=0,
@@ -139,12 +130,13 @@ def get(*, session: Session, sweep_id: str, owner: str) -> Sweep:
     return sweep
 
 
-def _check_values(name: str, given: Sequence[str], allowed: Sequence[str], what: str) -> None:
+def _check_values(name: str, given: Sequence[str], choices: type[StrEnum], what: str) -> None:
+    allowed = [c.value for c in choices]
     bad = [v for v in given if v not in allowed]
     if bad:
         raise Invalid(
             f"{name}: unknown {what} {bad[0]!r}",
-            fields=[FieldError(name, f"unknown {what} {bad[0]!r}", list(allowed))],
+            fields=[FieldError(name, f"unknown {what} {bad[0]!r}", allowed)],
         )
 
 
@@ -158,8 +150,8 @@ def list_sweeps(
     offset: int,
 ) -> tuple[list[Sweep], int]:
     """``owner``'s sweeps, newest first: filters and total see no one else's."""
-    _check_values("status", statuses, SWEEP_STATUSES, "status")
-    _check_values("kind", kinds, KINDS, "kind")
+    _check_values("status", statuses, SweepStatus, "status")
+    _check_values("kind", kinds, SweepKind, "kind")
     query = select(Sweep).where(Sweep.owner_id == owner)
     if statuses:
         query = query.where(Sweep.status.in_(statuses))
@@ -179,13 +171,13 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def trial_value(trial: TrialRow, state: str | None = None) -> float | None:
+def trial_value(trial: TrialRow, state: TrialState | None = None) -> float | None:
     """complete: the mean objective of its seeds; running or pruned: its single job's
     objective so far; else None."""
     state = state or trial.state
-    if state == "complete":
+    if state == TrialState.COMPLETE:
         return _finite(trial.outcome()[1])
-    if state in ("running", "pruned") and len(trial.jobs) == 1:
+    if state in (TrialState.RUNNING, TrialState.PRUNED) and len(trial.jobs) == 1:
         return _finite(trial.jobs[0].objective)
     return None
 
@@ -203,7 +195,7 @@ def seed_of(stored: dict[str, Any], trial: TrialRow, repeat: int) -> int | None:
 
 @dataclass
 class Summary:
-    counts: dict[str, int]
+    counts: dict[TrialState, int]
     epochs_spent: int
     best: dict[str, Any] | None
 
@@ -214,13 +206,13 @@ def _better(direction: str) -> Callable[[float], float]:
 
 
 def summary(sweep: Sweep, trials: Sequence[TrialRow]) -> Summary:
-    counts = dict.fromkeys(TRIAL_STATES, 0)
+    counts = dict.fromkeys(TrialState, 0)
     best: tuple[float, TrialRow] | None = None
     key = _better(sweep.spec["objective"]["direction"])
     for t in trials:
         state = t.state
         counts[state] += 1
-        value = trial_value(t, state) if state == "complete" else None
+        value = trial_value(t, state) if state == TrialState.COMPLETE else None
         if value is not None and (best is None or key(value) < key(best[0])):
             best = (value, t)
     best_out = None
@@ -228,7 +220,7 @@ def summary(sweep: Sweep, trials: Sequence[TrialRow]) -> Summary:
         value, t = best
         best_out = {
             "number": t.number,
-            "label": trial_label(t) if sweep.kind == COMPARISON else None,
+            "label": trial_label(t) if sweep.kind == SweepKind.COMPARISON else None,
             "params": t.params,
             "value": value,
             "job_ids": [j.id for j in t.jobs],
@@ -250,7 +242,7 @@ def trials_page(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """The trials as the leaderboard shows them: filtered by state, sorted, one page."""
-    _check_values("state", states, TRIAL_STATES, "state")
+    _check_values("state", states, TrialState, "state")
     if sort not in TRIAL_SORTS:
         raise Invalid(
             f"sort: cannot sort by {sort!r}",
@@ -260,7 +252,14 @@ def trials_page(
     if states:
         rows = [r for r in rows if r["state"] in states]
     key = _better(sweep.spec["objective"]["direction"])
-    rank = {"complete": 0, "pruned": 1, "failed": 2, "cancelled": 2, "running": 3, "queued": 3}
+    rank = {
+        TrialState.COMPLETE: 0,
+        TrialState.PRUNED: 1,
+        TrialState.FAILED: 2,
+        TrialState.CANCELLED: 2,
+        TrialState.RUNNING: 3,
+        TrialState.QUEUED: 3,
+    }
 
     def by_value(sign: float) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
         return lambda r: (r["value"] is None, sign * (r["value"] or 0.0), r["number"])
@@ -289,7 +288,7 @@ def trial_read(sweep: Sweep, t: TrialRow) -> dict[str, Any]:
     return {
         "number": t.number,
         "state": state,
-        "label": trial_label(t) if sweep.kind == COMPARISON else None,
+        "label": trial_label(t) if sweep.kind == SweepKind.COMPARISON else None,
         "params": t.params,
         "value": trial_value(t, state),
         "epochs": sum(j.epochs_completed for j in t.jobs),
@@ -321,14 +320,14 @@ def cancel(
     """End ``owner``'s running sweep: no trial starts after this, queued trials are
     cancelled and running ones stop at their next batch. 409 once it has ended."""
     sweep = get(session=session, sweep_id=sweep_id, owner=owner)
-    if sweep.status in SWEEP_TERMINAL:
+    if sweep.status in SweepStatus.TERMINAL:
         raise Conflict(f"sweep {sweep_id} already ended as {sweep.status}; nothing to cancel")
     # End the read transaction first: driver.end takes connections of its own.
     session.commit()
     done = driver.end(
         sessions,
         sweep_id,
-        SWEEP_CANCELLED,
+        SweepStatus.CANCELLED,
         "cancelled by request",
         cancel_requested=True,
         notify=notify,
@@ -345,12 +344,12 @@ def cancel(
 def importance_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
     """fANOVA importance of each parameter (Optuna's), from the complete trials. Slow
     (imports Optuna and fits a forest): call it with no session open."""
-    if sweep.kind != SEARCH:
+    if sweep.kind != SweepKind.SEARCH:
         raise Conflict(
             f"sweep {sweep.id} is a comparison: its configurations are not drawn from a "
             "space; see its /comparison statistics"
         )
-    complete = [t for t in trials if t.state == "complete"]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if len(complete) < 2:
         raise Conflict(
             f"importance needs at least 2 complete trials; sweep {sweep.id} has "
@@ -392,7 +391,7 @@ def cached_importance(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any
         tuple(
             (t.number, trial_value(t), repr(sorted((t.optuna or {}).get("params", {}).items())))
             for t in trials
-            if t.state == "complete"
+            if t.state == TrialState.COMPLETE
         ),
     )
     with _IMPORTANCE_LOCK:
@@ -451,7 +450,7 @@ def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
         for j in t.jobs:
             value = _finite(j.objective)
             seed = seed_of(stored, t, j.repeat)
-            if j.status == "succeeded" and value is not None and seed is not None:
+            if j.status == JobStatus.SUCCEEDED and value is not None and seed is not None:
                 values[str(seed)] = value
         n = len(values)
         data = list(values.values())
@@ -475,7 +474,7 @@ def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
             }
         )
     key = _better(direction)
-    candidates = [c for c in configs if c["state"] == "complete" and c["mean"] is not None]
+    candidates = [c for c in configs if c["state"] == TrialState.COMPLETE and c["mean"] is not None]
     candidates = candidates or [c for c in configs if c["mean"] is not None]
     best = min(candidates, key=lambda c: (key(c["mean"]), c["number"])) if candidates else None
     tests: list[dict[str, Any]] = []

@@ -17,9 +17,10 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from service.jobs.models import ACTIVE_STATUSES, CANCELLED, PRUNED, QUEUED, SUCCEEDED
+from service.jobs.models import JobStatus
+from service.sweeps.models import TrialState
 from service.sweeps.spec import Distribution, PrunerSpec, SweepSpec, grid_points
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class JobRow:
     id: str
-    status: str
+    status: JobStatus
     repeat: int
     objective: float | None = None
     intermediate: dict[str, float] = field(default_factory=dict)
@@ -48,33 +49,34 @@ class TrialRow:
 
     @property
     def active(self) -> bool:
-        return any(j.status in ACTIVE_STATUSES for j in self.jobs)
-
-    def outcome(self) -> tuple[str, float | None]:
-        """(state, value): ``running`` while a job is queued or running; ``complete`` with
-        the mean objective of its seeds once all succeeded; ``pruned``; else ``fail``."""
-        if not self.jobs or self.active:
-            return "running", None
-        if any(j.status == PRUNED for j in self.jobs):
-            return "pruned", None
-        values = [j.objective for j in self.jobs]
-        if all(j.status == SUCCEEDED for j in self.jobs) and all(
-            v is not None and math.isfinite(v) for v in values
-        ):
-            return "complete", statistics.fmean(values)  # type: ignore[arg-type]
-        return "fail", None
+        return any(j.status in JobStatus.ACTIVE for j in self.jobs)
 
     @property
-    def state(self) -> str:
-        """As the sweep's counts name it: ``queued`` while every job waits (or before it
-        has any), ``running`` while any is queued or running; then ``complete``,
-        ``pruned``, ``cancelled`` (a job was cancelled) or ``failed``."""
-        state, _ = self.outcome()
-        if state == "running":
-            return "queued" if all(j.status == QUEUED for j in self.jobs) else "running"
-        if state == "fail":
-            return "cancelled" if any(j.status == CANCELLED for j in self.jobs) else "failed"
-        return state
+    def state(self) -> TrialState:
+        """Its state from its jobs' (see :meth:`TrialState.of`)."""
+        scored = all(j.objective is not None and math.isfinite(j.objective) for j in self.jobs)
+        return TrialState.of([j.status for j in self.jobs], scored=scored)
+
+    def outcome(self) -> tuple[Outcome, float | None]:
+        """(state, value) in Optuna's terms: ``running`` while a job is queued or running;
+        ``complete`` with the mean objective of its seeds once all succeeded; ``pruned``;
+        else ``fail``."""
+        state = self.state
+        if state == TrialState.COMPLETE:
+            return "complete", statistics.fmean(j.objective for j in self.jobs)  # type: ignore[misc]
+        return OUTCOMES[state], None
+
+
+#: A trial's state as Optuna's ``TrialState`` names it (one name for failed and cancelled).
+Outcome = Literal["running", "complete", "pruned", "fail"]
+OUTCOMES: dict[TrialState, Outcome] = {
+    TrialState.QUEUED: "running",
+    TrialState.RUNNING: "running",
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAILED: "fail",
+    TrialState.CANCELLED: "fail",
+}
 
 
 def _optuna() -> Any:
@@ -154,7 +156,7 @@ def step_of(measure: str, epoch: int, epochs: int) -> int:
 def _frozen(trial: TrialRow, *, running_override: JobRow | None = None) -> Any:
     optuna = _optuna()
     from optuna.distributions import json_to_distribution
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState as OptunaState
 
     record = trial.optuna or {}
     dists = {k: json_to_distribution(v) for k, v in record.get("distributions", {}).items()}
@@ -176,10 +178,10 @@ def _frozen(trial: TrialRow, *, running_override: JobRow | None = None) -> Any:
     if only is not None:
         system_attrs |= only.pruner_attrs
     states = {
-        "running": TrialState.RUNNING,
-        "complete": TrialState.COMPLETE,
-        "pruned": TrialState.PRUNED,
-        "fail": TrialState.FAIL,
+        "running": OptunaState.RUNNING,
+        "complete": OptunaState.COMPLETE,
+        "pruned": OptunaState.PRUNED,
+        "fail": OptunaState.FAIL,
     }
     return optuna.trial.create_trial(
         state=states[state],

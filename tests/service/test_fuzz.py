@@ -44,9 +44,9 @@ from sweep_rows import J, add_trial, float_record
 
 from service.db import make_engine, make_sessionmaker, session_scope, utcnow
 from service.deps import UUID_PATTERN
-from service.jobs.models import PRUNED, SUCCEEDED, EpochMetric, Job, JobAttempt
+from service.jobs.models import EpochMetric, Job, JobAttempt, JobStatus
 from service.main import create_app
-from service.sweeps.models import SWEEP_SUCCEEDED, Sweep
+from service.sweeps.models import Sweep, SweepStatus
 
 EXAMPLES = int(os.environ.get("DESCENT_FUZZ_EXAMPLES", "15"))
 UUID = re.compile(UUID_PATTERN)
@@ -177,10 +177,10 @@ def finish_job(backend_url: str, settings: Any, job_id: str) -> None:
                     worker="fuzz:1",
                     started_at=now - timedelta(seconds=3),
                     ended_at=now,
-                    outcome=SUCCEEDED,
+                    outcome=JobStatus.SUCCEEDED,
                 )
             )
-            job.status, job.attempt, job.epochs_completed = SUCCEEDED, 1, 3
+            job.status, job.attempt, job.epochs_completed = JobStatus.SUCCEEDED, 1, 3
             job.best_epoch, job.best_value = 3, 1.1 / 3
             job.final_metrics = {"val_loss": 1.1 / 3, "val_accuracy": 0.75}
             job.started_at, job.finished_at = now - timedelta(seconds=3), now
@@ -233,7 +233,7 @@ def seed_lab_jobs(client: TestClient, trained: str) -> list[str]:
         for job_id in (range_test, landscape):
             job = s.get(Job, job_id)
             assert job is not None
-            job.status, job.attempt, job.finished_at = SUCCEEDED, 1, utcnow()
+            job.status, job.attempt, job.finished_at = JobStatus.SUCCEEDED, 1, utcnow()
             job.result = LAB_RESULTS[job.kind]
         for step, lr in enumerate((0.0001, 0.01, 1.0), start=1):
             values = {"lr": lr, "loss": 1.0, "smoothed_loss": 1.0}
@@ -278,15 +278,17 @@ def seed_sweeps(client: TestClient, on_dataset: dict[str, Any]) -> list[str]:
         sid = search.json()["id"]
         for n in range(6):
             params = {"optimizer.lr": 0.001 * 1.9**n, "model.dropout": 0.08 * n}
-            job = J(SUCCEEDED if n < 5 else PRUNED, 1.0 / (n + 1), 3 if n < 5 else 1)
+            job = J(
+                JobStatus.SUCCEEDED if n < 5 else JobStatus.PRUNED, 1.0 / (n + 1), 3 if n < 5 else 1
+            )
             add_trial(s, sid, n, params, [job], record=float_record(params, bounds))
         cid = comparison.json()["id"]
         for n, conf in enumerate(comparison.json()["spec"]["configurations"]):
-            jobs = [J(SUCCEEDED, 0.5 + 0.1 * n + 0.01 * r) for r in range(3)]
+            jobs = [J(JobStatus.SUCCEEDED, 0.5 + 0.1 * n + 0.01 * r) for r in range(3)]
             add_trial(s, cid, n, conf["set"], jobs, record={"label": conf["label"]})
         for finished in (s.get(Sweep, sid), s.get(Sweep, cid)):
             assert finished is not None
-            finished.status, finished.finished_at = SWEEP_SUCCEEDED, utcnow()
+            finished.status, finished.finished_at = SweepStatus.SUCCEEDED, utcnow()
         s.commit()
     return [sid, comparison.json()["id"], running.json()["id"]]
 

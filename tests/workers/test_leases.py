@@ -15,16 +15,7 @@ from support import Backend
 
 from service.config import Settings
 from service.db import utcnow
-from service.jobs.models import (
-    CANCELLED,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    EpochMetric,
-    Job,
-    JobAttempt,
-)
+from service.jobs.models import EpochMetric, Job, JobAttempt, JobStatus
 from service.spec import JobSpec
 from workers.claim import claim
 from workers.lease import Lease, LeaseLost, retrying
@@ -98,7 +89,7 @@ def test_a_current_message_starts_attempt_one_and_a_leftover_is_dropped(sessions
     claimed = claim(sessions, settings, job_id, 1)
     assert claimed is not None and claimed.attempt == 1
     job = row(sessions, job_id)
-    assert job.status == RUNNING and job.attempt == 1 and job.heartbeat_at is not None
+    assert job.status == JobStatus.RUNNING and job.attempt == 1 and job.heartbeat_at is not None
     with sessions() as s:
         attempts = s.scalars(select(JobAttempt).where(JobAttempt.job_id == job_id)).all()
     assert [(a.attempt, a.outcome) for a in attempts] == [(1, None)]
@@ -106,11 +97,11 @@ def test_a_current_message_starts_attempt_one_and_a_leftover_is_dropped(sessions
     # The reaper re-sent a queued job (dispatch 2): the first message is now a leftover.
     other = new_job(sessions, dispatch=2)
     assert claim(sessions, settings, other, 1) is None
-    assert row(sessions, other).status == QUEUED
+    assert row(sessions, other).status == JobStatus.QUEUED
     assert claim(sessions, settings, other, 2) is not None
     # Unknown and ended jobs: nothing to do.
     assert claim(sessions, settings, str(uuid.uuid4()), 1) is None
-    done = new_job(sessions, status=SUCCEEDED)
+    done = new_job(sessions, status=JobStatus.SUCCEEDED)
     assert claim(sessions, settings, done, 1) is None
 
 
@@ -127,7 +118,7 @@ def test_a_duplicate_message_for_a_live_job_is_dropped_once_the_heartbeat_moves(
     finally:
         lease.stop()
     job = row(sessions, job_id)
-    assert job.attempt == 1 and job.status == RUNNING
+    assert job.attempt == 1 and job.status == JobStatus.RUNNING
     # It watched the heartbeat rather than waiting out the whole lease.
     assert waited < settings.lease_seconds
 
@@ -188,8 +179,8 @@ def test_a_lost_job_resumes_fails_or_cancels_by_its_state(sessions, settings):
     sent: list[tuple[str, int]] = []
     resumable = new_job(sessions)
     claim(sessions, settings, resumable, 1)
-    worn_out = new_job(sessions, status=RUNNING, attempt=settings.max_restarts + 1)
-    cancelled = new_job(sessions, status=RUNNING, attempt=1, cancel_requested=True)
+    worn_out = new_job(sessions, status=JobStatus.RUNNING, attempt=settings.max_restarts + 1)
+    cancelled = new_job(sessions, status=JobStatus.RUNNING, attempt=1, cancel_requested=True)
     alive = new_job(sessions)
     claim(sessions, settings, alive, 1)
     for job_id in (resumable, worn_out, cancelled):
@@ -199,11 +190,15 @@ def test_a_lost_job_resumes_fails_or_cancels_by_its_state(sessions, settings):
     assert counts == {"requeued": 1, "failed": 1, "cancelled": 1, "redispatched": 0}
     assert sent == [(resumable, 2)]
     job = row(sessions, resumable)
-    assert job.status == QUEUED and job.dispatch == 2 and "waiting to resume" in job.status_reason
+    assert (
+        job.status == JobStatus.QUEUED
+        and job.dispatch == 2
+        and "waiting to resume" in job.status_reason
+    )
     job = row(sessions, worn_out)
-    assert job.status == FAILED and "max_restarts=2" in job.status_reason
-    assert row(sessions, cancelled).status == CANCELLED
-    assert row(sessions, alive).status == RUNNING
+    assert job.status == JobStatus.FAILED and "max_restarts=2" in job.status_reason
+    assert row(sessions, cancelled).status == JobStatus.CANCELLED
+    assert row(sessions, alive).status == JobStatus.RUNNING
     # The resent message resumes it as attempt 2; the original is a leftover.
     assert claim(sessions, settings, resumable, 1) is None
     assert claim(sessions, settings, resumable, 2).attempt == 2
@@ -213,13 +208,13 @@ def test_a_lost_job_resumes_fails_or_cancels_by_its_state(sessions, settings):
 
 
 def test_a_claim_of_an_expired_job_respects_cancel_and_max_restarts(sessions, settings):
-    worn_out = new_job(sessions, status=RUNNING, attempt=settings.max_restarts + 1)
-    cancelled = new_job(sessions, status=RUNNING, attempt=1, cancel_requested=True)
+    worn_out = new_job(sessions, status=JobStatus.RUNNING, attempt=settings.max_restarts + 1)
+    cancelled = new_job(sessions, status=JobStatus.RUNNING, attempt=1, cancel_requested=True)
     for job_id in (worn_out, cancelled):
         expire(sessions, job_id)
         assert claim(sessions, settings, job_id, 1) is None
-    assert row(sessions, worn_out).status == FAILED
-    assert row(sessions, cancelled).status == CANCELLED  # never resumed
+    assert row(sessions, worn_out).status == JobStatus.FAILED
+    assert row(sessions, cancelled).status == JobStatus.CANCELLED  # never resumed
 
 
 def test_a_long_queued_job_is_sent_again_in_case_its_message_was_lost(sessions, settings):

@@ -15,29 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from support import Backend, wait_for
 
 from service.config import Settings
-from service.jobs.models import (
-    ACTIVE_STATUSES,
-    CANCELLED,
-    FAILED,
-    PRUNED,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    EpochMetric,
-    Job,
-)
+from service.jobs.models import EpochMetric, Job, JobStatus
 from service.sweeps import driver
 from service.sweeps import service as sweep_service
-from service.sweeps.models import (
-    COMPARISON,
-    SEARCH,
-    SWEEP_CANCELLED,
-    SWEEP_FAILED,
-    SWEEP_RUNNING,
-    SWEEP_SUCCEEDED,
-    Sweep,
-    SweepTrial,
-)
+from service.sweeps.models import Sweep, SweepKind, SweepStatus, SweepTrial
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 from service.sweeps.validate import check_comparison, check_sweep
 from workers import runner
@@ -85,18 +66,11 @@ def owner(sessions: sessionmaker[Session]) -> str:
 class Harness:
     """A sweep's jobs, run in-process in the order their messages were sent."""
 
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        settings: Settings,
-        owner: str,
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings, owner: str) -> None:
         self.sessions, self.settings, self.owner = sessions, settings, owner
         self.queue: list[tuple[str, int]] = []
         self.lock = threading.Lock()
         self.max_active: dict[str, int] = {}
-        monkeypatch.setattr(runner, "_send", lambda _settings: self.send)
 
     def send(self, job_id: str, dispatch: int) -> None:
         with self.lock:
@@ -105,7 +79,7 @@ class Harness:
             sweep_id = s.scalar(select(Job.sweep_id).where(Job.id == job_id))
             active = s.scalar(
                 select(func.count(func.distinct(Job.trial_number))).where(
-                    Job.sweep_id == sweep_id, Job.status.in_(ACTIVE_STATUSES)
+                    Job.sweep_id == sweep_id, Job.status.in_(JobStatus.ACTIVE)
                 )
             )
         self.max_active[sweep_id] = max(self.max_active.get(sweep_id, 0), active or 0)
@@ -114,7 +88,7 @@ class Harness:
         spec = SweepSpec.model_validate({"base": BASE} | kw)
         with self.sessions() as s:
             stored, task = check_sweep(spec, session=s, settings=self.settings, owner=self.owner)
-        return self._store(stored, task, SEARCH)
+        return self._store(stored, task, SweepKind.SEARCH)
 
     def create_comparison(self, **kw: Any) -> str:
         spec = ComparisonSpec.model_validate({"base": BASE} | kw)
@@ -122,7 +96,7 @@ class Harness:
             stored, task = check_comparison(
                 spec, session=s, settings=self.settings, owner=self.owner
             )
-        return self._store(stored, task, COMPARISON)
+        return self._store(stored, task, SweepKind.COMPARISON)
 
     def _store(self, stored: dict[str, Any], task: str, kind: str) -> str:
         import uuid
@@ -135,7 +109,7 @@ class Harness:
                     owner_id=self.owner,
                     name=stored.get("name", "test sweep"),
                     kind=kind,
-                    status=SWEEP_RUNNING,
+                    status=SweepStatus.RUNNING,
                     spec=stored,
                     task=task,
                 )
@@ -148,7 +122,8 @@ class Harness:
     def run_next(self) -> str:
         with self.lock:
             job_id, dispatch = self.queue.pop(0)
-        runner.run_job(job_id, settings=self.settings, dispatch=dispatch)
+        # The runner sends the sweep's next trials through ``send``, as a task passes it.
+        runner.run_job(job_id, settings=self.settings, dispatch=dispatch, send=self.send)
         return job_id
 
     def drain(self, limit: int = 100) -> int:
@@ -199,10 +174,8 @@ class Harness:
 
 
 @pytest.fixture
-def harness(
-    sessions: sessionmaker[Session], settings: Settings, owner: str, monkeypatch: pytest.MonkeyPatch
-) -> Harness:
-    return Harness(sessions, settings, owner, monkeypatch)
+def harness(sessions: sessionmaker[Session], settings: Settings, owner: str) -> Harness:
+    return Harness(sessions, settings, owner)
 
 
 # -- a sweep from start to end ----------------------------------------------------------
@@ -225,7 +198,7 @@ def test_a_sweep_runs_max_trials_with_parallelism_and_ends(harness: Harness) -> 
     assert harness.max_active[sweep_id] <= 2
 
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_SUCCEEDED, sweep.status_reason
+    assert sweep.status == SweepStatus.SUCCEEDED, sweep.status_reason
     assert sweep.status_reason == "4 trials: 4 complete"
     assert sweep.finished_at is not None
     assert sweep.trials_created == 4
@@ -234,7 +207,7 @@ def test_a_sweep_runs_max_trials_with_parallelism_and_ends(harness: Harness) -> 
     jobs = harness.jobs(sweep_id)
     assert [(j.trial_number, j.repeat) for j in jobs] == [(0, 0), (1, 0), (2, 0), (3, 0)]
     for trial, job in zip(trials, jobs, strict=True):
-        assert job.status == SUCCEEDED
+        assert job.status == JobStatus.SUCCEEDED
         assert job.epochs_completed == 3
         assert job.spec["optimizer"]["lr"] == pytest.approx(trial.params["optimizer.lr"])
         assert job.spec["training"]["seed"] == 0
@@ -287,7 +260,7 @@ def test_a_grid_with_repeats_runs_each_point_with_each_seed(harness: Harness) ->
     harness.drain()
     assert harness.max_active[sweep_id] == 1
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_SUCCEEDED, sweep.status_reason
+    assert sweep.status == SweepStatus.SUCCEEDED, sweep.status_reason
     trials = harness.trials(sweep_id)
     points = sorted((t.params["optimizer.lr"], t.params["optimizer.name"]) for t in trials)
     assert points == [(0.01, "adam"), (0.01, "sgd"), (0.1, "adam"), (0.1, "sgd")]
@@ -298,7 +271,7 @@ def test_a_grid_with_repeats_runs_each_point_with_each_seed(harness: Harness) ->
         assert [j.repeat for j in mine] == [0, 1]
         assert [j.spec["training"]["seed"] for j in mine] == [5, 6]
         assert {j.spec["optimizer"]["name"] for j in mine} == {t.params["optimizer.name"]}
-        assert all(j.status == SUCCEEDED for j in mine)
+        assert all(j.status == JobStatus.SUCCEEDED for j in mine)
     assert sorted(harness.sweep_seqs(sweep_id)) == list(range(1, 8 * 2 + 1))
 
 
@@ -315,7 +288,7 @@ def test_a_comparison_runs_each_configuration_with_the_same_seeds(harness: Harne
     assert harness.advance(sweep_id) == 2
     harness.drain()
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_SUCCEEDED, sweep.status_reason
+    assert sweep.status == SweepStatus.SUCCEEDED, sweep.status_reason
     trials = harness.trials(sweep_id)
     assert [t.optuna for t in trials] == [{"label": "sgd"}, {"label": "adam"}]
     jobs = harness.jobs(sweep_id)
@@ -326,7 +299,7 @@ def test_a_comparison_runs_each_configuration_with_the_same_seeds(harness: Harne
         (1, 1),
     ]
     assert [j.spec["optimizer"]["name"] for j in jobs] == ["sgd", "sgd", "adam", "adam"]
-    assert all(j.status == SUCCEEDED and j.objective is not None for j in jobs)
+    assert all(j.status == JobStatus.SUCCEEDED and j.objective is not None for j in jobs)
 
 
 # -- trials that fail or are pruned ------------------------------------------------------
@@ -364,13 +337,13 @@ def test_an_invalid_sampled_combination_fails_its_trial_and_the_sweep_goes_on(
     good = [j for j in jobs if j not in bad]
     assert bad and good, "pick a sampler seed that draws both kinds of trial"
     for j in bad:
-        assert j.status == FAILED
+        assert j.status == JobStatus.FAILED
         assert j.status_reason is not None
         assert j.status_reason.startswith("the trial's values make an invalid job:")
         assert "parameters" in j.status_reason
         assert j.epochs_completed == 0 and j.finished_at is not None
-    assert all(j.status == SUCCEEDED for j in good)
-    assert sweep.status == SWEEP_SUCCEEDED
+    assert all(j.status == JobStatus.SUCCEEDED for j in good)
+    assert sweep.status == SweepStatus.SUCCEEDED
     assert f"{len(good)} complete" in (sweep.status_reason or "")
     assert f"{len(bad)} fail" in (sweep.status_reason or "")
 
@@ -386,9 +359,9 @@ def test_a_sweep_whose_every_trial_is_invalid_fails(harness: Harness) -> None:
     assert harness.advance(sweep_id) == 3  # failed at once: they take no room
     assert harness.queue == []
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_FAILED
+    assert sweep.status == SweepStatus.FAILED
     assert sweep.status_reason == "no trial completed (3 fail)"
-    assert [j.status for j in harness.jobs(sweep_id)] == [FAILED] * 3
+    assert [j.status for j in harness.jobs(sweep_id)] == [JobStatus.FAILED] * 3
 
 
 def test_a_pruned_trial_ends_pruned_before_its_last_epoch(harness: Harness) -> None:
@@ -404,12 +377,12 @@ def test_a_pruned_trial_ends_pruned_before_its_last_epoch(harness: Harness) -> N
     harness.advance(sweep_id)
     harness.drain()
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_SUCCEEDED, sweep.status_reason
+    assert sweep.status == SweepStatus.SUCCEEDED, sweep.status_reason
     trials = {t.number: t for t in harness.trials(sweep_id)}
     jobs = harness.jobs(sweep_id)
     hopeless = next(j for j in jobs if trials[j.trial_number].params["optimizer.lr"] == 1e-7)
     assert hopeless.trial_number != 0, "pick a grid seed that does not run 1e-7 first"
-    assert hopeless.status == PRUNED
+    assert hopeless.status == JobStatus.PRUNED
     assert hopeless.epochs_completed < 5
     assert hopeless.status_reason is not None
     assert "asha" in hopeless.status_reason and "pruned" in hopeless.status_reason
@@ -418,7 +391,7 @@ def test_a_pruned_trial_ends_pruned_before_its_last_epoch(harness: Harness) -> N
         k.startswith("completed_rung_") for k in hopeless.pruner_attrs
     )
     assert set(hopeless.intermediate) == {str(e) for e in range(1, hopeless.epochs_completed + 1)}
-    pruned = [j for j in jobs if j.status == PRUNED]
+    pruned = [j for j in jobs if j.status == JobStatus.PRUNED]
     assert "pruned" in (sweep.status_reason or "")
     assert f"{len(pruned)} pruned" in (sweep.status_reason or "")
     assert sorted(harness.sweep_seqs(sweep_id)) == list(
@@ -444,8 +417,8 @@ def test_no_trial_is_judged_during_its_warmup(harness: Harness) -> None:
     trials = {t.number: t for t in harness.trials(sweep_id)}
     assert trials[0].params["optimizer.lr"] == 0.02, "pick a grid seed that runs 0.02 first"
     first, hopeless = harness.jobs(sweep_id)
-    assert first.status == SUCCEEDED and first.epochs_completed == 5
-    assert hopeless.status == PRUNED, hopeless.status_reason
+    assert first.status == JobStatus.SUCCEEDED and first.epochs_completed == 5
+    assert hopeless.status == JobStatus.PRUNED, hopeless.status_reason
     assert hopeless.epochs_completed == 3
     assert "at step 3" in (hopeless.status_reason or "")
 
@@ -462,7 +435,7 @@ def test_one_cycle_trials_report_progress_steps(harness: Harness) -> None:
     harness.advance(sweep_id)
     harness.drain()
     (job,) = harness.jobs(sweep_id)
-    assert job.status == SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert set(job.intermediate) == {"25", "50", "75", "100"}
 
 
@@ -481,7 +454,7 @@ def test_the_epochs_budget_stops_new_trials(harness: Harness) -> None:
     harness.drain()
     sweep = harness.sweep(sweep_id)
     assert sweep.trials_created == 2  # 3 epochs < 5, then 6 >= 5
-    assert sweep.status == SWEEP_SUCCEEDED
+    assert sweep.status == SweepStatus.SUCCEEDED
     assert "stopped at its budget of 5 epochs" in (sweep.status_reason or "")
     assert sum(j.epochs_completed for j in harness.jobs(sweep_id)) == 6
 
@@ -517,21 +490,25 @@ def test_cancel_stops_queued_jobs_and_creates_nothing_more(harness: Harness) -> 
     assert driver.end(
         harness.sessions,
         sweep_id,
-        SWEEP_CANCELLED,
+        SweepStatus.CANCELLED,
         "cancelled by request",
         cancel_requested=True,
         notify=notified.append,
     )
-    assert not driver.end(harness.sessions, sweep_id, SWEEP_CANCELLED, "again")
+    assert not driver.end(harness.sessions, sweep_id, SweepStatus.CANCELLED, "again")
     harness.drain()  # the queued messages find their jobs cancelled
     assert harness.advance(sweep_id) == 0
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_CANCELLED
+    assert sweep.status == SweepStatus.CANCELLED
     assert sweep.status_reason == "cancelled by request"
     assert sweep.cancel_requested
     assert sweep.trials_created == 3
     jobs = harness.jobs(sweep_id)
-    assert [j.status for j in jobs] == [SUCCEEDED, CANCELLED, CANCELLED]
+    assert [j.status for j in jobs] == [
+        JobStatus.SUCCEEDED,
+        JobStatus.CANCELLED,
+        JobStatus.CANCELLED,
+    ]
     assert jobs[0].id == first
     for j in jobs[1:]:
         assert j.status_reason == "the sweep ended: cancelled by request"
@@ -558,13 +535,13 @@ def test_cancel_stops_a_running_trial(harness: Harness) -> None:
 
         wait_for(started, 30, what="the trial's first epoch")
         assert driver.end(
-            harness.sessions, sweep_id, SWEEP_CANCELLED, "stop", cancel_requested=True
+            harness.sessions, sweep_id, SweepStatus.CANCELLED, "stop", cancel_requested=True
         )
     finally:
         thread.join(60)
     assert not thread.is_alive()
     (job,) = harness.jobs(sweep_id)
-    assert job.status == CANCELLED
+    assert job.status == JobStatus.CANCELLED
     assert job.epochs_completed < 400
     assert harness.queue == []  # its end created no trial
     assert harness.sweep(sweep_id).trials_created == 1
@@ -681,18 +658,20 @@ def test_tick_finishes_stopping_the_trials_of_a_sweep_ended_half_way(harness: Ha
     queued, running = harness.jobs(sweep_id)
     with harness.sessions() as s, s.begin():
         # a worker holds the second; then the end's first transaction, and a crash
-        s.execute(update(Job).where(Job.id == running.id).values(status=RUNNING, attempt=1))
+        s.execute(
+            update(Job).where(Job.id == running.id).values(status=JobStatus.RUNNING, attempt=1)
+        )
         s.execute(
             update(Sweep)
             .where(Sweep.id == sweep_id)
-            .values(status=SWEEP_CANCELLED, status_reason="cancelled by request")
+            .values(status=SweepStatus.CANCELLED, status_reason="cancelled by request")
         )
     notified: list[str] = []
     driver.tick(harness.sessions, harness.settings, harness.send, notified.append)
     after = {j.id: j for j in harness.jobs(sweep_id)}
-    assert after[queued.id].status == CANCELLED
+    assert after[queued.id].status == JobStatus.CANCELLED
     assert after[queued.id].status_reason == "the sweep has ended"
-    assert after[running.id].status == RUNNING
+    assert after[running.id].status == JobStatus.RUNNING
     assert after[running.id].cancel_requested  # its worker stops it
     assert set(notified) == {queued.id, running.id}
     assert harness.sweep(sweep_id).trials_created == 2  # nothing new
@@ -731,7 +710,7 @@ def test_load_trials_and_parse_spec(harness: Harness) -> None:
         rows = driver.load_trials(s, sweep_id)
     assert [r.number for r in rows] == [0, 1]
     assert all(r.active and r.outcome() == ("running", None) for r in rows)
-    assert all(len(r.jobs) == 1 and r.jobs[0].status == QUEUED for r in rows)
+    assert all(len(r.jobs) == 1 and r.jobs[0].status == JobStatus.QUEUED for r in rows)
 
 
 # -- "auto" ends: a range test before the first trial -------------------------------------
@@ -773,7 +752,7 @@ def _range_test_job(harness: Harness, sweep_id: str) -> Job:
 def test_auto_ends_come_from_the_range_test_before_any_trial(harness: Harness) -> None:
     sweep_id = _create_auto(harness)
     test = _range_test_job(harness, sweep_id)
-    assert test.kind == "lr_range_test" and test.status == QUEUED
+    assert test.kind == "lr_range_test" and test.status == JobStatus.QUEUED
     assert harness.queue == [(test.id, test.dispatch)]
     assert harness.sweep(sweep_id).spec["auto_bounds"] == {
         "paths": ["optimizer.lr"],
@@ -785,7 +764,7 @@ def test_auto_ends_come_from_the_range_test_before_any_trial(harness: Harness) -
 
     assert harness.run_next() == test.id  # its end sets the ends and starts trial 0
     test = _range_test_job(harness, sweep_id)
-    assert test.status == SUCCEEDED, test.status_reason
+    assert test.status == JobStatus.SUCCEEDED, test.status_reason
     best_lr = test.result["best"]["lr"]
     sweep = harness.sweep(sweep_id)
     record = sweep.spec["auto_bounds"]
@@ -799,7 +778,7 @@ def test_auto_ends_come_from_the_range_test_before_any_trial(harness: Harness) -
 
     harness.drain()
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_SUCCEEDED, sweep.status_reason
+    assert sweep.status == SweepStatus.SUCCEEDED, sweep.status_reason
     assert sweep.status_reason == "3 trials: 3 complete"
     trials = harness.trials(sweep_id)
     assert len(trials) == 3
@@ -819,10 +798,10 @@ def _end_test(harness: Harness, job_id: str, **values: Any) -> None:
 def test_a_failed_range_test_fails_the_sweep_with_its_reason(harness: Harness) -> None:
     sweep_id = _create_auto(harness)
     test = _range_test_job(harness, sweep_id)
-    _end_test(harness, test.id, status=FAILED, status_reason="RuntimeError: boom")
+    _end_test(harness, test.id, status=JobStatus.FAILED, status_reason="RuntimeError: boom")
     assert harness.advance(sweep_id) == 0
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_FAILED
+    assert sweep.status == SweepStatus.FAILED
     assert sweep.status_reason == f"its range test (job {test.id}) failed: RuntimeError: boom"
     assert sweep.trials_created == 0 and "bounds" not in sweep.spec["auto_bounds"]
 
@@ -831,20 +810,22 @@ def test_a_range_test_whose_loss_never_fell_fails_the_sweep(harness: Harness) ->
     sweep_id = _create_auto(harness)
     test = _range_test_job(harness, sweep_id)
     flat = {"best": {"step": 1, "lr": 1e-5, "smoothed_loss": 2.3}}
-    _end_test(harness, test.id, status=SUCCEEDED, result=flat)
+    _end_test(harness, test.id, status=JobStatus.SUCCEEDED, result=flat)
     harness.advance(sweep_id)
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_FAILED
+    assert sweep.status == SweepStatus.FAILED
     assert "never fell" in sweep.status_reason and "numeric bounds" in sweep.status_reason
 
 
 def test_a_numeric_end_the_test_crosses_fails_the_sweep(harness: Harness) -> None:
     sweep_id = _create_auto(harness, space={"optimizer.lr": {"uniform": [0.5, "auto"]}})
     test = _range_test_job(harness, sweep_id)
-    _end_test(harness, test.id, status=SUCCEEDED, result={"best": {"step": 30, "lr": 0.2}})
+    _end_test(
+        harness, test.id, status=JobStatus.SUCCEEDED, result={"best": {"step": 30, "lr": 0.2}}
+    )
     harness.advance(sweep_id)
     sweep = harness.sweep(sweep_id)
-    assert sweep.status == SWEEP_FAILED
+    assert sweep.status == SweepStatus.FAILED
     assert sweep.status_reason.startswith("space.optimizer.lr:")
     assert "[0.5, 0.2]" in sweep.status_reason
 
@@ -854,7 +835,9 @@ def test_one_auto_end_keeps_the_other(harness: Harness) -> None:
         harness, space={"optimizer.lr": {"uniform": [1e-4, "auto"]}}, max_trials=1
     )
     test = _range_test_job(harness, sweep_id)
-    _end_test(harness, test.id, status=SUCCEEDED, result={"best": {"step": 30, "lr": 0.123456}})
+    _end_test(
+        harness, test.id, status=JobStatus.SUCCEEDED, result={"best": {"step": 30, "lr": 0.123456}}
+    )
     assert harness.advance(sweep_id) == 1
     sweep = harness.sweep(sweep_id)
     assert sweep.spec["space"]["optimizer.lr"] == {"uniform": [1e-4, 0.123]}
@@ -865,11 +848,15 @@ def test_one_auto_end_keeps_the_other(harness: Harness) -> None:
 def test_cancelling_a_sweep_cancels_its_range_test(harness: Harness) -> None:
     sweep_id = _create_auto(harness)
     assert driver.end(
-        harness.sessions, sweep_id, SWEEP_CANCELLED, "cancelled by request", cancel_requested=True
+        harness.sessions,
+        sweep_id,
+        SweepStatus.CANCELLED,
+        "cancelled by request",
+        cancel_requested=True,
     )
     harness.drain()  # the message finds its job cancelled
     test = _range_test_job(harness, sweep_id)
-    assert test.status == CANCELLED and test.epochs_completed == 0
+    assert test.status == JobStatus.CANCELLED and test.epochs_completed == 0
     assert harness.advance(sweep_id) == 0
     assert harness.sweep(sweep_id).trials_created == 0
 

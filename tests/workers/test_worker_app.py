@@ -40,3 +40,45 @@ def test_redis_redelivery_is_bounded_and_connection_loss_keeps_jobs_running():
     # A redelivered copy is dropped by the lease check, so the timeout may be short.
     assert conf.broker_transport_options["visibility_timeout"] == 3600
     assert conf.worker_cancel_long_running_tasks_on_connection_loss is False
+
+
+def test_every_sender_makes_the_same_message_the_worker_takes(tmp_path):
+    """The API's producer and the workers (reaper, sweep advance) send through one helper:
+    a message naming the task, the job and its dispatch number, on the configured queue."""
+    from service.queue import sender
+    from workers.app import app
+
+    settings = Settings(data_dir=tmp_path, queue="q-send")
+    producer = Producer(settings)
+    producer.enqueue_training("job-a", 1)
+    worker_app = type(app)("w", set_as_current=False)
+    worker_app.conf.update(producer.app.conf)
+    sender(worker_app, settings.queue)("job-b", 3)
+    got = []
+    with producer.app.connection_for_read() as conn:
+        queue = conn.SimpleQueue(settings.queue, no_ack=True)
+        for _ in range(2):
+            message = queue.get(timeout=5)
+            got.append((message.headers["task"], message.payload[0]))
+        queue.close()
+    assert got == [(TRAIN_JOB, ["job-a", 1]), (TRAIN_JOB, ["job-b", 3])]
+
+
+def test_the_runner_imports_neither_the_celery_app_nor_its_tasks():
+    """No cycle: the task is bound and hands the runner a ``send`` made from its app."""
+    import ast
+    from pathlib import Path
+
+    import workers.runner
+    import workers.tasks  # noqa: F401  (registers the task)
+    from workers.app import app
+
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(Path(workers.runner.__file__).read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported |= {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+    assert not imported & {"workers.app", "workers.tasks"}, imported
+    task = app.tasks[TRAIN_JOB]
+    assert task.run.__self__ is task  # bound: it reaches its own app

@@ -26,7 +26,7 @@ from service.jobs.models import EpochMetric
 from service.jobs.service import dataset_shape, new_job
 from service.plots import sweeps as sp
 from service.spec import JobSpec
-from service.sweeps.models import COMPARISON, SEARCH, Sweep, SweepTrial
+from service.sweeps.models import Sweep, SweepKind, SweepTrial
 from service.sweeps.spec import ComparisonSpec, SweepSpec, apply
 from service.sweeps.study import JobRow, TrialRow, sample
 from service.sweeps.validate import check_comparison, check_sweep
@@ -165,7 +165,7 @@ class Sweeps:
             stored, task = check_sweep(
                 spec, session=session, settings=self.settings, owner=self.owner
             )
-            sweep_id = self._store(session, SEARCH, name, stored, task)
+            sweep_id = self._store(session, SweepKind.SEARCH, name, stored, task)
             parsed = SweepSpec.model_validate(stored)
             trials: list[TrialRow] = []
             for number, plan in enumerate(plans):
@@ -194,7 +194,7 @@ class Sweeps:
             stored, task = check_comparison(
                 spec, session=session, settings=self.settings, owner=self.owner
             )
-            sweep_id = self._store(session, COMPARISON, "optimizers", stored, task)
+            sweep_id = self._store(session, SweepKind.COMPARISON, "optimizers", stored, task)
             for number, conf in enumerate(stored["configurations"]):
                 session.add(
                     SweepTrial(

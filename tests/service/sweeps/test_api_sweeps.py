@@ -18,7 +18,7 @@ from sqlalchemy import select
 from support import Backend, bearer, make_backend, make_user
 from sweep_rows import J, add_trial, float_record
 
-from service.jobs.models import CANCELLED, FAILED, PRUNED, QUEUED, RUNNING, SUCCEEDED, Job
+from service.jobs.models import Job, JobStatus
 from service.main import create_app
 from service.sweeps.service import holm
 
@@ -401,9 +401,9 @@ def test_list_filters_and_paginates(api: Api) -> None:
 
 def test_cancel_stops_queued_and_running_trials_and_then_conflicts(api: Api) -> None:
     sweep = api.sweep(space={"optimizer.lr": {"uniform": [0.01, 0.1]}}, max_trials=5)
-    queued = api.trial(sweep["id"], 0, {"optimizer.lr": 0.02}, [J(QUEUED, None, 0)])
-    running = api.trial(sweep["id"], 1, {"optimizer.lr": 0.03}, [J(RUNNING, 0.5, 1)])
-    done = api.trial(sweep["id"], 2, {"optimizer.lr": 0.04}, [J(SUCCEEDED, 0.4, 3)])
+    queued = api.trial(sweep["id"], 0, {"optimizer.lr": 0.02}, [J(JobStatus.QUEUED, None, 0)])
+    running = api.trial(sweep["id"], 1, {"optimizer.lr": 0.03}, [J(JobStatus.RUNNING, 0.5, 1)])
+    done = api.trial(sweep["id"], 2, {"optimizer.lr": 0.04}, [J(JobStatus.SUCCEEDED, 0.4, 3)])
     r = api.post(f"/v1/sweeps/{sweep['id']}/cancel")
     assert r.status_code == 200, r.text
     out = r.json()
@@ -412,9 +412,9 @@ def test_cancel_stops_queued_and_running_trials_and_then_conflicts(api: Api) -> 
     assert out["counts"]["cancelled"] == 1 and out["counts"]["running"] == 1
     with api.sessions() as s:
         jobs = {j.id: j for j in s.scalars(select(Job).where(Job.sweep_id == sweep["id"]))}
-    assert jobs[queued[0]].status == CANCELLED
-    assert jobs[running[0]].status == RUNNING and jobs[running[0]].cancel_requested
-    assert jobs[done[0]].status == SUCCEEDED and not jobs[done[0]].cancel_requested
+    assert jobs[queued[0]].status == JobStatus.CANCELLED
+    assert jobs[running[0]].status == JobStatus.RUNNING and jobs[running[0]].cancel_requested
+    assert jobs[done[0]].status == JobStatus.SUCCEEDED and not jobs[done[0]].cancel_requested
     again = api.post(f"/v1/sweeps/{sweep['id']}/cancel")
     assert again.status_code == 409 and "already ended as cancelled" in again.text
 
@@ -426,14 +426,14 @@ def leaderboard_sweep(api: Api) -> dict[str, Any]:
     sweep = api.sweep(space={"optimizer.lr": {"uniform": [0.01, 0.1]}}, max_trials=10)
     sid = sweep["id"]
     trials = [
-        (0, J(SUCCEEDED, 0.5, 3)),
-        (1, J(SUCCEEDED, 0.3, 3)),
-        (2, J(PRUNED, 0.9, 1)),
-        (3, J(RUNNING, 0.4, 2)),
-        (4, J(QUEUED, None, 0)),
-        (5, J(FAILED, None, 1)),
-        (6, J(CANCELLED, 0.7, 2)),
-        (7, J(SUCCEEDED, 0.2, 3)),
+        (0, J(JobStatus.SUCCEEDED, 0.5, 3)),
+        (1, J(JobStatus.SUCCEEDED, 0.3, 3)),
+        (2, J(JobStatus.PRUNED, 0.9, 1)),
+        (3, J(JobStatus.RUNNING, 0.4, 2)),
+        (4, J(JobStatus.QUEUED, None, 0)),
+        (5, J(JobStatus.FAILED, None, 1)),
+        (6, J(JobStatus.CANCELLED, 0.7, 2)),
+        (7, J(JobStatus.SUCCEEDED, 0.2, 3)),
     ]
     ids = {}
     for number, job in trials:
@@ -515,7 +515,7 @@ def test_leaderboard_of_a_maximized_objective_puts_the_highest_first(api: Api) -
         space={"optimizer.lr": {"uniform": [0.01, 0.1]}}, objective={"metric": "val_accuracy"}
     )
     for number, value in enumerate([0.8, 0.95, 0.9]):
-        api.trial(sweep["id"], number, {"optimizer.lr": 0.05}, [J(SUCCEEDED, value)])
+        api.trial(sweep["id"], number, {"optimizer.lr": 0.05}, [J(JobStatus.SUCCEEDED, value)])
     page = api.get(f"/v1/sweeps/{sweep['id']}/trials").json()
     assert [t["number"] for t in page["items"]] == [1, 2, 0]
     assert api.get(f"/v1/sweeps/{sweep['id']}").json()["best"]["value"] == 0.95
@@ -548,12 +548,12 @@ def test_importance_finds_the_parameter_that_matters(api: Api) -> None:
             sid,
             number,
             params,
-            [J(SUCCEEDED, loss)],
+            [J(JobStatus.SUCCEEDED, loss)],
             record=float_record(params, BOUNDS),
         )
     # A running trial does not count.
     params = {"optimizer.lr": 0.01, "model.dropout": 0.1}
-    api.trial(sid, 16, params, [J(RUNNING, 0.1, 1)], record=float_record(params, BOUNDS))
+    api.trial(sid, 16, params, [J(JobStatus.RUNNING, 0.1, 1)], record=float_record(params, BOUNDS))
     r = api.get(f"/v1/sweeps/{sid}/importance")
     assert r.status_code == 200, r.text
     out = r.json()
@@ -594,7 +594,10 @@ def test_comparison_statistics_match_scipy(api: Api) -> None:
         2: [0.95, 0.94, 0.96, 0.95, 0.97],
     }
     for number, conf in enumerate(c["spec"]["configurations"]):
-        jobs = [J(SUCCEEDED, v) if v is not None else J(FAILED, None, 1) for v in values[number]]
+        jobs = [
+            J(JobStatus.SUCCEEDED, v) if v is not None else J(JobStatus.FAILED, None, 1)
+            for v in values[number]
+        ]
         api.trial(sid, number, conf["set"], jobs, record={"label": conf["label"]})
     r = api.get(f"/v1/sweeps/{sid}/comparison")
     assert r.status_code == 200, r.text
@@ -641,7 +644,7 @@ def test_comparison_statistics_match_scipy(api: Api) -> None:
 def test_comparison_with_identical_results_has_no_p_values(api: Api) -> None:
     c = api.comparison(configurations=[{"set": {}}, {"set": {"optimizer.lr": 0.01}}], repeats=3)
     for number, conf in enumerate(c["spec"]["configurations"]):
-        api.trial(c["id"], number, conf["set"], [J(SUCCEEDED, 0.5)] * 3)
+        api.trial(c["id"], number, conf["set"], [J(JobStatus.SUCCEEDED, 0.5)] * 3)
     out = api.get(f"/v1/sweeps/{c['id']}/comparison").json()
     assert out["best"] == 0
     (test,) = out["tests"]
@@ -659,7 +662,7 @@ def test_comparison_needs_repeats(api: Api) -> None:
     )
     empty = api.get(f"/v1/sweeps/{grid['id']}/comparison").json()
     assert empty["configurations"] == [] and empty["best"] is None and empty["tests"] == []
-    api.trial(grid["id"], 0, {"optimizer.lr": 0.01}, [J(SUCCEEDED, 0.3)] * 3)
+    api.trial(grid["id"], 0, {"optimizer.lr": 0.01}, [J(JobStatus.SUCCEEDED, 0.3)] * 3)
     one = api.get(f"/v1/sweeps/{grid['id']}/comparison").json()
     assert one["configurations"][0]["label"] == "lr=0.01" and one["best"] == 0
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from service.jobs.models import CANCELLED, DIVERGED, FAILED, PRUNED, QUEUED, RUNNING, SUCCEEDED
+from service.jobs.models import JobStatus
+from service.sweeps.models import TrialState
 from service.sweeps.spec import SweepSpec, expand_presets, grid_points
 from service.sweeps.study import (
+    OUTCOMES,
     JobRow,
     TrialRow,
     build_study,
@@ -41,7 +43,7 @@ def spec(**kw: Any) -> SweepSpec:
 
 
 def job(
-    status: str = RUNNING,
+    status: str = JobStatus.RUNNING,
     objective: float | None = None,
     curve: dict[int, float] | None = None,
     attrs: dict[str, Any] | None = None,
@@ -60,7 +62,7 @@ def job(
     )
 
 
-def grow(s: SweepSpec, n: int, *, seed: int = 7, status: str = QUEUED) -> list[TrialRow]:
+def grow(s: SweepSpec, n: int, *, seed: int = 7, status: str = JobStatus.QUEUED) -> list[TrialRow]:
     """Trials 0..n-1 sampled one after the other, each left with one job of ``status``."""
     trials: list[TrialRow] = []
     for number in range(n):
@@ -84,7 +86,7 @@ def test_sample_is_a_function_of_the_history_and_the_seed(sampler: str) -> None:
     )
     trials = grow(s, 3)
     for i, t in enumerate(trials):  # a history with values for the model-based samplers
-        t.jobs = [job(SUCCEEDED, 1.0 - 0.1 * i, {1: 1.0 - 0.1 * i}, job_id=f"j{i}")]
+        t.jobs = [job(JobStatus.SUCCEEDED, 1.0 - 0.1 * i, {1: 1.0 - 0.1 * i}, job_id=f"j{i}")]
     a = sample(SWEEP, s, 7, trials, 3)
     b = sample(SWEEP, s, 7, trials, 3)
     assert a == b
@@ -151,7 +153,9 @@ def test_conditional_space_with_tpe_after_a_history() -> None:
     )
     trials = grow(s, 6, seed=1)
     for t in trials:
-        t.jobs = [job(SUCCEEDED, 0.3 if t.params["optimizer.name"] == "sgd" else 0.9, {1: 0.5})]
+        t.jobs = [
+            job(JobStatus.SUCCEEDED, 0.3 if t.params["optimizer.name"] == "sgd" else 0.9, {1: 0.5})
+        ]
     params, _ = sample(SWEEP, s, 1, trials, 6)
     assert ("optimizer.momentum" in params) == (params["optimizer.name"] == "sgd")
 
@@ -172,8 +176,15 @@ def test_grid_enumerates_each_point_once_while_earlier_trials_run() -> None:
         # the same history rebuilt gives the same point
         assert sample(SWEEP, s, 11, trials, number) == (params, record)
         # earlier trials: some still running, some ended in every way
-        status = [QUEUED, RUNNING, SUCCEEDED, FAILED, PRUNED, RUNNING][number]
-        objective = 0.5 if status == SUCCEEDED else None
+        status = [
+            JobStatus.QUEUED,
+            JobStatus.RUNNING,
+            JobStatus.SUCCEEDED,
+            JobStatus.FAILED,
+            JobStatus.PRUNED,
+            JobStatus.RUNNING,
+        ][number]
+        objective = 0.5 if status == JobStatus.SUCCEEDED else None
         trials.append(
             TrialRow(number, params, record, [job(status, objective, job_id=str(number))])
         )
@@ -186,11 +197,11 @@ def test_grid_trials_keep_their_points_when_rebuilt_later() -> None:
         space={"optimizer.lr": {"grid": [0.1, 0.01, 0.001, 0.0001]}},
         sampler={"name": "grid", "seed": 5},
     )
-    early = grow(s, 2, seed=5, status=RUNNING)
+    early = grow(s, 2, seed=5, status=JobStatus.RUNNING)
     # trial 2 drawn while 0 and 1 run, and again once they have ended
     first, _ = sample(SWEEP, s, 5, early, 2)
     for t in early:
-        t.jobs = [job(SUCCEEDED, 0.4, {1: 0.4}, job_id=t.jobs[0].id)]
+        t.jobs = [job(JobStatus.SUCCEEDED, 0.4, {1: 0.4}, job_id=t.jobs[0].id)]
     second, _ = sample(SWEEP, s, 5, early, 2)
     assert first == second
 
@@ -242,11 +253,11 @@ def asha_history(s: SweepSpec, values: list[float]) -> list[TrialRow]:
     trials: list[TrialRow] = []
     for number, v in enumerate(values):
         params, record = sample(SWEEP, s, 7, trials, number)
-        me = job(RUNNING, v, {1: v}, job_id=f"j{number}")
+        me = job(JobStatus.RUNNING, v, {1: v}, job_id=f"j{number}")
         t = TrialRow(number, params, record, [me])
         verdict = judge(SWEEP, s, [*trials, t], number, me, 1)
         me.pruner_attrs = verdict.attrs
-        me.status = SUCCEEDED
+        me.status = JobStatus.SUCCEEDED
         trials.append(t)
     return trials
 
@@ -256,14 +267,14 @@ def test_asha_prunes_a_clearly_worse_trial_and_keeps_a_better_one() -> None:
     trials = asha_history(s, [0.50, 0.55, 0.60, 0.65, 0.70, 0.75])
     params, record = sample(SWEEP, s, 7, trials, 6)
 
-    worse = job(RUNNING, 3.0, {1: 3.0}, job_id="worse")
+    worse = job(JobStatus.RUNNING, 3.0, {1: 3.0}, job_id="worse")
     verdict = judge(SWEEP, s, [*trials, TrialRow(6, params, record, [worse])], 6, worse, 1)
     assert verdict.prune
     assert verdict.reason is not None
     assert "pruned by asha at step 1" in verdict.reason and "val_loss 3" in verdict.reason
     assert verdict.attrs == {"completed_rung_0": 3.0}  # the rung note, to be stored
 
-    better = job(RUNNING, 0.1, {1: 0.1}, job_id="better")
+    better = job(JobStatus.RUNNING, 0.1, {1: 0.1}, job_id="better")
     verdict = judge(SWEEP, s, [*trials, TrialRow(6, params, record, [better])], 6, better, 1)
     assert not verdict.prune
     assert verdict.reason is None
@@ -277,9 +288,9 @@ def test_asha_respects_the_direction() -> None:
     )
     trials = asha_history(s, [0.80, 0.82, 0.84, 0.86, 0.88, 0.90])
     params, record = sample(SWEEP, s, 7, trials, 6)
-    low = job(RUNNING, 0.1, {1: 0.1}, job_id="low")
+    low = job(JobStatus.RUNNING, 0.1, {1: 0.1}, job_id="low")
     assert judge(SWEEP, s, [*trials, TrialRow(6, params, record, [low])], 6, low, 1).prune
-    high = job(RUNNING, 0.99, {1: 0.99}, job_id="high")
+    high = job(JobStatus.RUNNING, 0.99, {1: 0.99}, job_id="high")
     assert not judge(SWEEP, s, [*trials, TrialRow(6, params, record, [high])], 6, high, 1).prune
 
 
@@ -288,7 +299,7 @@ def test_asha_does_not_judge_before_its_grace() -> None:
     trials = asha_history(s, [0.5, 0.5, 0.5])  # judged at step 1: below grace, no notes
     assert all(t.jobs[0].pruner_attrs == {} for t in trials)
     params, record = sample(SWEEP, s, 7, trials, 3)
-    worse = job(RUNNING, 9.0, {1: 9.0}, job_id="w")
+    worse = job(JobStatus.RUNNING, 9.0, {1: 9.0}, job_id="w")
     verdict = judge(SWEEP, s, [*trials, TrialRow(3, params, record, [worse])], 3, worse, 1)
     assert not verdict.prune and verdict.attrs == {}
 
@@ -297,8 +308,8 @@ def median_case(n_complete: int, grace: int, startup: int, step: int, value: flo
     s = spec(pruner={"name": "median", "grace": grace, "n_startup_trials": startup})
     trials = grow(s, n_complete + 1)
     for t in trials[:n_complete]:
-        t.jobs = [job(SUCCEEDED, 0.3, {1: 0.5, 2: 0.4, 3: 0.3}, job_id=f"c{t.number}")]
-    me = job(RUNNING, value, {e: value for e in range(1, step + 1)}, job_id="me")
+        t.jobs = [job(JobStatus.SUCCEEDED, 0.3, {1: 0.5, 2: 0.4, 3: 0.3}, job_id=f"c{t.number}")]
+    me = job(JobStatus.RUNNING, value, {e: value for e in range(1, step + 1)}, job_id="me")
     trials[-1].jobs = [me]
     return judge(SWEEP, s, trials, n_complete, me, step).prune
 
@@ -321,10 +332,10 @@ def test_median_waits_for_the_grace_step() -> None:
 def test_median_ignores_pruned_and_failed_trials_for_startup() -> None:
     s = spec(pruner={"name": "median", "grace": 1, "n_startup_trials": 2})
     trials = grow(s, 4)
-    trials[0].jobs = [job(SUCCEEDED, 0.3, {1: 0.5, 2: 0.4}, job_id="a")]
-    trials[1].jobs = [job(PRUNED, 0.9, {1: 0.9}, job_id="b")]
-    trials[2].jobs = [job(FAILED, None, {}, job_id="c")]
-    me = job(RUNNING, 5.0, {1: 5.0, 2: 5.0}, job_id="me")
+    trials[0].jobs = [job(JobStatus.SUCCEEDED, 0.3, {1: 0.5, 2: 0.4}, job_id="a")]
+    trials[1].jobs = [job(JobStatus.PRUNED, 0.9, {1: 0.9}, job_id="b")]
+    trials[2].jobs = [job(JobStatus.FAILED, None, {}, job_id="c")]
+    me = job(JobStatus.RUNNING, 5.0, {1: 5.0, 2: 5.0}, job_id="me")
     trials[3].jobs = [me]
     assert not judge(SWEEP, s, trials, 3, me, 2).prune  # one complete trial < 2
 
@@ -333,8 +344,8 @@ def test_none_pruner_never_prunes() -> None:
     s = spec(pruner={"name": "none"})
     trials = grow(s, 4)
     for t in trials[:3]:
-        t.jobs = [job(SUCCEEDED, 0.1, {1: 0.1, 2: 0.1}, job_id=f"c{t.number}")]
-    me = job(RUNNING, 50.0, {1: 50.0, 2: 50.0}, job_id="me")
+        t.jobs = [job(JobStatus.SUCCEEDED, 0.1, {1: 0.1, 2: 0.1}, job_id=f"c{t.number}")]
+    me = job(JobStatus.RUNNING, 50.0, {1: 50.0, 2: 50.0}, job_id="me")
     trials[3].jobs = [me]
     assert not judge(SWEEP, s, trials, 3, me, 2).prune
 
@@ -350,7 +361,7 @@ def test_hyperband_can_prune() -> None:
     assert isinstance(make_pruner(s), optuna.pruners.HyperbandPruner)
     # build and judge without errors; whether it prunes depends on the bracket
     trials = grow(s, 2)
-    me = job(RUNNING, 1.0, {1: 1.0}, job_id="me")
+    me = job(JobStatus.RUNNING, 1.0, {1: 1.0}, job_id="me")
     trials[1].jobs = [me]
     verdict = judge(SWEEP, s, trials, 1, me, 1)
     assert isinstance(verdict.prune, bool)
@@ -406,22 +417,26 @@ def test_progress_puts_runs_of_different_lengths_on_one_scale() -> None:
     ("jobs", "state", "value"),
     [
         ([], "running", None),
-        ([(QUEUED, None)], "running", None),
-        ([(RUNNING, 0.4)], "running", None),
-        ([(SUCCEEDED, 0.4)], "complete", 0.4),
-        ([(SUCCEEDED, 0.2), (SUCCEEDED, 0.4), (SUCCEEDED, 0.9)], "complete", 0.5),
-        ([(SUCCEEDED, 0.2), (RUNNING, 0.4)], "running", None),
-        ([(SUCCEEDED, 0.2), (QUEUED, None)], "running", None),
-        ([(PRUNED, 0.7)], "pruned", None),
-        ([(PRUNED, 0.7), (RUNNING, 0.3)], "running", None),
-        ([(SUCCEEDED, 0.2), (PRUNED, 0.7)], "pruned", None),
-        ([(FAILED, None)], "fail", None),
-        ([(SUCCEEDED, 0.2), (FAILED, None)], "fail", None),
-        ([(SUCCEEDED, 0.2), (CANCELLED, 0.3)], "fail", None),
-        ([(DIVERGED, None)], "fail", None),
-        ([(SUCCEEDED, None)], "fail", None),  # no objective recorded: nothing to score
-        ([(SUCCEEDED, float("nan"))], "fail", None),
-        ([(CANCELLED, None)], "fail", None),
+        ([(JobStatus.QUEUED, None)], "running", None),
+        ([(JobStatus.RUNNING, 0.4)], "running", None),
+        ([(JobStatus.SUCCEEDED, 0.4)], "complete", 0.4),
+        (
+            [(JobStatus.SUCCEEDED, 0.2), (JobStatus.SUCCEEDED, 0.4), (JobStatus.SUCCEEDED, 0.9)],
+            "complete",
+            0.5,
+        ),
+        ([(JobStatus.SUCCEEDED, 0.2), (JobStatus.RUNNING, 0.4)], "running", None),
+        ([(JobStatus.SUCCEEDED, 0.2), (JobStatus.QUEUED, None)], "running", None),
+        ([(JobStatus.PRUNED, 0.7)], "pruned", None),
+        ([(JobStatus.PRUNED, 0.7), (JobStatus.RUNNING, 0.3)], "running", None),
+        ([(JobStatus.SUCCEEDED, 0.2), (JobStatus.PRUNED, 0.7)], "pruned", None),
+        ([(JobStatus.FAILED, None)], "fail", None),
+        ([(JobStatus.SUCCEEDED, 0.2), (JobStatus.FAILED, None)], "fail", None),
+        ([(JobStatus.SUCCEEDED, 0.2), (JobStatus.CANCELLED, 0.3)], "fail", None),
+        ([(JobStatus.DIVERGED, None)], "fail", None),
+        ([(JobStatus.SUCCEEDED, None)], "fail", None),  # no objective recorded: nothing to score
+        ([(JobStatus.SUCCEEDED, float("nan"))], "fail", None),
+        ([(JobStatus.CANCELLED, None)], "fail", None),
     ],
 )
 def test_trial_outcome(
@@ -434,7 +449,40 @@ def test_trial_outcome(
         assert got_value is None
     else:
         assert got_value == pytest.approx(value)
-    assert trial.active == any(s in (QUEUED, RUNNING) for s, _ in jobs)
+    assert trial.active == any(s in (JobStatus.QUEUED, JobStatus.RUNNING) for s, _ in jobs)
+
+
+Q, R, S = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED
+F, C, D, P = JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DIVERGED, JobStatus.PRUNED
+
+
+@pytest.mark.parametrize(
+    ("statuses", "scored", "state"),
+    [
+        ([], True, TrialState.QUEUED),  # its jobs are being created
+        ([Q, Q], True, TrialState.QUEUED),
+        ([Q, R], True, TrialState.RUNNING),
+        ([S, Q], True, TrialState.RUNNING),
+        ([P, R], True, TrialState.RUNNING),
+        ([S, S], True, TrialState.COMPLETE),
+        ([S, S], False, TrialState.FAILED),  # a seed scored nothing
+        ([S, P], True, TrialState.PRUNED),
+        ([C, P], True, TrialState.PRUNED),
+        ([S, C], True, TrialState.CANCELLED),
+        ([F, C], True, TrialState.CANCELLED),
+        ([S, F], True, TrialState.FAILED),
+        ([D], True, TrialState.FAILED),
+    ],
+)
+def test_a_trials_state_follows_from_its_jobs(
+    statuses: list[JobStatus], scored: bool, state: TrialState
+) -> None:
+    assert TrialState.of(statuses, scored=scored) == state
+    objective = 0.5 if scored else None
+    trial = TrialRow(0, {}, {}, [JobRow(f"j{i}", s, i, objective) for i, s in enumerate(statuses)])
+    assert trial.state == state
+    # Optuna's view folds failed and cancelled into one.
+    assert trial.outcome()[0] == OUTCOMES[state]
 
 
 def test_build_study_reflects_the_rows() -> None:
@@ -442,9 +490,9 @@ def test_build_study_reflects_the_rows() -> None:
 
     s = spec()
     trials = grow(s, 4)
-    trials[0].jobs = [job(SUCCEEDED, 0.25, {1: 0.3, 2: 0.25}, job_id="a")]
-    trials[1].jobs = [job(PRUNED, 0.8, {1: 0.8}, job_id="b")]
-    trials[2].jobs = [job(FAILED, None, {}, job_id="c")]
+    trials[0].jobs = [job(JobStatus.SUCCEEDED, 0.25, {1: 0.3, 2: 0.25}, job_id="a")]
+    trials[1].jobs = [job(JobStatus.PRUNED, 0.8, {1: 0.8}, job_id="b")]
+    trials[2].jobs = [job(JobStatus.FAILED, None, {}, job_id="c")]
     study = build_study(SWEEP, s, trials)
     frozen = study.get_trials(deepcopy=False)
     assert [t.state for t in frozen] == [
