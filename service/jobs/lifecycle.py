@@ -1,8 +1,8 @@
 """A job's life: every change of a job row's status — and every other write the claim,
 lease and fence protocol makes to it — as one named function.
 
-Each function is a conditional ``UPDATE jobs`` in the caller's session that returns
-whether it took effect; when it does not, the row is exactly as it was. The condition is
+Each function is a conditional ``UPDATE jobs`` (two for ``fail_lost`` and
+``stop_trials``) in the caller's session that returns whether it took effect; when it does not, the row is exactly as it was. The condition is
 the whole rule: a function never trusts what its caller read a moment earlier, so two
 processes racing for one job cannot both win. ``TRANSITIONS`` lists every allowed
 (from → to) pair; a contract test (tests/service/jobs/test_lifecycle.py) applies each
