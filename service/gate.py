@@ -98,6 +98,11 @@ class DatabaseGate:
         self._threads = LoopLimiter(capacity)
 
     @property
+    def admitted(self) -> int:
+        """Calls holding a turn on the running event loop now (for tests)."""
+        return int(self._admission().borrowed_tokens)
+
+    @property
     def waiting(self) -> int:
         """Calls waiting for a turn on the running event loop now (for tests)."""
         return self._admission().statistics().tasks_waiting

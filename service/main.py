@@ -90,7 +90,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker,
         poll_seconds=settings.events_poll,
         redis_url=settings.redis_url,
-        connections=STREAM_CONNECTIONS,
     )
     install_error_handlers(app)
     install_body_limits(app, settings)

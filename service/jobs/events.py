@@ -44,7 +44,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.gate import LoopLimiter
+from service.gate import STREAM_CONNECTIONS, LoopLimiter
 from service.jobs.models import TERMINAL_STATUSES, EpochMetric, Job
 from service.live import CHANNEL_PATTERN, job_of
 
@@ -139,7 +139,7 @@ class EventHub:
         *,
         poll_seconds: float,
         redis_url: str | None,
-        connections: int = 2,
+        connections: int = STREAM_CONNECTIONS,
     ) -> None:
         self.sessions = sessions
         #: The streams' reads and the poll take turns on ``connections`` threads, each

@@ -134,7 +134,7 @@ def test_the_gate_refuses_past_its_wait_and_serves_once_free(sqlite_backend: Bac
     async def main() -> tuple[bool, int]:
         async with anyio.create_task_group() as tg:
             tg.start_soon(gate.run, hold)
-            while gate.waiting or not gate._admission().borrowed_tokens:
+            while not gate.admitted:
                 await anyio.sleep(0.01)
             try:
                 await gate.run(answer)
