@@ -65,30 +65,39 @@ HEALTH_TIMEOUT = 1.0
 DEFAULT_BEFORE = Path("/tmp/load-before")
 
 
-def seed(database_url: str) -> tuple[str, str]:
-    """Migrate the database; a user's token and a succeeded job of theirs with its rows."""
+def seed(database_url: str, *, user: str = "bench", epochs: int = EPOCHS) -> tuple[str, str]:
+    """On a migrated database: ``user``'s token, and a succeeded job of theirs with
+    ``epochs`` metrics rows and one attempt, written directly as a worker leaves them.
+    (tests/integration/test_load.py seeds its database with this too.)"""
     from service.auth import service as auth_service
     from service.db import make_engine, make_sessionmaker, session_scope, utcnow
     from service.jobs.models import SUCCEEDED, EpochMetric, JobAttempt
     from service.jobs.service import new_job
-    from service.migrate import upgrade
     from service.spec import JobSpec
 
-    upgrade(database_url)
-    spec = JobSpec.model_validate({"dataset": {"name": "digits"}, "training": {"epochs": EPOCHS}})
+    spec = JobSpec.model_validate({"dataset": {"name": "digits"}, "training": {"epochs": epochs}})
     engine = make_engine(database_url)
     try:
         with session_scope(make_sessionmaker(engine)) as session:
-            user = auth_service.create_user(session=session, name="bench")
-            _, token = auth_service.create_token(session=session, user_id=user.id)
-            job = new_job(spec, spec.dataset.known_shape(), user.id)
+            owner = auth_service.create_user(session=session, name=user)
+            _, token = auth_service.create_token(session=session, user_id=owner.id)
+            job = new_job(spec, spec.dataset.known_shape(), owner.id)
             session.add(job)
             session.flush()
-            for epoch in range(1, EPOCHS + 1):
-                values = {"train_loss": 1 / epoch, "val_loss": 1.2 / epoch, "lr": 0.001}
+            for epoch in range(1, epochs + 1):
+                values = {
+                    "train_loss": 1.0 / epoch,
+                    "val_loss": 1.2 / epoch,
+                    "train_accuracy": 1 - 0.5 / epoch,
+                    "val_accuracy": 1 - 0.6 / epoch,
+                    "lr": 0.001,
+                }
                 session.add(EpochMetric(job_id=job.id, epoch=epoch, values=values))
-            session.add(JobAttempt(job_id=job.id, attempt=1, worker="bench", outcome=SUCCEEDED))
-            job.status, job.attempt, job.epochs_completed = SUCCEEDED, 1, EPOCHS
+            attempt = JobAttempt(
+                job_id=job.id, attempt=1, worker=user, ended_at=utcnow(), outcome=SUCCEEDED
+            )
+            session.add(attempt)
+            job.status, job.attempt, job.epochs_completed = SUCCEEDED, 1, epochs
             job.started_at = job.finished_at = utcnow()
             job_id = job.id
     finally:
@@ -304,8 +313,11 @@ def main() -> None:
     }
     env = {**inherited, "DESCENT_DATA_DIR": str(data), "DESCENT_QUEUE": "bench-concurrency"}
     from service.config import Settings
+    from service.migrate import upgrade
 
-    token, job_id = seed(str(Settings(data_dir=data).database_url))
+    database_url = str(Settings(data_dir=data).database_url)
+    upgrade(database_url)
+    token, job_id = seed(database_url)
     servers = [Server(side, code, workdir, env) for side, code in sides]
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     started = time.monotonic()

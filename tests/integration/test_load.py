@@ -28,13 +28,9 @@ from pathlib import Path
 import httpx
 import pytest
 from faults import free_port
-from support import ROOT, Backend, bearer, make_backend, wait_for
+from support import ROOT, bearer, make_backend, wait_for
 
-from service.auth import service as auth_service
-from service.db import make_engine, make_sessionmaker, session_scope, utcnow
-from service.jobs.models import SUCCEEDED, EpochMetric, JobAttempt
-from service.jobs.service import new_job
-from service.spec import JobSpec
+from benchmarks.api_concurrency import seed
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -65,47 +61,13 @@ class Api:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def seed(backend: Backend) -> tuple[str, str]:
-    """A user with a token, and a succeeded job of theirs with its metrics and attempt
-    rows written directly, as a worker leaves them."""
-    engine = make_engine(str(backend.settings().database_url))
-    spec = JobSpec.model_validate({"dataset": {"name": "digits"}, "training": {"epochs": EPOCHS}})
-    try:
-        with session_scope(make_sessionmaker(engine)) as session:
-            user = auth_service.create_user(session=session, name="loaded")
-            _, token = auth_service.create_token(session=session, user_id=user.id)
-            job = new_job(spec, spec.dataset.known_shape(), user.id)
-            session.add(job)
-            session.flush()
-            for epoch in range(1, EPOCHS + 1):
-                values = {
-                    "train_loss": 1.0 / epoch,
-                    "val_loss": 1.2 / epoch,
-                    "train_accuracy": 1 - 0.5 / epoch,
-                    "val_accuracy": 1 - 0.6 / epoch,
-                    "lr": 0.001,
-                }
-                session.add(EpochMetric(job_id=job.id, epoch=epoch, values=values))
-            session.add(
-                JobAttempt(
-                    job_id=job.id, attempt=1, worker="load:1", ended_at=utcnow(), outcome=SUCCEEDED
-                )
-            )
-            job.status, job.attempt, job.epochs_completed = SUCCEEDED, 1, EPOCHS
-            job.started_at = job.finished_at = utcnow()
-            job_id = job.id
-    finally:
-        engine.dispose()
-    return token, job_id
-
-
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     tmp: Path = tmp_path_factory.mktemp(f"load-{request.param}")
     backend = make_backend(request.param, tmp)
-    token, job_id = seed(backend)
+    token, job_id = seed(str(backend.settings().database_url), user="loaded", epochs=EPOCHS)
     port = free_port()
     log = tmp / "api.log"
     with open(log, "wb") as out:
