@@ -2,10 +2,11 @@
 (``DbDep``), the task producer, the caller (``CurrentUser``, ``AdminUser``) and validated
 ids.
 
-Every dependency here is a coroutine that touches no database: a plain ``def`` one would
-wait for a thread of the pool, and a request's database work is one call of its
-handler's (service/gate.py). The caller comes from the auth middleware, which looked it
-up in a call of its own before the route ran.
+Every dependency here is a coroutine: a plain ``def`` one would wait for a thread of the
+pool, and a request's database work is one call of its handler's (service/gate.py). The
+caller comes from the auth middleware, which looked it up in a call of its own before
+the route ran (without it, :func:`current_user` makes that call, ended before the
+handler's).
 """
 
 from __future__ import annotations
