@@ -92,6 +92,28 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(32, ge=4, description="Deepest nesting a JSON body may have.")
 
+    # The API process's database connections (service/gate.py).
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Requests of one API process that use the database at once, each with "
+        "a connection of its own (the pool keeps 2 more for event streams). Others wait "
+        "their turn, holding nothing.",
+    )
+    db_queue_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a request waits for its turn at the database before it is "
+        "answered 503 with Retry-After.",
+    )
+    db_pool_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How long a thread waits for a free connection of the pool before the "
+        "request is answered 503 (admission keeps this from happening).",
+    )
+
     # Event streams (GET /v1/jobs/{id}/events).
     events_poll_seconds: float | None = Field(
         None,

@@ -85,19 +85,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; for SQLite, the file's directory is created and WAL is on."""
+def make_engine(
+    url: str, *, pool_size: int | None = None, pool_timeout: float | None = None
+) -> Engine:
+    """An engine for ``url``; for SQLite, the file's directory is created and WAL is on.
+
+    ``pool_size`` fixes the pool at that many connections, with no overflow: the API
+    sizes it against its admission limit (service/gate.py), so a request admitted finds
+    a connection at once. Without it, the pool is SQLAlchemy's for a SQLite file (5 + 10
+    overflow) and 10 + 20 for a server: what the workers' processes use.
+    """
     parsed = make_url(url)
+    pool: dict[str, Any] = {}
+    if pool_size is not None:
+        pool.update(pool_size=pool_size, max_overflow=0)
+    if pool_timeout is not None:
+        pool["pool_timeout"] = pool_timeout
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        memory = not parsed.database or parsed.database == ":memory:"
+        if not memory:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            # An in-memory database lives in one connection: no pool to size.
+            **({} if memory else pool),
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **({"pool_size": 10, "max_overflow": 20} | pool))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -1,14 +1,18 @@
-"""Dependencies shared by the routers: settings, a managed session, the task producer,
-the caller (``CurrentUser``, ``AdminUser``) and validated ids."""
+"""Dependencies shared by the routers: settings, the request's database access
+(``DbDep``), the task producer, the caller (``CurrentUser``, ``AdminUser``) and validated
+ids.
+
+Every dependency here is a coroutine: a plain ``def`` one would wait for a thread of the
+pool, and a request's database work is one call of its handler's (service/gate.py). The
+caller comes from the auth middleware, which looked it up in a call of its own before
+the route ran (without it, :func:`current_user` makes that call, ended before the
+handler's).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from collections.abc import Iterator
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
@@ -17,7 +21,6 @@ from service.auth.middleware import USER_STATE, user_for_authorization
 from service.auth.models import ADMIN, User
 from service.auth.service import local_admin
 from service.config import Settings
-from service.db import session_scope
 from service.errors import (
     ERROR_SCHEMA,
     FORBIDDEN_SCHEMA,
@@ -25,20 +28,18 @@ from service.errors import (
     UNAVAILABLE_SCHEMA,
     Forbidden,
 )
+from service.gate import Db
 from service.live import Notifier
+from service.query import MAX_QUERY_INT
 from service.queue import Producer
 
 
-# The app-state lookups are coroutines: a plain ``def`` dependency waits for a thread of
-# the pool, and a request holding a database connection (the caller's session) while it
-# waits could deadlock with requests whose threads wait for connections.
 async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _session(request: Request) -> Iterator[Session]:
-    with session_scope(request.app.state.sessionmaker) as session:
-        yield session
+async def _db(request: Request) -> Db:
+    return Db(request.app.state.gate, request)
 
 
 async def _producer(request: Request) -> Producer:
@@ -50,9 +51,8 @@ async def _notifier(request: Request) -> Notifier:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
-#: Scoped to the handler: the session is committed and its connection returned before the
-#: response is sent, so a long response (an event stream, a file) holds no connection.
-SessionDep = Annotated[Session, Depends(_session, scope="function")]
+#: The request's way to the database: ``await db.run(work)``, once (service/gate.py).
+DbDep = Annotated[Db, Depends(_db)]
 ProducerDep = Annotated[Producer, Depends(_producer)]
 NotifierDep = Annotated[Notifier, Depends(_notifier)]
 
@@ -69,29 +69,32 @@ bearer = HTTPBearer(
 )
 
 
-def current_user(
+async def current_user(
     request: Request,
-    session: SessionDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
     """The user whose token the request carries; 401 without a valid one.
 
     :class:`~service.auth.middleware.RequireToken` has checked the token before the body
-    was read, and named the user; without it (an app built otherwise) the check is here.
-    With ``DESCENT_AUTH=none`` every request acts as the local admin (loopback only:
-    the CLI refuses to bind anywhere else in that mode).
+    was read, and named the user; without it (``DESCENT_AUTH=none``, or an app built
+    otherwise) the lookup is here, in a database call of its own that ends before the
+    handler's. With ``DESCENT_AUTH=none`` every request acts as the local admin
+    (loopback only: the CLI refuses to bind anywhere else in that mode).
     """
-    if request.app.state.settings.auth == "none":
-        return local_admin(session=session)
     user = getattr(request.state, USER_STATE, None)
     if user is not None:  # found (enabled, its token valid) by the middleware
         return user
-    return user_for_authorization(
-        session=session, authorization=request.headers.get("authorization")
-    )
+    authorization = request.headers.get("authorization")
+
+    def lookup(session: Session) -> User:
+        if request.app.state.settings.auth == "none":
+            return local_admin(session=session)
+        return user_for_authorization(session=session, authorization=authorization)
+
+    return await request.app.state.gate.run(lookup, request=request)
 
 
-def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
+async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
     """The caller, who must be an admin (403 otherwise)."""
     if user.role != ADMIN:
         raise Forbidden(f"this needs an admin's token; user {user.name!r} is not an admin")
@@ -135,14 +138,7 @@ def _id(what: str) -> Any:
     )
 
 
-# -- numbers in query strings -------------------------------------------------------
-
-#: The largest number a query parameter may carry: an INTEGER column's largest value. A
-#: larger one would reach the database and fail there (SQLite cannot bind an integer past
-#: 2**63, PostgreSQL's integer stops at 2**31 - 1) as a 500 rather than a 422.
-MAX_QUERY_INT = 2**31 - 1
-Offset = Annotated[int, Query(ge=0, le=MAX_QUERY_INT, description="Items to skip.")]
-Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
+# -- resuming event streams ---------------------------------------------------------
 
 
 async def resume_after(
@@ -166,8 +162,7 @@ async def resume_after(
     ] = None,  # type: ignore[assignment]
 ) -> int:
     """Where an event stream resumes: after the header's id, which a reconnecting
-    EventSource sends, else after ``?after=``, else from the start (0). A coroutine, like
-    the app-state lookups above: it runs after the caller's session is open."""
+    EventSource sends, else after ``?after=``, else from the start (0)."""
     return min(int(last_event_id), MAX_QUERY_INT) if last_event_id else after or 0
 
 
@@ -179,25 +174,3 @@ SweepId = Annotated[str, _id("sweep")]
 DatasetId = Annotated[str, _id("dataset")]
 UserId = Annotated[str, _id("user")]
 TokenId = Annotated[str, _id("token")]
-
-
-# -- work off the event loop ----------------------------------------------------------
-
-
-class LoopLimiter:
-    """At most ``capacity`` of one kind of CPU-bound work (renders, playground runs) at
-    once, in threads: calling it gives the running event loop's ``CapacityLimiter`` (a
-    test may run several loops, and a limiter belongs to one)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, anyio.CapacityLimiter
-        ] = weakref.WeakKeyDictionary()
-
-    def __call__(self) -> anyio.CapacityLimiter:
-        loop = asyncio.get_running_loop()
-        limiter = self._by_loop.get(loop)
-        if limiter is None:
-            limiter = self._by_loop[loop] = anyio.CapacityLimiter(self.capacity)
-        return limiter

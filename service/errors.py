@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -76,6 +77,13 @@ class PayloadTooLarge(ApiError):
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
     headers = {"Retry-After": "5"}
+
+
+class ClientGone(ApiError):
+    """The client closed its connection before its request was served: nobody reads the
+    answer (nginx's 499 in the access log), and no database work was started for it."""
+
+    status, code = 499, "client_closed_request"
 
 
 def error_body(
@@ -197,7 +205,8 @@ UNAVAILABLE_SCHEMA = error_schema(
     503,
     "database_unavailable",
     "the database is unavailable; try again shortly",
-    "The database or the task broker cannot be reached; nothing was written",
+    "The database or the task broker cannot be reached, or every database connection "
+    "stayed busy for `DESCENT_DB_QUEUE_SECONDS` (code `unavailable`); nothing was written",
     headers={"Retry-After": _header("Seconds to wait before trying again.")},
 )
 FORBIDDEN_SCHEMA = error_schema(
@@ -215,8 +224,14 @@ def api_error_response(exc: ApiError) -> JSONResponse:
     return _response(exc.status, exc.code, exc.message, exc.fields, headers=exc.headers)
 
 
-def database_error_response(exc: DBAPIError) -> JSONResponse:
-    """503 when the database cannot be reached (never a bare 500); 500 for anything else."""
+def database_error_response(exc: DBAPIError | PoolTimeout) -> JSONResponse:
+    """503 when the database cannot be reached, or no connection was free in time (never
+    a bare 500); 500 for anything else."""
+    if isinstance(exc, PoolTimeout):
+        log.warning("no database connection free in time: %s", exc)
+        return api_error_response(
+            Unavailable("the server is busy: no database connection was free; try again shortly")
+        )
     if isinstance(exc, OperationalError) or exc.connection_invalidated:
         log.warning("database unavailable: %s", exc)
         return _response(
@@ -282,7 +297,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return _response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(DBAPIError)  # OperationalError is one
-    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
+    @app.exception_handler(PoolTimeout)  # not a DBAPIError: the pool's own
+    async def _db_error(_: Request, exc: DBAPIError | PoolTimeout) -> JSONResponse:
         return database_error_response(exc)
 
     @app.exception_handler(Exception)

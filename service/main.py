@@ -6,15 +6,12 @@ the API stays small and starts in well under a second.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-from sqlalchemy import text
 
 from service.auth.middleware import RequireToken
 from service.auth.router import admin as users_router
@@ -22,14 +19,10 @@ from service.auth.router import router as accounts_router
 from service.config import Settings, get_settings
 from service.datasets.router import router as datasets_router
 from service.db import make_engine, make_sessionmaker
-from service.deps import ProducerDep, current_user
-from service.errors import (
-    UNAUTHORIZED_SCHEMA,
-    UNAVAILABLE_SCHEMA,
-    ErrorDetail,
-    error_body,
-    install_error_handlers,
-)
+from service.deps import current_user
+from service.errors import UNAUTHORIZED_SCHEMA, UNAVAILABLE_SCHEMA, install_error_handlers
+from service.gate import STREAM_CONNECTIONS, DatabaseGate
+from service.health import Health, HealthCheck, HealthDown
 from service.jobs.events import EventHub
 from service.jobs.router import router as jobs_router
 from service.jobs.service import limits
@@ -43,8 +36,6 @@ from service.spec.catalog import build_catalog
 from service.sweeps.events_router import router as sweep_events_router
 from service.sweeps.plots import router as sweep_plots_router
 from service.sweeps.router import router as sweeps_router
-
-log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Descent trains neural networks from declarative job specs. POST a job (model, dataset,
@@ -60,25 +51,22 @@ jobs and datasets belong to the user who created them, and nobody else sees them
 """
 
 
-class Health(BaseModel):
-    status: Literal["ok", "unavailable"]
-    database: Literal["ok", "unreachable"]
-    broker: Literal["ok", "unreachable"]
-
-
-class HealthDown(Health):
-    error: ErrorDetail
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    engine = make_engine(str(settings.database_url))
+    # Connections for the requests the gate admits, and a few for event streams: an
+    # admitted request never waits for one (service/gate.py).
+    engine = make_engine(
+        str(settings.database_url),
+        pool_size=settings.db_pool_size + STREAM_CONNECTIONS,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await app.state.events.stop()
         app.state.notifier.close()
+        app.state.health.close()
         engine.dispose()
 
     app = FastAPI(
@@ -90,10 +78,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.gate = DatabaseGate(
+        app.state.sessionmaker,
+        capacity=settings.db_pool_size,
+        wait_seconds=settings.db_queue_seconds,
+    )
     app.state.producer = Producer(settings)
+    app.state.health = HealthCheck(str(settings.database_url), app.state.producer)
     app.state.notifier = Notifier(settings.redis_url)
     app.state.events = EventHub(
-        app.state.sessionmaker, poll_seconds=settings.events_poll, redis_url=settings.redis_url
+        app.state.sessionmaker,
+        poll_seconds=settings.events_poll,
+        redis_url=settings.redis_url,
     )
     install_error_handlers(app)
     install_body_limits(app, settings)
@@ -104,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             public.add(app.swagger_ui_oauth2_redirect_url)
         app.add_middleware(
             RequireToken,
-            sessions=app.state.sessionmaker,
+            gate=app.state.gate,
             public=frozenset(p for p in public if p),
         )
     app.include_router(jobs_router)
@@ -126,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dependencies=[Depends(current_user)],
         responses={401: UNAUTHORIZED_SCHEMA, 503: UNAVAILABLE_SCHEMA},
     )
-    def catalog() -> dict[str, Any]:
+    async def catalog() -> dict[str, Any]:
         """Every dataset, model, optimizer, schedule and regularizer a job may use."""
         return catalog_doc
 
@@ -136,27 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=Health,
         responses={503: {"model": HealthDown, "description": "The database or the broker is down"}},
     )
-    def healthz(producer: ProducerDep) -> JSONResponse:
+    async def healthz() -> JSONResponse:
         """Whether the database and the broker are reachable (200) or not (503)."""
-        checks: dict[str, str] = {}
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:
-            log.warning("health: database unreachable: %s", exc)
-            checks["database"] = "unreachable"
-        try:
-            producer.ping()
-            checks["broker"] = "ok"
-        except Exception as exc:
-            log.warning("health: broker unreachable: %s", exc)
-            checks["broker"] = "unreachable"
-        down = [name for name, state in checks.items() if state != "ok"]
-        if not down:
-            return JSONResponse({"status": "ok", **checks})
-        body = {"status": "unavailable", **checks}
-        body |= error_body(503, "unavailable", f"unreachable: {', '.join(down)}")
-        return JSONResponse(body, status_code=503)
+        return await app.state.health.answer()
 
     return app

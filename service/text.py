@@ -46,3 +46,9 @@ def strip_control(value: str) -> str:
 Label = Annotated[
     str, AfterValidator(check_label), Field(json_schema_extra={"pattern": LABEL_PATTERN})
 ]
+
+
+def safe_filename(name: str) -> str:
+    """``name`` for a Content-Disposition header: only ``[A-Za-z0-9._-]`` (anything else
+    becomes ``_``), at most 100 characters, no leading dots."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100].lstrip(".") or "model"

@@ -6,6 +6,11 @@ would get its malformed JSON judged (422) or its 50 MB upload parsed before the 
 ASGI middleware, the outermost one, checks the token first: a request without a valid
 one is answered 401 from its headers alone, and its body is never read. The user it
 found is left in the request's state for :func:`service.deps.current_user`.
+
+The lookup is one call through the database gate (service/gate.py), like a handler's:
+it waits for its turn on the event loop holding nothing, and its session is closed
+before the route runs, so the request holds no connection when its handler's own call
+waits for a turn.
 """
 
 from __future__ import annotations
@@ -14,14 +19,14 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
 from starlette.datastructures import Headers
 
 from service.auth.models import User
 from service.auth.service import authenticate
-from service.db import session_scope
 from service.errors import ApiError, Unauthorized, api_error_response, database_error_response
+from service.gate import DatabaseGate
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,9 +39,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 USER_STATE = "descent_user"
 
 
-def user_for_authorization(*, session: Session, authorization: str | None) -> User:
-    """The user whose token an ``Authorization`` header carries; :class:`Unauthorized`
-    (with the challenge RFC 6750 asks for) when there is none or it is not valid."""
+def bearer_token(authorization: str | None) -> str:
+    """The token an ``Authorization`` header carries; :class:`Unauthorized` (with the
+    challenge RFC 6750 asks for) when there is none. Needs no database."""
     if not authorization:
         raise Unauthorized(
             "missing API token: send 'Authorization: Bearer <token>' "
@@ -45,7 +50,12 @@ def user_for_authorization(*, session: Session, authorization: str | None) -> Us
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'", invalid_token=True)
-    user = authenticate(session=session, token=token.strip())
+    return token.strip()
+
+
+def user_for_token(*, session: Session, token: str) -> User:
+    """The user ``token`` belongs to; :class:`Unauthorized` when it is not valid."""
+    user = authenticate(session=session, token=token)
     if user is None:
         raise Unauthorized(
             "the API token is invalid, expired or revoked, or its user is disabled",
@@ -54,20 +64,20 @@ def user_for_authorization(*, session: Session, authorization: str | None) -> Us
     return user
 
 
+def user_for_authorization(*, session: Session, authorization: str | None) -> User:
+    """The user whose token an ``Authorization`` header carries; :class:`Unauthorized`
+    when there is none or it is not valid."""
+    return user_for_token(session=session, token=bearer_token(authorization))
+
+
 class RequireToken:
     """Answers 401 to every request but those for ``public`` paths unless it carries a
     valid token; see the module docstring."""
 
-    def __init__(
-        self, app: ASGIApp, *, sessions: sessionmaker[Session], public: frozenset[str]
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, gate: DatabaseGate, public: frozenset[str]) -> None:
         self.app = app
-        self.sessions = sessions
+        self.gate = gate
         self.public = public
-
-    def _user(self, authorization: str | None) -> User:
-        with session_scope(self.sessions) as session:
-            return user_for_authorization(session=session, authorization=authorization)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -77,13 +87,20 @@ class RequireToken:
         if scope["type"] != "http" or path in self.public:
             await self.app(scope, receive, send)
             return
-        authorization = Headers(scope=scope).get("authorization")
         try:
-            user = await run_in_threadpool(self._user, authorization)
-        except ApiError as exc:
+            # A missing or malformed header is refused before any database work.
+            token = bearer_token(Headers(scope=scope).get("authorization"))
+
+            def lookup(session: Session) -> User:
+                return user_for_token(session=session, token=token)
+
+            # No disconnect check here: it would read the body's first message, which the
+            # route has not read yet; the handler's own call checks before its work.
+            user = await self.gate.run(lookup)
+        except ApiError as exc:  # 401, or 503 when the database is too busy
             await api_error_response(exc)(scope, receive, send)
             return
-        except DBAPIError as exc:
+        except (DBAPIError, PoolTimeout) as exc:
             await database_error_response(exc)(scope, receive, send)
             return
         scope.setdefault("state", {})[USER_STATE] = user

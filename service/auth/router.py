@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import Response
+from sqlalchemy.orm import Session
 
 from service.auth import service
 from service.auth.models import ApiToken, User
@@ -18,21 +19,9 @@ from service.auth.schemas import (
     UserRead,
 )
 from service.db import utcnow
-from service.deps import (
-    AdminUser,
-    CurrentUser,
-    Limit,
-    Offset,
-    SessionDep,
-    TokenId,
-    UserId,
-    authenticated_router,
-)
-from service.errors import (
-    CONFLICT_SCHEMA,
-    NOT_FOUND_SCHEMA,
-    TOO_LARGE_SCHEMA,
-)
+from service.deps import AdminUser, CurrentUser, DbDep, TokenId, UserId, authenticated_router
+from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, TOO_LARGE_SCHEMA
+from service.query import Limit, Offset
 
 router = authenticated_router(prefix="/v1", tags=["accounts"])
 #: User management: admins only, 403 for anyone else.
@@ -45,7 +34,7 @@ def _created(row: ApiToken, plain: str) -> TokenCreated:
     )
 
 
-def _mint(session: SessionDep, user: User, body: TokenCreate) -> TokenCreated:
+def _mint(session: Session, user: User, body: TokenCreate) -> TokenCreated:
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     row, plain = service.create_token(
         session=session, user_id=user.id, name=body.name, expires_at=expires
@@ -53,47 +42,60 @@ def _mint(session: SessionDep, user: User, body: TokenCreate) -> TokenCreated:
     return _created(row, plain)
 
 
+def _tokens(session: Session, user_id: str, limit: int, offset: int) -> TokenPage:
+    rows, total = service.list_tokens(session=session, user_id=user_id, limit=limit, offset=offset)
+    items = [TokenRead.model_validate(r) for r in rows]
+    return TokenPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def _set_disabled(session: Session, user_id: str, disabled: bool) -> UserRead:
+    user = service.set_disabled(session=session, user_id=user_id, disabled=disabled)
+    return UserRead.model_validate(user)
+
+
 @router.get("/me", response_model=UserRead)
-def me(user: CurrentUser) -> UserRead:
+async def me(user: CurrentUser) -> UserRead:
     """The user the request's token belongs to."""
     return UserRead.model_validate(user)
 
 
 @router.get("/tokens", response_model=TokenPage)
-def list_my_tokens(
-    user: CurrentUser, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+async def list_my_tokens(
+    user: CurrentUser, db: DbDep, limit: Limit = 50, offset: Offset = 0
 ) -> TokenPage:
     """Your tokens, newest first (prefixes only; a secret is never shown again)."""
-    rows, total = service.list_tokens(session=session, user_id=user.id, limit=limit, offset=offset)
-    items = [TokenRead.model_validate(r) for r in rows]
-    return TokenPage(items=items, total=total, limit=limit, offset=offset)
+    return await db.run(lambda session: _tokens(session, user.id, limit, offset))
 
 
 @router.post(
     "/tokens", status_code=201, response_model=TokenCreated, responses={413: TOO_LARGE_SCHEMA}
 )
-def create_my_token(
-    user: CurrentUser, session: SessionDep, body: TokenCreate | None = None
+async def create_my_token(
+    user: CurrentUser, db: DbDep, body: TokenCreate | None = None
 ) -> TokenCreated:
     """Create a token for yourself; the secret is in this response only."""
-    return _mint(session, user, body or TokenCreate())
+    return await db.run(lambda session: _mint(session, user, body or TokenCreate()))
 
 
 @router.delete("/tokens/{token_id}", status_code=204, responses={404: NOT_FOUND_SCHEMA})
-def revoke_my_token(token_id: TokenId, user: CurrentUser, session: SessionDep) -> Response:
+async def revoke_my_token(token_id: TokenId, user: CurrentUser, db: DbDep) -> Response:
     """Revoke one of your tokens; it is refused from then on."""
-    service.revoke_token(session=session, token_id=token_id, user_id=user.id)
+    await db.run(
+        lambda session: service.revoke_token(session=session, token_id=token_id, user_id=user.id)
+    )
     return Response(status_code=204)
 
 
 @admin.get("", response_model=UserPage)
-def list_users(
-    _: AdminUser, session: SessionDep, limit: Limit = 50, offset: Offset = 0
-) -> UserPage:
+async def list_users(_: AdminUser, db: DbDep, limit: Limit = 50, offset: Offset = 0) -> UserPage:
     """Every user, oldest first (admins only)."""
-    rows, total = service.list_users(session=session, limit=limit, offset=offset)
-    items = [UserRead.model_validate(r) for r in rows]
-    return UserPage(items=items, total=total, limit=limit, offset=offset)
+
+    def work(session: Session) -> UserPage:
+        rows, total = service.list_users(session=session, limit=limit, offset=offset)
+        items = [UserRead.model_validate(r) for r in rows]
+        return UserPage(items=items, total=total, limit=limit, offset=offset)
+
+    return await db.run(work)
 
 
 @admin.post(
@@ -102,17 +104,21 @@ def list_users(
     response_model=UserRead,
     responses={409: CONFLICT_SCHEMA, 413: TOO_LARGE_SCHEMA},
 )
-def create_user(_: AdminUser, session: SessionDep, body: UserCreate) -> UserRead:
+async def create_user(_: AdminUser, db: DbDep, body: UserCreate) -> UserRead:
     """Create a user (admins only); `POST /v1/users/{id}/tokens` gives it a token."""
-    return UserRead.model_validate(
-        service.create_user(session=session, name=body.name, role=body.role)
+    return await db.run(
+        lambda session: UserRead.model_validate(
+            service.create_user(session=session, name=body.name, role=body.role)
+        )
     )
 
 
 @admin.get("/{user_id}", response_model=UserRead, responses={404: NOT_FOUND_SCHEMA})
-def get_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserRead:
+async def get_user(user_id: UserId, _: AdminUser, db: DbDep) -> UserRead:
     """One user (admins only)."""
-    return UserRead.model_validate(service.get_user(session=session, user_id=user_id))
+    return await db.run(
+        lambda session: UserRead.model_validate(service.get_user(session=session, user_id=user_id))
+    )
 
 
 @admin.post(
@@ -120,28 +126,28 @@ def get_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserRead:
     response_model=UserRead,
     responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
 )
-def disable_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserRead:
+async def disable_user(user_id: UserId, _: AdminUser, db: DbDep) -> UserRead:
     """Disable a user: their tokens are refused until enabled (admins only)."""
-    user = service.set_disabled(session=session, user_id=user_id, disabled=True)
-    return UserRead.model_validate(user)
+    return await db.run(lambda session: _set_disabled(session, user_id, True))
 
 
 @admin.post("/{user_id}/enable", response_model=UserRead, responses={404: NOT_FOUND_SCHEMA})
-def enable_user(user_id: UserId, _: AdminUser, session: SessionDep) -> UserRead:
+async def enable_user(user_id: UserId, _: AdminUser, db: DbDep) -> UserRead:
     """Enable a disabled user again (admins only)."""
-    user = service.set_disabled(session=session, user_id=user_id, disabled=False)
-    return UserRead.model_validate(user)
+    return await db.run(lambda session: _set_disabled(session, user_id, False))
 
 
 @admin.get("/{user_id}/tokens", response_model=TokenPage, responses={404: NOT_FOUND_SCHEMA})
-def list_user_tokens(
-    user_id: UserId, _: AdminUser, session: SessionDep, limit: Limit = 50, offset: Offset = 0
+async def list_user_tokens(
+    user_id: UserId, _: AdminUser, db: DbDep, limit: Limit = 50, offset: Offset = 0
 ) -> TokenPage:
     """A user's tokens, newest first (admins only)."""
-    service.get_user(session=session, user_id=user_id)
-    rows, total = service.list_tokens(session=session, user_id=user_id, limit=limit, offset=offset)
-    items = [TokenRead.model_validate(r) for r in rows]
-    return TokenPage(items=items, total=total, limit=limit, offset=offset)
+
+    def work(session: Session) -> TokenPage:
+        service.get_user(session=session, user_id=user_id)  # 404 for an unknown user
+        return _tokens(session, user_id, limit, offset)
+
+    return await db.run(work)
 
 
 @admin.post(
@@ -150,9 +156,13 @@ def list_user_tokens(
     response_model=TokenCreated,
     responses={404: NOT_FOUND_SCHEMA, 413: TOO_LARGE_SCHEMA},
 )
-def create_user_token(
-    user_id: UserId, _: AdminUser, session: SessionDep, body: TokenCreate | None = None
+async def create_user_token(
+    user_id: UserId, _: AdminUser, db: DbDep, body: TokenCreate | None = None
 ) -> TokenCreated:
     """Create a token for a user (admins only); the secret is in this response only."""
-    user = service.get_user(session=session, user_id=user_id)
-    return _mint(session, user, body or TokenCreate())
+
+    def work(session: Session) -> TokenCreated:
+        user = service.get_user(session=session, user_id=user_id)
+        return _mint(session, user, body or TokenCreate())
+
+    return await db.run(work)

@@ -5,18 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import File, Form, UploadFile
+from sqlalchemy.orm import Session
 
 from service.datasets import service
 from service.datasets.schemas import DatasetPage, DatasetRead
-from service.deps import (
-    CurrentUser,
-    DatasetId,
-    Limit,
-    Offset,
-    SessionDep,
-    SettingsDep,
-    authenticated_router,
-)
+from service.deps import CurrentUser, DatasetId, DbDep, SettingsDep, authenticated_router
 from service.errors import (
     BAD_REQUEST_SCHEMA,
     CONFLICT_SCHEMA,
@@ -24,6 +17,7 @@ from service.errors import (
     TOO_LARGE_SCHEMA,
     PayloadTooLarge,
 )
+from service.query import Limit, Offset
 from service.text import Label
 
 router = authenticated_router(prefix="/v1/datasets", tags=["datasets"])
@@ -40,9 +34,9 @@ EXAMPLE_CSV = "x1,x2,label\n" + "".join(
     response_model=DatasetRead,
     responses={400: BAD_REQUEST_SCHEMA, 413: TOO_LARGE_SCHEMA},
 )
-def upload_dataset(
+async def upload_dataset(
     user: CurrentUser,
-    session: SessionDep,
+    db: DbDep,
     settings: SettingsDep,
     file: Annotated[
         UploadFile,
@@ -62,52 +56,67 @@ def upload_dataset(
     name: Annotated[Label | None, Form(max_length=200, examples=["two-kinds"])] = None,
 ) -> DatasetRead:
     """Upload a CSV dataset; numeric features, a target column, one row per sample."""
-    # A plain (threadpool) route: parsing a large file must not block the event loop.
-    data = file.file.read(settings.max_upload_bytes + 1)
-    if len(data) > settings.max_upload_bytes:
-        raise PayloadTooLarge(
-            f"file: the upload is larger than this server's cap of "
-            f"{settings.max_upload_bytes} bytes"
+
+    # Reading and parsing a large file happen in the call's thread, off the event loop;
+    # the session connects only to insert the row, after the parse.
+    def work(session: Session) -> DatasetRead:
+        data = file.file.read(settings.max_upload_bytes + 1)
+        if len(data) > settings.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"file: the upload is larger than this server's cap of "
+                f"{settings.max_upload_bytes} bytes"
+            )
+        row = service.create(
+            session=session,
+            settings=settings,
+            owner=user.id,
+            data=data,
+            filename=file.filename,
+            name=name,
+            target=target,
+            task=task,
         )
-    row = service.create(
-        session=session,
-        settings=settings,
-        owner=user.id,
-        data=data,
-        filename=file.filename,
-        name=name,
-        target=target,
-        task=task,
-    )
-    return DatasetRead.model_validate(row)
+        return DatasetRead.model_validate(row)
+
+    return await db.run(work)
 
 
 @router.get("", response_model=DatasetPage)
-def list_datasets(
-    user: CurrentUser,
-    session: SessionDep,
-    limit: Limit = 50,
-    offset: Offset = 0,
+async def list_datasets(
+    user: CurrentUser, db: DbDep, limit: Limit = 50, offset: Offset = 0
 ) -> DatasetPage:
     """List your uploaded datasets, newest first."""
-    rows, total = service.list_datasets(session=session, owner=user.id, limit=limit, offset=offset)
-    return DatasetPage(
-        items=[DatasetRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+
+    def work(session: Session) -> DatasetPage:
+        rows, total = service.list_datasets(
+            session=session, owner=user.id, limit=limit, offset=offset
+        )
+        items = [DatasetRead.model_validate(r) for r in rows]
+        return DatasetPage(items=items, total=total, limit=limit, offset=offset)
+
+    return await db.run(work)
 
 
 @router.get("/{dataset_id}", response_model=DatasetRead, responses={404: NOT_FOUND_SCHEMA})
-def get_dataset(dataset_id: DatasetId, user: CurrentUser, session: SessionDep) -> DatasetRead:
+async def get_dataset(dataset_id: DatasetId, user: CurrentUser, db: DbDep) -> DatasetRead:
     """One uploaded dataset's description."""
-    row = service.get(session=session, dataset_id=dataset_id, owner=user.id)
-    return DatasetRead.model_validate(row)
+
+    def work(session: Session) -> DatasetRead:
+        row = service.get(session=session, dataset_id=dataset_id, owner=user.id)
+        return DatasetRead.model_validate(row)
+
+    return await db.run(work)
 
 
 @router.delete(
     "/{dataset_id}", status_code=204, responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA}
 )
-def delete_dataset(
-    dataset_id: DatasetId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+async def delete_dataset(
+    dataset_id: DatasetId, user: CurrentUser, db: DbDep, settings: SettingsDep
 ) -> None:
     """Delete a dataset that no queued or running job uses."""
-    service.delete(session=session, settings=settings, dataset_id=dataset_id, owner=user.id)
+
+    def work(session: Session) -> None:
+        service.delete(session=session, settings=settings, dataset_id=dataset_id, owner=user.id)
+
+    await db.run(work)

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.datasets.csv_parse import CsvLimits, DatasetError, parse_csv
 from service.datasets.models import Dataset
-from service.errors import Conflict, Invalid, NotFound
+from service.errors import Conflict, Invalid
 from service.jobs.models import Job, JobStatus
+from service.owned import get_owned
 from service.spec import FieldError
 from service.text import strip_control
 
@@ -110,10 +111,7 @@ def create(
 
 def get(*, session: Session, dataset_id: str, owner: str) -> Dataset:
     """``owner``'s dataset; anyone else's answers exactly as one that does not exist."""
-    row = session.get(Dataset, dataset_id)
-    if row is None or row.owner_id != owner:
-        raise NotFound(f"no dataset with id {dataset_id!r}")
-    return row
+    return get_owned(session, Dataset, dataset_id, owner=owner, what="dataset")
 
 
 def list_datasets(

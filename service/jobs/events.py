@@ -16,8 +16,10 @@ epochs after its cursor, sends them, and sleeps until :class:`EventHub` says the
 have changed. The hub is one per API process, whatever the number of streams: it polls
 the database for all watched jobs in one query, and with Redis it also listens to the
 workers' notifications (:mod:`service.live`), which wake streams at once. Streams are
-coroutines; database reads borrow a thread from the pool for a moment each — there is
-no thread per stream.
+coroutines; each database read (:meth:`EventHub.read`) waits its turn on the event loop
+for one of the few threads and connections kept for streams, uses it for a moment and
+gives it back — there is no thread per stream, and no stream read competes with
+requests for theirs (service/gate.py).
 
 Reading the job row before the epochs is what makes the end exact: a job is marked ended
 only after its last epoch was committed, so epochs read after an ended row are all of
@@ -35,17 +37,19 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.gate import STREAM_CONNECTIONS, LoopLimiter
 from service.jobs.models import EpochMetric, Job, JobStatus
 from service.live import CHANNEL_PATTERN, job_of
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Sent first: how long a browser's EventSource waits before reconnecting (ms).
 RETRY_MS = 2000
@@ -130,9 +134,17 @@ class EventHub:
     """
 
     def __init__(
-        self, sessions: sessionmaker[Session], *, poll_seconds: float, redis_url: str | None
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        poll_seconds: float,
+        redis_url: str | None,
+        connections: int = STREAM_CONNECTIONS,
     ) -> None:
         self.sessions = sessions
+        #: The streams' reads and the poll take turns on ``connections`` threads, each
+        #: with a connection of the pool set aside for them.
+        self._readers = LoopLimiter(connections)
         self.poll_seconds = poll_seconds
         self.redis_url = redis_url
         self._watchers: dict[str, set[asyncio.Event]] = {}
@@ -176,6 +188,11 @@ class EventHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(self.sessions, *args)`` in a thread once one of the streams' is free (the
+        wait is on the event loop, holding nothing); ``fn`` opens and closes its session."""
+        return await anyio.to_thread.run_sync(fn, self.sessions, *args, limiter=self._readers())
 
     def add_source(self, name: str, read: VersionReader) -> None:
         """Let streams watch keys of another kind than jobs: the poll reads the versions
@@ -225,7 +242,7 @@ class EventHub:
                 groups: dict[str, list[str]] = {}
                 for key in ids:
                     groups.setdefault(self._source_of.get(key, "job"), []).append(key)
-                versions = await anyio.to_thread.run_sync(self._read_versions, groups)
+                versions = await self.read(self._read_versions, groups)
             except Exception as exc:  # the database is down: streams wait, then go on
                 log.warning("events: cannot poll the database: %s", exc)
                 continue
@@ -235,11 +252,13 @@ class EventHub:
                     self._versions[job_id] = version
                     self.wake(job_id)
 
-    def _read_versions(self, groups: dict[str, list[str]]) -> dict[str, tuple]:
+    def _read_versions(
+        self, sessions: sessionmaker[Session], groups: dict[str, list[str]]
+    ) -> dict[str, tuple]:
         out: dict[str, tuple] = {}
         for source, some in groups.items():
             read = _versions if source == "job" else self._sources[source]
-            out.update(read(self.sessions, some))
+            out.update(read(sessions, some))
         return out
 
     async def _listen_forever(self) -> None:
@@ -322,7 +341,7 @@ async def job_events(
     async with hub.watch(job_id) as changed:
         while True:
             changed.clear()
-            snap = await anyio.to_thread.run_sync(read_snapshot, hub.sessions, job_id, cursor)
+            snap = await hub.read(read_snapshot, job_id, cursor)
             job = snap.job
             if job is None:
                 return  # deleted while streaming

@@ -2,11 +2,12 @@
 lease and fence protocol makes to it — as one named function.
 
 Each function is a conditional ``UPDATE jobs`` (two for ``fail_lost`` and
-``stop_trials``) in the caller's session that returns whether it took effect; when it does not, the row is exactly as it was. The condition is
-the whole rule: a function never trusts what its caller read a moment earlier, so two
-processes racing for one job cannot both win. ``TRANSITIONS`` lists every allowed
-(from → to) pair; a contract test (tests/service/jobs/test_lifecycle.py) applies each
-function to a job in each status, on SQLite and PostgreSQL, and the docs print the table.
+``stop_trials``) in the caller's session that returns whether it took effect; when it
+does not, the row is exactly as it was. The condition is the whole rule: a function
+never trusts what its caller read a moment earlier, so two processes racing for one job
+cannot both win. ``TRANSITIONS`` lists every allowed (from → to) pair; a contract test
+(tests/service/jobs/test_lifecycle.py) applies each function to a job in each status, on
+SQLite and PostgreSQL, and the docs print the table.
 
 Nothing here commits: a transition is one statement of a transaction its caller owns,
 because what must happen atomically with it is the caller's business. A worker's fenced

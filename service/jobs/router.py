@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-from collections.abc import Iterable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Body, Depends, Query, Request, Response
+from fastapi import Body, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from sqlalchemy.orm import Session
 
 from service.deps import (
-    MAX_QUERY_INT,
     CurrentUser,
+    DbDep,
     JobId,
-    Limit,
     NotifierDep,
-    Offset,
     ProducerDep,
     ResumeAfter,
-    SessionDep,
     SettingsDep,
     authenticated_router,
 )
@@ -42,23 +39,12 @@ from service.jobs.schemas import (
     MetricsRead,
     ResultRead,
 )
+from service.query import MAX_QUERY_INT, Limit, Offset, comma_list_pattern, split_list
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names
+from service.text import safe_filename
 
 router = authenticated_router(prefix="/v1/jobs", tags=["jobs"])
-
-
-def comma_list_pattern(items: Iterable[str]) -> str:
-    """The regular expression of what :func:`split_list` accepts: ``items`` separated by
-    commas, with spaces around them and empty items allowed."""
-    one = "|".join(re.escape(i) for i in items)
-    item = rf" *(?:{one})? *"
-    return rf"^{item}(?:,{item})*$"
-
-
-def split_list(value: str | None) -> list[str]:
-    """``"running, queued"`` → ``["running", "queued"]``; empty items are dropped."""
-    return [part.strip(" ") for part in value.split(",") if part.strip(" ")] if value else []
 
 
 #: Every metric name some task records (which ones a job has depends on its task).
@@ -66,14 +52,6 @@ ALL_METRICS = list(
     dict.fromkeys(n for task in TASK_METRICS for kind in JobKind for n in metric_names(task, kind))
 )
 SORT_KEYS = [*service.SORTABLE, *(f"-{k}" for k in service.SORTABLE)]
-
-
-def valid_job(job_id: JobId, session: SessionDep, user: CurrentUser) -> Job:
-    """The caller's job ``job_id``; 404 for a missing id and for anyone else's job alike."""
-    return service.get(session=session, job_id=job_id, owner=user.id)
-
-
-JobDep = Annotated[Job, Depends(valid_job)]
 
 
 def auto_lr_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -122,11 +100,11 @@ def to_read(job: Job, request: Request) -> JobRead:
         413: TOO_LARGE_SCHEMA,
     },
 )
-def create_job(
+async def create_job(
     request: Request,
     response: Response,
     user: CurrentUser,
-    session: SessionDep,
+    db: DbDep,
     settings: SettingsDep,
     producer: ProducerDep,
     spec: Annotated[
@@ -143,19 +121,23 @@ def create_job(
     ],
 ) -> JobRead:
     """Submit a training job; it is queued for a worker and answered with 202."""
-    job = service.create(
-        session=session, settings=settings, producer=producer, spec=spec, owner=user.id
-    )
-    out = to_read(job, request)
+
+    def work(session: Session) -> JobRead:
+        job = service.create(
+            session=session, settings=settings, producer=producer, spec=spec, owner=user.id
+        )
+        return to_read(job, request)
+
+    out = await db.run(work)
     response.headers["Location"] = out.links["self"]
     return out
 
 
 @router.get("", response_model=JobPage)
-def list_jobs(
+async def list_jobs(
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
+    db: DbDep,
     # The allowed values are documented here and checked by the service, whose 422 names
     # the offending item and lists the allowed ones.
     status: Annotated[
@@ -184,24 +166,31 @@ def list_jobs(
     offset: Offset = 0,
 ) -> JobPage:
     """List your jobs, newest first, filtered by status and kind."""
-    rows, total = service.list_jobs(
-        session=session,
-        owner=user.id,
-        statuses=split_list(status),
-        kinds=split_list(kind),
-        sort=sort,
-        limit=limit,
-        offset=offset,
-    )
-    return JobPage(
-        items=[to_read(j, request) for j in rows], total=total, limit=limit, offset=offset
-    )
+
+    def work(session: Session) -> JobPage:
+        rows, total = service.list_jobs(
+            session=session,
+            owner=user.id,
+            statuses=split_list(status),
+            kinds=split_list(kind),
+            sort=sort,
+            limit=limit,
+            offset=offset,
+        )
+        items = [to_read(j, request) for j in rows]
+        return JobPage(items=items, total=total, limit=limit, offset=offset)
+
+    return await db.run(work)
 
 
 @router.get("/{job_id}", response_model=JobRead, responses={404: NOT_FOUND_SCHEMA})
-def get_job(job: JobDep, request: Request) -> JobRead:
+async def get_job(job_id: JobId, user: CurrentUser, db: DbDep, request: Request) -> JobRead:
     """One job: its status, timestamps, spec and final metrics."""
-    return to_read(job, request)
+
+    def work(session: Session) -> JobRead:
+        return to_read(service.get(session=session, job_id=job_id, owner=user.id), request)
+
+    return await db.run(work)
 
 
 @router.post(
@@ -210,12 +199,16 @@ def get_job(job: JobDep, request: Request) -> JobRead:
     response_model=JobRead,
     responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
 )
-def cancel_job(
-    job: JobDep, user: CurrentUser, request: Request, session: SessionDep, notifier: NotifierDep
+async def cancel_job(
+    job_id: JobId, user: CurrentUser, request: Request, db: DbDep, notifier: NotifierDep
 ) -> JobRead:
     """Cancel a job: a queued one never starts, a running one stops at the next batch."""
-    job = service.cancel(session=session, notifier=notifier, job_id=job.id, owner=user.id)
-    return to_read(job, request)
+
+    def work(session: Session) -> JobRead:
+        job = service.cancel(session=session, notifier=notifier, job_id=job_id, owner=user.id)
+        return to_read(job, request)
+
+    return await db.run(work)
 
 
 @router.get(
@@ -223,19 +216,29 @@ def cancel_job(
     response_model=ResultRead,
     responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
 )
-def job_result(job: JobDep, session: SessionDep) -> ResultRead:
+async def job_result(job_id: JobId, user: CurrentUser, db: DbDep) -> ResultRead:
     """What a lab job found: a range test's curve and suggestions, a landscape's line and
     grid; for a training job with `"auto"` rates, the range test's choice. 409 while
     there is nothing yet (the job is queued or running, or ended without a result)."""
-    return ResultRead.model_validate(service.result(session=session, job=job))
+
+    def work(session: Session) -> ResultRead:
+        job = service.get(session=session, job_id=job_id, owner=user.id)
+        return ResultRead.model_validate(service.result(session=session, job=job))
+
+    return await db.run(work)
 
 
 @router.get(
     "/{job_id}/attempts", response_model=list[AttemptRead], responses={404: NOT_FOUND_SCHEMA}
 )
-def job_attempts(job: JobDep, session: SessionDep) -> list[AttemptRead]:
+async def job_attempts(job_id: JobId, user: CurrentUser, db: DbDep) -> list[AttemptRead]:
     """Each attempt at the job: its worker, the epoch it resumed from, how it ended."""
-    return [AttemptRead.model_validate(a) for a in service.attempts(session=session, job=job)]
+
+    def work(session: Session) -> list[AttemptRead]:
+        job = service.get(session=session, job_id=job_id, owner=user.id)
+        return [AttemptRead.model_validate(a) for a in service.attempts(session=session, job=job)]
+
+    return await db.run(work)
 
 
 EVENTS_DOC = """\
@@ -265,13 +268,23 @@ A quiet stream gets a `: keep-alive` comment every 15 s. A stream lasts at most 
     },
 )
 async def job_events(
-    job: JobDep, after: ResumeAfter, request: Request, settings: SettingsDep
+    job_id: JobId,
+    user: CurrentUser,
+    db: DbDep,
+    after: ResumeAfter,
+    request: Request,
+    settings: SettingsDep,
 ) -> StreamingResponse:
     """Follow a job live: its epochs and status changes as server-sent events."""
+
+    def work(session: Session) -> int:
+        return service.total_rows(service.get(session=session, job_id=job_id, owner=user.id).spec)
+
+    epochs = await db.run(work)  # the stream's own reads take turns of their own
     stream = events.job_events(
         request.app.state.events,
-        job_id=job.id,
-        epochs=service.total_rows(job.spec),
+        job_id=job_id,
+        epochs=epochs,
         after=after,
         heartbeat_seconds=settings.events_heartbeat_seconds,
         max_seconds=settings.events_max_seconds,
@@ -287,9 +300,10 @@ async def job_events(
         200: {"content": {"text/csv": {"example": "epoch,train_loss,val_loss\n1,0.9,0.7\n"}}},
     },
 )
-def job_metrics(
-    job: JobDep,
-    session: SessionDep,
+async def job_metrics(
+    job_id: JobId,
+    user: CurrentUser,
+    db: DbDep,
     names: Annotated[
         str | None,
         Query(
@@ -303,17 +317,25 @@ def job_metrics(
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> MetricsRead | PlainTextResponse:
     """Per-epoch metrics, as recorded at the end of each epoch (JSON or `?format=csv`)."""
-    wanted = split_list(names)
-    columns, rows = service.metrics(
-        session=session, job=job, names=wanted, epoch_from=epoch_from, epoch_to=epoch_to
-    )
-    if format == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return PlainTextResponse(buf.getvalue(), media_type="text/csv")
-    return MetricsRead(job_id=job.id, status=job.status, names=columns, epochs=rows)
+
+    def work(session: Session) -> MetricsRead | PlainTextResponse:
+        job = service.get(session=session, job_id=job_id, owner=user.id)
+        columns, rows = service.metrics(
+            session=session,
+            job=job,
+            names=split_list(names),
+            epoch_from=epoch_from,
+            epoch_to=epoch_to,
+        )
+        if format == "csv":
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            return PlainTextResponse(buf.getvalue(), media_type="text/csv")
+        return MetricsRead(job_id=job.id, status=job.status, names=columns, epochs=rows)
+
+    return await db.run(work)
 
 
 @router.get(
@@ -332,21 +354,20 @@ def job_metrics(
         409: CONFLICT_SCHEMA,
     },
 )
-def job_model(job: JobDep, settings: SettingsDep) -> FileResponse:
+async def job_model(
+    job_id: JobId, user: CurrentUser, db: DbDep, settings: SettingsDep
+) -> FileResponse:
     """Download the trained weights (a state dict) of a succeeded job."""
-    if job.status != JobStatus.SUCCEEDED:
-        raise Conflict(f"job {job.id} is {job.status}; weights are kept for succeeded jobs")
-    path = settings.jobs_dir / job.id / "model.pt"
-    if not job.has_model or not path.is_file():
-        raise NotFound(f"the weights of job {job.id} are missing from the artifact store")
-    return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        filename=f"{safe_filename(job.name)}-{job.id[:8]}.pt",
-    )
 
+    def work(session: Session) -> tuple[Path, str]:
+        job = service.get(session=session, job_id=job_id, owner=user.id)
+        if job.status != JobStatus.SUCCEEDED:
+            raise Conflict(f"job {job.id} is {job.status}; weights are kept for succeeded jobs")
+        path = settings.jobs_dir / job.id / "model.pt"
+        if not job.has_model or not path.is_file():
+            raise NotFound(f"the weights of job {job.id} are missing from the artifact store")
+        return path, f"{safe_filename(job.name)}-{job.id[:8]}.pt"
 
-def safe_filename(name: str) -> str:
-    """``name`` for a Content-Disposition header: only ``[A-Za-z0-9._-]`` (anything else
-    becomes ``_``), at most 100 characters, no leading dots."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:100].lstrip(".") or "model"
+    # The file is sent after the call: no connection is held while it streams.
+    path, filename = await db.run(work)
+    return FileResponse(path, media_type="application/octet-stream", filename=filename)

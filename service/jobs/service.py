@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.datasets.models import Dataset
 from service.db import utcnow
-from service.errors import Conflict, Invalid, NotFound, Unavailable
+from service.errors import Conflict, Invalid, Unavailable
 from service.jobs import lifecycle
 from service.jobs.models import EpochMetric, Job, JobAttempt, JobKind, JobStatus
 from service.live import Notifier
+from service.owned import get_owned
 from service.queue import Producer
 from service.spec import (
     DatasetShape,
@@ -193,11 +194,8 @@ def attempts(*, session: Session, job: Job) -> list[JobAttempt]:
 
 
 def get(*, session: Session, job_id: str, owner: str) -> Job:
-    """``owner``'s job; anyone else's answers exactly as a job that does not exist."""
-    job = session.get(Job, job_id)
-    if job is None or job.owner_id != owner:
-        raise NotFound(f"no job with id {job_id!r}")
-    return job
+    """``owner``'s job; anyone else's answers exactly as one that does not exist."""
+    return get_owned(session, Job, job_id, owner=owner, what="job")
 
 
 def list_jobs(

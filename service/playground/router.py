@@ -15,8 +15,9 @@ from typing import Annotated, Literal
 import anyio
 from fastapi import Body, Query, Response
 
-from service.deps import LoopLimiter, SessionDep, SettingsDep, authenticated_router
+from service.deps import SettingsDep, authenticated_router
 from service.errors import TOO_LARGE_SCHEMA, error_schema
+from service.gate import LoopLimiter
 from service.playground.plot import render_playground
 from service.playground.run import run_playground
 from service.playground.schemas import (
@@ -108,7 +109,6 @@ the API runs, the answer is a 503.
     },
 )
 async def playground(
-    session: SessionDep,
     settings: SettingsDep,
     req: Annotated[PlaygroundRequest, Body(openapi_examples=_EXAMPLES)],
     fmt: Annotated[
@@ -126,7 +126,6 @@ async def playground(
     errors = check_request(req, settings.playground_max_steps)
     if errors:
         raise SpecError(errors)
-    session.commit()  # no database connection held while computing (DESCENT_AUTH=none)
     content = await anyio.to_thread.run_sync(_answer, req, fmt, limiter=_limiter())
     headers: dict[str, str] = {}
     if fmt != "json":

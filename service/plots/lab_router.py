@@ -1,8 +1,8 @@
 """HTTP routes for a lab job's charts: ``GET /v1/jobs/{id}/plots/{view}.{png|svg}``.
 
-As in :mod:`service.plots.router`: loading runs in a dependency (a plain ``def``, in
-Starlette's thread pool) that ends the session's transaction before drawing starts, and
-drawing runs in a thread of its own under the same cap on concurrent renders.
+As in :mod:`service.plots.router`: loading is a dependency's one call through the
+database gate, which ends before drawing starts, and drawing runs in a thread of its own
+under the same cap on concurrent renders.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Response
+from sqlalchemy.orm import Session
 
-from service.deps import CurrentUser, JobId, SessionDep, authenticated_router
+from service.deps import CurrentUser, DbDep, JobId, authenticated_router
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, Conflict, Invalid
 from service.jobs import service as job_service
 from service.jobs.models import JobStatus
-from service.jobs.router import safe_filename
 from service.plots.lab import (
     render_interpolation,
     render_landscape_contour,
@@ -27,6 +27,7 @@ from service.plots.lab import (
 from service.plots.render import FORMATS, MEDIA_TYPES, Format
 from service.plots.router import DONE_CACHE, LIVE_CACHE, _image
 from service.spec import FieldError
+from service.text import safe_filename
 
 router = authenticated_router(prefix="/v1/jobs", tags=["plots"])
 
@@ -76,34 +77,37 @@ def _choose(name: str, value: str, allowed: list[str] | tuple[str, ...]) -> None
         )
 
 
-def lab_plot(
-    job_id: JobId, view: ViewPath, fmt: FormatPath, session: SessionDep, user: CurrentUser
+async def lab_plot(
+    job_id: JobId, view: ViewPath, fmt: FormatPath, user: CurrentUser, db: DbDep
 ) -> Prepared:
     """The caller's job ``job_id``'s result, as chart ``view`` draws it."""
     _choose("view", view, list(VIEWS))
     _choose("format", fmt, FORMATS)
-    job = job_service.get(session=session, job_id=job_id, owner=user.id)
-    wanted = VIEWS[view]
-    auto = job.kind == "train" and view == "range_test"
-    if job.kind != wanted and not auto:
-        raise Conflict(
-            f"job {job.id} is a {job.kind} job: {view} is drawn for {wanted} jobs"
-            + ("; its learning curves are at …/plot.png" if job.kind == "train" else ""),
-            code="nothing_to_plot",
-        )
-    found = job_service.result(session=session, job=job)["result"]  # 409 while none
-    if auto:
-        record = found.get("auto_lr") or {}
-        found = {**record, "curve": record.get("curve") or {}}
-    session.commit()  # end the read transaction: no connection held while drawing
-    render: Callable[[dict[str, Any], Format], bytes] = {
-        "range_test": _range_test,
-        "interpolation": render_interpolation,
-        "contour": render_landscape_contour,
-        "surface": render_landscape_surface,
-    }[view]
-    live = job.status not in JobStatus.TERMINAL
-    return Prepared(found, render, live, f"{job.name}-{view}")
+
+    def work(session: Session) -> Prepared:
+        job = job_service.get(session=session, job_id=job_id, owner=user.id)
+        wanted = VIEWS[view]
+        auto = job.kind == "train" and view == "range_test"
+        if job.kind != wanted and not auto:
+            raise Conflict(
+                f"job {job.id} is a {job.kind} job: {view} is drawn for {wanted} jobs"
+                + ("; its learning curves are at …/plot.png" if job.kind == "train" else ""),
+                code="nothing_to_plot",
+            )
+        found = job_service.result(session=session, job=job)["result"]  # 409 while none
+        if auto:
+            record = found.get("auto_lr") or {}
+            found = {**record, "curve": record.get("curve") or {}}
+        render: Callable[[dict[str, Any], Format], bytes] = {
+            "range_test": _range_test,
+            "interpolation": render_interpolation,
+            "contour": render_landscape_contour,
+            "surface": render_landscape_surface,
+        }[view]
+        live = job.status not in JobStatus.TERMINAL
+        return Prepared(found, render, live, f"{job.name}-{view}")
+
+    return await db.run(work)
 
 
 def _range_test(data: dict[str, Any], fmt: Format) -> bytes:

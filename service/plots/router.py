@@ -1,10 +1,10 @@
 """HTTP routes for plots: a job's learning curves, and one metric of several jobs.
 
-Loading runs in a dependency (a plain ``def``: Starlette's thread pool), which ends the
-session's transaction before drawing starts, so no database connection is held while
-matplotlib works. Drawing runs in a thread of its own, at most ``RENDER_CONCURRENCY`` at
-once: a burst of plot requests waits on the event loop for its turn, holding no thread
-of the pool that every other route shares.
+Loading is a dependency's one call through the database gate (service/gate.py), which
+ends before drawing starts, so no database connection is held while matplotlib works.
+Drawing runs in a thread of its own, at most ``RENDER_CONCURRENCY`` at once: a burst of
+plot requests waits on the event loop for its turn, holding no thread of the pool that
+every other route shares.
 """
 
 from __future__ import annotations
@@ -15,18 +15,12 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, Query, Response
+from sqlalchemy.orm import Session
 
-from service.deps import (
-    UUID_PATTERN,
-    CurrentUser,
-    JobId,
-    LoopLimiter,
-    SessionDep,
-    authenticated_router,
-)
+from service.deps import UUID_PATTERN, CurrentUser, DbDep, JobId, authenticated_router
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, Conflict, Invalid
+from service.gate import LoopLimiter
 from service.jobs import service as job_service
-from service.jobs.router import comma_list_pattern, safe_filename, split_list
 from service.plots.curves import (
     ALL_PLOTTABLE,
     LOG_WORDS,
@@ -42,7 +36,9 @@ from service.plots.curves import (
 )
 from service.plots.labels import spec_labels
 from service.plots.render import MEDIA_TYPES, Format, render_compare, render_curves
+from service.query import comma_list_pattern, split_list
 from service.spec import FieldError
+from service.text import safe_filename
 
 router = authenticated_router(prefix="/v1", tags=["plots"])
 
@@ -108,39 +104,41 @@ LogQuery = Annotated[
 ]
 
 
-def job_curves(
+async def job_curves(
     job_id: JobId,
-    session: SessionDep,
     user: CurrentUser,
+    db: DbDep,
     metrics: MetricsQuery = None,
     log: LogQuery = None,
 ) -> CurvesPlot:
     """The caller's job ``job_id`` and its epochs, as the panels to draw."""
-    job = job_service.get(session=session, job_id=job_id, owner=user.id)
-    if job.kind != "train":
-        view = "range_test" if job.kind == "lr_range_test" else "contour"
-        raise Conflict(
-            f"job {job.id} is a {job.kind} job, without learning curves: its charts are at "
-            f"/v1/jobs/{job.id}/plots/{view}.png",
-            code="nothing_to_plot",
+
+    def work(session: Session) -> CurvesPlot:
+        job = job_service.get(session=session, job_id=job_id, owner=user.id)
+        if job.kind != "train":
+            view = "range_test" if job.kind == "lr_range_test" else "contour"
+            raise Conflict(
+                f"job {job.id} is a {job.kind} job, without learning curves: its charts are "
+                f"at /v1/jobs/{job.id}/plots/{view}.png",
+                code="nothing_to_plot",
+            )
+        chosen = choose_metrics(job.task, split_list(metrics))
+        log_panels = choose_log(split_list(log), chosen)
+        _, rows = job_service.metrics(
+            session=session, job=job, names=chosen, epoch_from=None, epoch_to=None
         )
-    chosen = choose_metrics(job.task, split_list(metrics))
-    log_panels = choose_log(split_list(log), chosen)
-    _, rows = job_service.metrics(
-        session=session, job=job, names=chosen, epoch_from=None, epoch_to=None
-    )
-    plot = curves_plot(
-        name=job.name,
-        job_id=job.id,
-        status=job.status,
-        planned_epochs=int(job.spec.get("training", {}).get("epochs") or 1),
-        best_epoch=job.best_epoch,
-        rows=rows,
-        metrics=chosen,
-        log=log_panels,
-    )
-    session.commit()  # end the read transaction: no connection held while drawing
-    return plot
+        return curves_plot(
+            name=job.name,
+            job_id=job.id,
+            status=job.status,
+            planned_epochs=int(job.spec.get("training", {}).get("epochs") or 1),
+            best_epoch=job.best_epoch,
+            rows=rows,
+            metrics=chosen,
+            log=log_panels,
+        )
+
+    return await db.run(work)
 
 
 CurvesDep = Annotated[CurvesPlot, Depends(job_curves)]
@@ -213,9 +211,9 @@ def parse_job_ids(value: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def compared(
-    session: SessionDep,
+async def compared(
     user: CurrentUser,
+    db: DbDep,
     jobs: JobsQuery,
     metric: MetricQuery = "val_loss",
     log: CompareLogQuery = False,
@@ -223,26 +221,30 @@ def compared(
     """The caller's jobs named by ``jobs``, labelled by what differs between their specs."""
     ids = parse_job_ids(jobs)
     check_compare_metric(metric)
-    # Any id that is not the caller's answers as a missing one, whoever owns it.
-    rows = [job_service.get(session=session, job_id=job_id, owner=user.id) for job_id in ids]
-    check_compare_metric(metric, [job.task for job in rows])
-    series = []
-    for job in rows:
-        records = metric in plottable(job.task)
-        _, epochs = (
-            job_service.metrics(
-                session=session, job=job, names=[metric], epoch_from=None, epoch_to=None
+
+    def work(session: Session) -> ComparePlot:
+        # Any id that is not the caller's answers as a missing one, whoever owns it.
+        rows = [job_service.get(session=session, job_id=job_id, owner=user.id) for job_id in ids]
+        check_compare_metric(metric, [job.task for job in rows])
+        series = []
+        for job in rows:
+            records = metric in plottable(job.task)
+            _, epochs = (
+                job_service.metrics(
+                    session=session, job=job, names=[metric], epoch_from=None, epoch_to=None
+                )
+                if records
+                else ([], [])
             )
-            if records
-            else ([], [])
+            series.append(CompareJob(job.id, job.task, job.status, epochs))
+        labels = spec_labels(
+            [job.spec for job in rows],
+            names=[job.name for job in rows],
+            ids=[job.id for job in rows],
         )
-        series.append(CompareJob(job.id, job.task, job.status, epochs))
-    labels = spec_labels(
-        [job.spec for job in rows], names=[job.name for job in rows], ids=[job.id for job in rows]
-    )
-    plot = compare_plot(jobs=series, labels=labels, metric=metric, log=log)
-    session.commit()  # end the read transaction: no connection held while drawing
-    return plot
+        return compare_plot(jobs=series, labels=labels, metric=metric, log=log)
+
+    return await db.run(work)
 
 
 CompareDep = Annotated[ComparePlot, Depends(compared)]

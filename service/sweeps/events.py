@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import anyio.to_thread
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -382,13 +381,11 @@ async def sweep_events(
             changed.clear()
             read = functools.partial(
                 read_snapshot,
-                hub.sessions,
-                sweep_id,
                 after=cursor,
                 jobs_from=known.jobs_from(),
                 trials_from=known.trials_from(),
             )
-            snap = await anyio.to_thread.run_sync(read)
+            snap = await hub.read(read, sweep_id)
             if snap.sweep is None:
                 return  # deleted while streaming
             fresh = known.update(snap)

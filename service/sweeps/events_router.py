@@ -2,33 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from service.deps import (
     CurrentUser,
+    DbDep,
     ResumeAfter,
-    SessionDep,
     SettingsDep,
     SweepId,
     authenticated_router,
 )
-from service.errors import NOT_FOUND_SCHEMA, NotFound
+from service.errors import NOT_FOUND_SCHEMA
 from service.jobs.events import event_stream
-from service.sweeps import events
-from service.sweeps.models import Sweep
+from service.sweeps import events, service
 
 router = authenticated_router(prefix="/v1/sweeps", tags=["sweeps"])
 
 
-def sweep_objective(sweep_id: SweepId, session: SessionDep, user: CurrentUser) -> dict[str, Any]:
-    """The objective of the caller's sweep ``sweep_id`` (a sync dependency: the lookup
-    runs in a thread); 404 for a missing id and for anyone else's sweep alike."""
-    sweep = session.get(Sweep, sweep_id)
-    if sweep is None or sweep.owner_id != user.id:
-        raise NotFound(f"no sweep with id {sweep_id!r}")
+def sweep_objective(session: Session, sweep_id: str, owner: str) -> dict[str, Any]:
+    """The objective of ``owner``'s sweep ``sweep_id``; 404 for a missing id and for
+    anyone else's sweep alike."""
+    sweep = service.get(session=session, sweep_id=sweep_id, owner=owner)
     return dict((sweep.spec or {}).get("objective") or {})
 
 
@@ -65,12 +63,15 @@ sweep and its jobs are sent again as they are then).
 )
 async def sweep_events(
     sweep_id: SweepId,
-    objective: Annotated[dict[str, Any], Depends(sweep_objective)],
+    user: CurrentUser,
+    db: DbDep,
     after: ResumeAfter,
     request: Request,
     settings: SettingsDep,
 ) -> StreamingResponse:
     """Follow a sweep live: its trials starting, their epochs, prunes and completions."""
+    # The stream's own reads take turns of their own (EventHub.read).
+    objective = await db.run(lambda session: sweep_objective(session, sweep_id, user.id))
     stream = events.sweep_events(
         request.app.state.events,
         sweep_id=sweep_id,

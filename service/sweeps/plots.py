@@ -1,8 +1,8 @@
 """HTTP routes for a sweep's plots: ``GET /v1/sweeps/{id}/plots/{kind}.{png|svg}``.
 
-As in :mod:`service.plots.router`: loading runs in a dependency (a plain ``def``, in
-Starlette's thread pool) that ends the session's transaction before drawing starts, and
-drawing runs in a thread of its own under the same cap on concurrent renders. The
+As in :mod:`service.plots.router`: loading is a dependency's one call through the
+database gate, which ends before drawing starts, and drawing runs in a thread of its own
+under the same cap on concurrent renders. The
 importance plot's fANOVA (Optuna and scikit-learn, imported then) is computed in that
 render thread too.
 """
@@ -18,10 +18,9 @@ from fastapi import Depends, Path, Query, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.deps import CurrentUser, SessionDep, SweepId, authenticated_router
+from service.deps import CurrentUser, DbDep, SweepId, authenticated_router
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, Conflict, Invalid
 from service.jobs.models import EpochMetric, Job
-from service.jobs.router import safe_filename
 from service.plots.curves import ALL_PLOTTABLE, plottable
 from service.plots.render import FORMATS, MEDIA_TYPES, Format
 from service.plots.router import DONE_CACHE, LIVE_CACHE, _image
@@ -49,6 +48,7 @@ from service.sweeps import service as sweep_service
 from service.sweeps.driver import load_trials
 from service.sweeps.models import Sweep, SweepKind, SweepStatus
 from service.sweeps.study import TrialRow
+from service.text import safe_filename
 
 router = authenticated_router(prefix="/v1/sweeps", tags=["sweeps"])
 
@@ -186,12 +186,12 @@ def _comparison(
     return comparison_plot(info, configs, metric, band, total=len(trials))
 
 
-def sweep_plot(
+async def sweep_plot(
     sweep_id: SweepId,
     kind: KindPath,
     fmt: FormatPath,
-    session: SessionDep,
     user: CurrentUser,
+    db: DbDep,
     metric: MetricQuery = None,
     band: BandQuery = "ci95",
 ) -> Prepared:
@@ -201,34 +201,37 @@ def sweep_plot(
     _choose("band", band, BANDS, "band")
     if metric is not None:
         _choose("metric", metric, ALL_PLOTTABLE, "metric")
-    sweep = sweep_service.get(session=session, sweep_id=sweep_id, owner=user.id)
-    info = _info(sweep)
-    if metric is not None and metric not in plottable(sweep.task):
-        raise Invalid(
-            f"metric: a {sweep.task} sweep records no metric {metric!r}",
-            fields=[FieldError("metric", f"unknown metric {metric!r}", plottable(sweep.task))],
-        )
-    trials = load_trials(session, sweep.id)
-    infos = [trial_info(t, _label(sweep, t)) for t in trials]
-    render: Callable[[Any, Format], bytes]
-    if kind == "history":
-        plot: Any = history_plot(info, infos)
-        render = render_history
-    elif kind == "parallel":
-        plot, render = parallel_plot(info, infos), render_parallel
-    elif kind == "intermediate":
-        plot, render = intermediate_plot(info, infos), render_intermediate
-    elif kind == "comparison":
-        plot = _comparison(session, sweep, info, trials, infos, metric or info.metric, band)
-        render = render_comparison
-    else:
-        # Checks that need no Optuna (a comparison, < 2 complete trials) answer 409 here;
-        # the fANOVA itself runs with the drawing, off the request's thread pool.
-        plot = _ImportanceInput(sweep, trials, info)
-        _importance_precheck(sweep, trials)
-        render = _render_importance
-    session.commit()  # end the read transaction: no connection held while drawing
-    return Prepared(plot, render, info.live, plot_filename(info, kind))
+
+    def work(session: Session) -> Prepared:
+        sweep = sweep_service.get(session=session, sweep_id=sweep_id, owner=user.id)
+        info = _info(sweep)
+        if metric is not None and metric not in plottable(sweep.task):
+            raise Invalid(
+                f"metric: a {sweep.task} sweep records no metric {metric!r}",
+                fields=[FieldError("metric", f"unknown metric {metric!r}", plottable(sweep.task))],
+            )
+        trials = load_trials(session, sweep.id)
+        infos = [trial_info(t, _label(sweep, t)) for t in trials]
+        render: Callable[[Any, Format], bytes]
+        if kind == "history":
+            plot: Any = history_plot(info, infos)
+            render = render_history
+        elif kind == "parallel":
+            plot, render = parallel_plot(info, infos), render_parallel
+        elif kind == "intermediate":
+            plot, render = intermediate_plot(info, infos), render_intermediate
+        elif kind == "comparison":
+            plot = _comparison(session, sweep, info, trials, infos, metric or info.metric, band)
+            render = render_comparison
+        else:
+            # Checks that need no Optuna (a comparison, < 2 complete trials) answer 409
+            # here; the fANOVA itself runs with the drawing, off the request's call.
+            plot = _ImportanceInput(sweep, trials, info)
+            _importance_precheck(sweep, trials)
+            render = _render_importance
+        return Prepared(plot, render, info.live, plot_filename(info, kind))
+
+    return await db.run(work)
 
 
 def plot_filename(info: SweepInfo, kind: str) -> str:

@@ -1,10 +1,10 @@
 """HTTP routes for sweeps and comparisons (the event stream and the plots live in
 their own modules).
 
-Every route that reads a sweep loads its rows in one place — the ``SweepDep`` and
-``SweepTrialsDep`` dependencies, in Starlette's thread pool — and the slow parts
-(importance: Optuna and a random forest; statistics: SciPy) run after the session's
-transaction has ended, so no database connection is held while they compute.
+Every route's database work is one call through the gate (service/gate.py); a route
+that reads a sweep loads it and its trials with :func:`sweep_and_trials`. The slow parts
+(importance: Optuna and a random forest; statistics: SciPy) run after that call has
+ended, in a thread of their own, so no database connection is held while they compute.
 """
 
 from __future__ import annotations
@@ -12,21 +12,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Body, Depends, Query, Request, Response
+from fastapi import Body, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from service.deps import (
     CurrentUser,
-    Limit,
+    DbDep,
     NotifierDep,
-    Offset,
     ProducerDep,
-    SessionDep,
     SettingsDep,
     SweepId,
     authenticated_router,
 )
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, TOO_LARGE_SCHEMA
-from service.jobs.router import comma_list_pattern, split_list
+from service.query import Limit, Offset, comma_list_pattern, split_list
 from service.sweeps import service
 from service.sweeps.driver import load_trials, load_trials_of
 from service.sweeps.models import Sweep, SweepKind, SweepStatus, TrialState
@@ -50,22 +49,11 @@ router = authenticated_router(prefix="/v1", tags=["sweeps"])
 PLOTS = ("history", "parallel", "intermediate", "importance")
 
 
-def valid_sweep(sweep_id: SweepId, session: SessionDep, user: CurrentUser) -> Sweep:
-    """The caller's sweep ``sweep_id``; 404 for a missing id and for anyone else's alike."""
-    return service.get(session=session, sweep_id=sweep_id, owner=user.id)
-
-
-SweepDep = Annotated[Sweep, Depends(valid_sweep)]
-
-
-def sweep_trials(sweep: SweepDep, session: SessionDep) -> tuple[Sweep, list[TrialRow]]:
-    """The caller's sweep and its trials, read in one transaction, which then ends."""
-    trials = load_trials(session, sweep.id)
-    session.commit()
-    return sweep, trials
-
-
-SweepTrialsDep = Annotated[tuple[Sweep, list[TrialRow]], Depends(sweep_trials)]
+def sweep_and_trials(session: Session, sweep_id: str, owner: str) -> tuple[Sweep, list[TrialRow]]:
+    """``owner``'s sweep ``sweep_id`` and its trials, read in one transaction; 404 for a
+    missing id and for anyone else's sweep alike."""
+    sweep = service.get(session=session, sweep_id=sweep_id, owner=owner)
+    return sweep, load_trials(session, sweep.id)
 
 
 def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead:
@@ -135,11 +123,11 @@ CREATED: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/sweeps", status_code=201, response_model=SweepRead, responses=CREATED)
-def create_sweep(
+async def create_sweep(
     request: Request,
     response: Response,
     user: CurrentUser,
-    session: SessionDep,
+    db: DbDep,
     settings: SettingsDep,
     producer: ProducerDep,
     spec: Annotated[
@@ -166,18 +154,22 @@ def create_sweep(
     A range with an `"auto"` end on `optimizer.lr` or `schedule.max_lr` starts a
     learning-rate range test of the base first (`auto_bounds.job_id`); the trials begin
     once it has set the ends, and a failed test fails the sweep."""
-    sweep = service.create(
-        session=session, settings=settings, spec=spec, owner=user.id, producer=producer
-    )
-    return _created(response, to_read(sweep, [], request))
+
+    def work(session: Session) -> SweepRead:
+        sweep = service.create(
+            session=session, settings=settings, spec=spec, owner=user.id, producer=producer
+        )
+        return to_read(sweep, [], request)
+
+    return _created(response, await db.run(work))
 
 
 @router.post("/comparisons", status_code=201, response_model=SweepRead, responses=CREATED)
-def create_comparison(
+async def create_comparison(
     request: Request,
     response: Response,
     user: CurrentUser,
-    session: SessionDep,
+    db: DbDep,
     settings: SettingsDep,
     spec: Annotated[
         ComparisonSpec,
@@ -194,15 +186,19 @@ def create_comparison(
     """Compare named configurations, each run with the same `repeats` seeds; `GET
     /v1/sweeps/{id}/comparison` then reports means, confidence intervals and paired
     tests."""
-    sweep = service.create(session=session, settings=settings, spec=spec, owner=user.id)
-    return _created(response, to_read(sweep, [], request))
+
+    def work(session: Session) -> SweepRead:
+        sweep = service.create(session=session, settings=settings, spec=spec, owner=user.id)
+        return to_read(sweep, [], request)
+
+    return _created(response, await db.run(work))
 
 
 @router.get("/sweeps", response_model=SweepPage)
-def list_sweeps(
+async def list_sweeps(
     request: Request,
     user: CurrentUser,
-    session: SessionDep,
+    db: DbDep,
     status: Annotated[
         str | None,
         Query(
@@ -221,35 +217,44 @@ def list_sweeps(
     offset: Offset = 0,
 ) -> SweepPage:
     """List your sweeps and comparisons, newest first."""
-    rows, total = service.list_sweeps(
-        session=session,
-        owner=user.id,
-        statuses=split_list(status),
-        kinds=split_list(kind),
-        limit=limit,
-        offset=offset,
-    )
-    trials = load_trials_of(session, [s.id for s in rows])
-    return SweepPage(
-        items=[to_read(s, trials.get(s.id, []), request) for s in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+
+    def work(session: Session) -> SweepPage:
+        rows, total = service.list_sweeps(
+            session=session,
+            owner=user.id,
+            statuses=split_list(status),
+            kinds=split_list(kind),
+            limit=limit,
+            offset=offset,
+        )
+        trials = load_trials_of(session, [s.id for s in rows])
+        return SweepPage(
+            items=[to_read(s, trials.get(s.id, []), request) for s in rows],
+            total=total,
+            limit=limit,
+            offset=offset,
+        )
+
+    return await db.run(work)
 
 
 @router.get("/sweeps/{sweep_id}", response_model=SweepRead, responses={404: NOT_FOUND_SCHEMA})
-def get_sweep(loaded: SweepTrialsDep, request: Request) -> SweepRead:
+async def get_sweep(sweep_id: SweepId, user: CurrentUser, db: DbDep, request: Request) -> SweepRead:
     """One sweep: its status, trials by state, epochs spent and best trial so far."""
-    sweep, trials = loaded
-    return to_read(sweep, trials, request)
+
+    def work(session: Session) -> SweepRead:
+        return to_read(*sweep_and_trials(session, sweep_id, user.id), request)
+
+    return await db.run(work)
 
 
 @router.get(
     "/sweeps/{sweep_id}/trials", response_model=TrialPage, responses={404: NOT_FOUND_SCHEMA}
 )
-def sweep_trials_page(
-    loaded: SweepTrialsDep,
+async def sweep_trials_page(
+    sweep_id: SweepId,
+    user: CurrentUser,
+    db: DbDep,
     state: Annotated[
         str | None,
         Query(
@@ -270,18 +275,21 @@ def sweep_trials_page(
     offset: Offset = 0,
 ) -> TrialPage:
     """The leaderboard: each trial's state, params, objective, epochs and jobs."""
-    sweep, trials = loaded
-    rows, total = service.trials_page(
-        sweep=sweep,
-        trials=trials,
-        states=split_list(state),
-        sort=sort,
-        limit=limit,
-        offset=offset,
-    )
-    return TrialPage(
-        items=[TrialRead.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+
+    def work(session: Session) -> TrialPage:
+        sweep, trials = sweep_and_trials(session, sweep_id, user.id)
+        rows, total = service.trials_page(
+            sweep=sweep,
+            trials=trials,
+            states=split_list(state),
+            sort=sort,
+            limit=limit,
+            offset=offset,
+        )
+        items = [TrialRead.model_validate(r) for r in rows]
+        return TrialPage(items=items, total=total, limit=limit, offset=offset)
+
+    return await db.run(work)
 
 
 @router.post(
@@ -289,24 +297,29 @@ def sweep_trials_page(
     response_model=SweepRead,
     responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
 )
-def cancel_sweep(
+async def cancel_sweep(
     sweep_id: SweepId,
     user: CurrentUser,
     request: Request,
-    session: SessionDep,
+    db: DbDep,
     notifier: NotifierDep,
 ) -> SweepRead:
     """Cancel a sweep: no trial starts after this, queued trials are cancelled and running
     ones stop at their next batch. 409 once it has ended."""
-    sweep = service.cancel(
-        session=session,
-        sessions=request.app.state.sessionmaker,
-        notify=notifier.job_changed,
-        sweep_id=sweep_id,
-        owner=user.id,
-    )
-    trials = load_trials(session, sweep.id)
-    return to_read(sweep, trials, request)
+
+    def work(session: Session) -> SweepRead:
+        # The driver's transactions take a connection each, one after the other, after
+        # this session's read has ended: never two at once in this call.
+        sweep = service.cancel(
+            session=session,
+            sessions=request.app.state.sessionmaker,
+            notify=notifier.job_changed,
+            sweep_id=sweep_id,
+            owner=user.id,
+        )
+        return to_read(sweep, load_trials(session, sweep.id), request)
+
+    return await db.run(work)
 
 
 @router.get(
@@ -314,10 +327,10 @@ def cancel_sweep(
     response_model=ImportanceRead,
     responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
 )
-async def sweep_importance(loaded: SweepTrialsDep) -> ImportanceRead:
+async def sweep_importance(sweep_id: SweepId, user: CurrentUser, db: DbDep) -> ImportanceRead:
     """How much each parameter matters to the objective (Optuna's fANOVA over the
     complete trials). 409 before 2 trials are complete, and for comparisons."""
-    sweep, trials = loaded
+    sweep, trials = await db.run(lambda session: sweep_and_trials(session, sweep_id, user.id))
     out = await anyio.to_thread.run_sync(service.cached_importance, sweep, trials)
     return ImportanceRead.model_validate(out)
 
@@ -327,10 +340,10 @@ async def sweep_importance(loaded: SweepTrialsDep) -> ImportanceRead:
     response_model=ComparisonRead,
     responses={404: NOT_FOUND_SCHEMA, 409: CONFLICT_SCHEMA},
 )
-async def sweep_comparison(loaded: SweepTrialsDep) -> ComparisonRead:
+async def sweep_comparison(sweep_id: SweepId, user: CurrentUser, db: DbDep) -> ComparisonRead:
     """Statistics over seeds, for a sweep with `repeats` ≥ 2 (409 otherwise): per
     configuration the mean, standard deviation and 95% confidence interval of the
     objective; the best configuration against each other, paired by seed."""
-    sweep, trials = loaded
+    sweep, trials = await db.run(lambda session: sweep_and_trials(session, sweep_id, user.id))
     out = await anyio.to_thread.run_sync(service.comparison_for, sweep, trials)
     return ComparisonRead.model_validate(out)

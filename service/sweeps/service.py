@@ -24,9 +24,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.errors import Conflict, Invalid, NotFound
+from service.errors import Conflict, Invalid
 from service.jobs.models import Job, JobStatus
 from service.jobs.service import dataset_shape, new_job
+from service.owned import get_owned
 from service.spec import FieldError, JobSpec
 from service.sweeps import driver
 from service.sweeps.models import Sweep, SweepKind, SweepStatus, TrialState
@@ -123,11 +124,8 @@ def create(
 
 
 def get(*, session: Session, sweep_id: str, owner: str) -> Sweep:
-    """``owner``'s sweep; anyone else's answers exactly as a sweep that does not exist."""
-    sweep = session.get(Sweep, sweep_id)
-    if sweep is None or sweep.owner_id != owner:
-        raise NotFound(f"no sweep with id {sweep_id!r}")
-    return sweep
+    """``owner``'s sweep; anyone else's answers exactly as one that does not exist."""
+    return get_owned(session, Sweep, sweep_id, owner=owner, what="sweep")
 
 
 def _check_values(name: str, given: Sequence[str], choices: type[StrEnum], what: str) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import anyio
 import pytest
 from faults import record_figures
 from sqlalchemy import func, select
@@ -257,17 +258,28 @@ class RawClient:
         sent = False
         messages: list[dict[str, Any]] = []
 
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        async def call() -> None:
+            answered = anyio.Event()
 
-        async def send(message: dict[str, Any]) -> None:
-            messages.append(message)
+            async def receive() -> dict[str, Any]:
+                nonlocal sent
+                if sent:
+                    # Connected until the answer is complete, as a real client (and
+                    # TestClient's transport) is: the app drops a request whose client
+                    # has gone.
+                    await answered.wait()
+                    return {"type": "http.disconnect"}
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
 
-        self.client.portal.call(self.client.app, scope, receive, send)
+            async def send(message: dict[str, Any]) -> None:
+                messages.append(message)
+                if message["type"] == "http.response.body" and not message.get("more_body"):
+                    answered.set()
+
+            await self.client.app(scope, receive, send)
+
+        self.client.portal.call(call)
         start = next(m for m in messages if m["type"] == "http.response.start")
         content = b"".join(
             m.get("body", b"") for m in messages if m["type"] == "http.response.body"
