@@ -45,6 +45,7 @@ from service.jobs.schemas import (
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names
 from service.spec.lab import JOB_KINDS
+from service.streams import follow
 
 router = authenticated_router(prefix="/v1/jobs", tags=["jobs"])
 
@@ -271,15 +272,8 @@ async def job_events(
     job: JobDep, after: ResumeAfter, request: Request, settings: SettingsDep
 ) -> StreamingResponse:
     """Follow a job live: its epochs and status changes as server-sent events."""
-    stream = events.job_events(
-        request.app.state.events,
-        job_id=job.id,
-        epochs=service.total_rows(job.spec),
-        after=after,
-        heartbeat_seconds=settings.events_heartbeat_seconds,
-        max_seconds=settings.events_max_seconds,
-    )
-    return events.event_stream(stream)
+    feed = events.JobFeed(job.id, epochs=service.total_rows(job.spec))
+    return follow(request.app.state.events, feed, after=after, settings=settings)
 
 
 @router.get(

@@ -16,8 +16,9 @@ from service.deps import (
     authenticated_router,
 )
 from service.errors import NOT_FOUND_SCHEMA, NotFound
-from service.jobs.events import event_stream
-from service.sweeps import events
+from service.streams import follow
+from service.sweeps.event_schemas import SWEEP_EVENT_SCHEMA
+from service.sweeps.events import SweepFeed
 from service.sweeps.models import Sweep
 
 router = authenticated_router(prefix="/v1/sweeps", tags=["sweeps"])
@@ -58,7 +59,7 @@ sweep and its jobs are sent again as they are then).
     responses={
         200: {
             "description": EVENTS_DOC,
-            "content": {"text/event-stream": {"schema": events.SWEEP_EVENT_SCHEMA}},
+            "content": {"text/event-stream": {"schema": SWEEP_EVENT_SCHEMA}},
         },
         404: NOT_FOUND_SCHEMA,
     },
@@ -71,12 +72,5 @@ async def sweep_events(
     settings: SettingsDep,
 ) -> StreamingResponse:
     """Follow a sweep live: its trials starting, their epochs, prunes and completions."""
-    stream = events.sweep_events(
-        request.app.state.events,
-        sweep_id=sweep_id,
-        objective=objective,
-        after=after,
-        heartbeat_seconds=settings.events_heartbeat_seconds,
-        max_seconds=settings.events_max_seconds,
-    )
-    return event_stream(stream)
+    feed = SweepFeed(sweep_id, objective=objective)
+    return follow(request.app.state.events, feed, after=after, settings=settings)
