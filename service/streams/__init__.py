@@ -9,28 +9,6 @@ they keep is docs/events.md.
 """
 
 from service.streams.hub import EventHub, VersionReader
-from service.streams.loop import (
-    RETRY_MS,
-    Event,
-    Feed,
-    Step,
-    event_stream,
-    follow,
-    iso,
-    json_safe,
-    sse,
-)
+from service.streams.loop import Event, Feed, Step, follow, iso
 
-__all__ = [
-    "RETRY_MS",
-    "Event",
-    "EventHub",
-    "Feed",
-    "Step",
-    "VersionReader",
-    "event_stream",
-    "follow",
-    "iso",
-    "json_safe",
-    "sse",
-]
+__all__ = ["Event", "EventHub", "Feed", "Step", "VersionReader", "follow", "iso"]
