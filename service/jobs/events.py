@@ -39,8 +39,6 @@ __all__ = ["SOURCE", "JobFeed", "JobState", "Snapshot", "read_snapshot", "versio
 
 #: The hub's name for job keys.
 SOURCE = "job"
-#: Job ids per query of the hub's poll.
-POLL_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -94,16 +92,11 @@ def read_snapshot(
 
 def versions(sessions: sessionmaker[Session], job_ids: list[str]) -> dict[str, tuple]:
     """The hub's version of each job: it changes with its status, attempt and epochs."""
-    out: dict[str, tuple] = {}
     with sessions() as s:
-        for i in range(0, len(job_ids), POLL_CHUNK):
-            rows = s.execute(
-                select(Job.id, Job.status, Job.attempt, Job.epochs_completed).where(
-                    Job.id.in_(job_ids[i : i + POLL_CHUNK])
-                )
-            ).all()
-            out.update({r[0]: tuple(r[1:]) for r in rows})
-    return out
+        rows = s.execute(
+            select(Job.id, Job.status, Job.attempt, Job.epochs_completed).where(Job.id.in_(job_ids))
+        ).all()
+    return {r[0]: tuple(r[1:]) for r in rows}
 
 
 class JobFeed(Feed[Snapshot]):

@@ -24,9 +24,12 @@ __all__ = ["EventHub", "VersionReader"]
 
 log = logging.getLogger(__name__)
 
-#: Reads the versions of some watched keys of one source, in a worker thread; a key's
-#: version changing wakes its streams, and a key missing from the answer was deleted.
+#: Reads the versions of some watched keys of one source (at most :data:`POLL_CHUNK`, so
+#: one query with ``IN`` serves), in a worker thread; a key's version changing wakes its
+#: streams, and a key missing from the answer was deleted.
 VersionReader = Callable[[sessionmaker[Session], list[str]], dict[str, tuple]]
+#: Keys per call of a :data:`VersionReader`.
+POLL_CHUNK = 500
 
 
 class EventHub:
@@ -160,7 +163,8 @@ class EventHub:
     def _read_versions(self, groups: dict[str, list[str]]) -> dict[str, tuple]:
         out: dict[str, tuple] = {}
         for source, keys in groups.items():
-            out.update(self.sources[source](self.sessions, keys))
+            for i in range(0, len(keys), POLL_CHUNK):
+                out.update(self.sources[source](self.sessions, keys[i : i + POLL_CHUNK]))
         return out
 
     async def _listen_forever(self) -> None:

@@ -85,8 +85,8 @@ class Feed(ABC, Generic[S]):
     """What one kind of stream reads and sends; :func:`follow` does the rest.
 
     A feed is one stream's: it remembers what it has sent (so :meth:`render` sends only
-    what is new) and is used from the stream's coroutine only, :meth:`read` excepted,
-    which runs in a worker thread and must not touch that memory.
+    what is new). :meth:`read` runs in a worker thread while the stream waits for it,
+    so it may look at that memory but must not change it.
     """
 
     #: The hub source (see :class:`~service.streams.hub.EventHub`) and key whose changes

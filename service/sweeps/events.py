@@ -54,8 +54,6 @@ __all__ = ["SOURCE", "Snapshot", "SweepFeed", "read_snapshot", "versions"]
 
 #: The hub's name for sweep keys (see :class:`~service.streams.EventHub`).
 SOURCE = "sweep"
-#: Sweep ids per query of the hub's poll.
-POLL_CHUNK = 500
 
 
 # -- what the hub polls --------------------------------------------------------------
@@ -67,22 +65,20 @@ def versions(sessions: sessionmaker[Session], sweep_ids: list[str]) -> dict[str,
     how many of its jobs are in each status, with their attempts."""
     out: dict[str, tuple] = {}
     with sessions() as s:
-        for i in range(0, len(sweep_ids), POLL_CHUNK):
-            chunk = sweep_ids[i : i + POLL_CHUNK]
-            for r in s.execute(
-                select(Sweep.id, Sweep.status, Sweep.trials_created, Sweep.event_seq).where(
-                    Sweep.id.in_(chunk)
-                )
-            ):
-                out[r[0]] = tuple(r[1:])
-            jobs = s.execute(
-                select(Job.sweep_id, Job.status, func.count(), func.sum(Job.attempt))
-                .where(Job.sweep_id.in_(chunk))
-                .group_by(Job.sweep_id, Job.status)
-            ).all()
-            for sweep_id, status, n, attempts in sorted(jobs, key=lambda r: (r[0], r[1])):
-                if sweep_id in out:
-                    out[sweep_id] += (status, n, attempts)
+        for r in s.execute(
+            select(Sweep.id, Sweep.status, Sweep.trials_created, Sweep.event_seq).where(
+                Sweep.id.in_(sweep_ids)
+            )
+        ):
+            out[r[0]] = tuple(r[1:])
+        jobs = s.execute(
+            select(Job.sweep_id, Job.status, func.count(), func.sum(Job.attempt))
+            .where(Job.sweep_id.in_(sweep_ids))
+            .group_by(Job.sweep_id, Job.status)
+        ).all()
+    for sweep_id, status, n, attempts in sorted(jobs, key=lambda r: (r[0], r[1])):
+        if sweep_id in out:
+            out[sweep_id] += (status, n, attempts)
     return out
 
 

@@ -25,6 +25,7 @@ from service.jobs.models import EpochMetric, Job
 from service.live import Notifier
 from service.main import create_app
 from service.streams import EventHub
+from service.streams import hub as hub_module
 from service.streams import loop as stream_loop
 
 SPEC = {"dataset": {"name": "moons"}, "training": {"epochs": 8}}
@@ -179,6 +180,40 @@ def test_after_the_end_a_client_gets_the_whole_history_then_the_end(backend: Bac
     assert [e.event for e in tail] == ["status", "epoch", "epoch", "end"]
     assert epochs(tail) == [7, 8] and tail[0].id == 6 and tail[-1].id == 8
     assert [(e.event, e.id) for e in beyond] == [("status", 50), ("end", 50)]
+
+
+def test_a_cancelled_queued_job_ends_its_stream(backend: Backend):
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        reader = Collector(stream, client, job_id)
+        reader.wait_for(lambda ev: ev, "the first event")
+        assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 202
+        got = reader.finished()
+    assert [(e.event, e.data["status"]) for e in got] == [
+        ("status", "queued"),
+        ("status", "cancelled"),
+        ("end", "cancelled"),
+    ]
+    assert got[-1].data["status_reason"] == "cancelled before it started"
+
+
+def test_a_new_attempt_is_a_status_event(backend: Backend):
+    with server(backend) as (client, _):
+        job_id = submit(client)
+        worker = FakeWorker(backend, job_id)
+        worker.start()
+        worker.epoch(1)
+        reader = Collector(stream, client, job_id)
+        reader.wait_for(lambda ev: 1 in epochs(ev), "epoch 1")
+        worker.start(attempt=2)  # a lost worker's job resumed by another
+        reader.wait_for(lambda ev: ev[-1].data.get("attempt") == 2, "attempt 2")
+        worker.epoch(2)
+        worker.finish()
+        got = reader.finished()
+        worker.close()
+    statuses = [(e.data["status"], e.data["attempt"]) for e in got if e.event == "status"]
+    assert statuses == [("running", 1), ("running", 2), ("succeeded", 2)]
+    assert epochs(got) == [1, 2]
 
 
 def test_non_finite_metrics_are_sent_as_null(sqlite_backend: Backend):
@@ -350,14 +385,24 @@ def test_a_stream_without_the_lifespan_is_refused_before_it_starts(sqlite_backen
     )
 
 
-def test_the_hub_wakes_a_watch_at_its_first_poll_and_stops_its_tasks(sqlite_backend: Backend):
+def test_the_hub_wakes_a_watch_at_its_first_poll_and_stops_its_tasks(
+    sqlite_backend: Backend, monkeypatch
+):
+    monkeypatch.setattr(hub_module, "POLL_CHUNK", 2)
+    asked: list[list[str]] = []
+
+    def probe(sessions: object, keys: list[str]) -> dict[str, tuple]:
+        asked.append(keys)
+        return {k: ("here",) for k in keys}
+
     engine = make_engine(str(sqlite_backend.settings().database_url))
     hub = EventHub(
         make_sessionmaker(engine),
-        sources={job_events.SOURCE: job_events.versions},
+        sources={job_events.SOURCE: job_events.versions, "probe": probe},
         poll_seconds=0.05,
         redis_url=None,
     )
+    probed = [f"key-{i}" for i in range(5)]
 
     async def main() -> None:
         with pytest.raises(RuntimeError, match="not running"):
@@ -371,6 +416,13 @@ def test_the_hub_wakes_a_watch_at_its_first_poll_and_stops_its_tasks(sqlite_back
             assert hub.streams == 1
             # The first poll finds the job (missing here) and wakes its streams.
             await asyncio.wait_for(changed.wait(), 10)
+        async with contextlib.AsyncExitStack() as stack:
+            woken = [
+                await stack.enter_async_context(hub.watch(key, source="probe")) for key in probed
+            ]
+            for event in woken:
+                await asyncio.wait_for(event.wait(), 10)
+            assert hub.streams == len(probed)
         assert "events-poll" in {t.get_name() for t in asyncio.all_tasks()}
         await hub.stop()
         assert "events-poll" not in {t.get_name() for t in asyncio.all_tasks()}
@@ -380,3 +432,6 @@ def test_the_hub_wakes_a_watch_at_its_first_poll_and_stops_its_tasks(sqlite_back
     finally:
         engine.dispose()
     assert hub.streams == 0 and not hub.running
+    # A source's reader is asked at most POLL_CHUNK keys at a time, and every key.
+    assert asked and all(1 <= len(keys) <= 2 for keys in asked)
+    assert sorted({k for keys in asked for k in keys}) == probed
