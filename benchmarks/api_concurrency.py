@@ -71,7 +71,7 @@ def seed(database_url: str, *, user: str = "bench", epochs: int = EPOCHS) -> tup
     (tests/integration/test_load.py seeds its database with this too.)"""
     from service.auth import service as auth_service
     from service.db import make_engine, make_sessionmaker, session_scope, utcnow
-    from service.jobs.models import SUCCEEDED, EpochMetric, JobAttempt
+    from service.jobs.models import EpochMetric, JobAttempt, JobStatus
     from service.jobs.service import new_job
     from service.spec import JobSpec
 
@@ -94,10 +94,14 @@ def seed(database_url: str, *, user: str = "bench", epochs: int = EPOCHS) -> tup
                 }
                 session.add(EpochMetric(job_id=job.id, epoch=epoch, values=values))
             attempt = JobAttempt(
-                job_id=job.id, attempt=1, worker=user, ended_at=utcnow(), outcome=SUCCEEDED
+                job_id=job.id,
+                attempt=1,
+                worker=user,
+                ended_at=utcnow(),
+                outcome=JobStatus.SUCCEEDED,
             )
             session.add(attempt)
-            job.status, job.attempt, job.epochs_completed = SUCCEEDED, 1, epochs
+            job.status, job.attempt, job.epochs_completed = JobStatus.SUCCEEDED, 1, epochs
             job.started_at = job.finished_at = utcnow()
             job_id = job.id
     finally:

@@ -23,7 +23,7 @@ from service.deps import current_user
 from service.errors import UNAUTHORIZED_SCHEMA, UNAVAILABLE_SCHEMA, install_error_handlers
 from service.gate import STREAM_CONNECTIONS, DatabaseGate
 from service.health import Health, HealthCheck, HealthDown
-from service.jobs.events import EventHub
+from service.jobs import events as job_events
 from service.jobs.router import router as jobs_router
 from service.jobs.service import limits
 from service.limits import install_body_limits
@@ -33,6 +33,8 @@ from service.plots.lab_router import router as lab_plots_router
 from service.plots.router import router as plots_router
 from service.queue import Producer
 from service.spec.catalog import build_catalog
+from service.streams import EventHub
+from service.sweeps import events as sweep_events
 from service.sweeps.events_router import router as sweep_events_router
 from service.sweeps.plots import router as sweep_plots_router
 from service.sweeps.router import router as sweeps_router
@@ -63,11 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await app.state.events.stop()
-        app.state.notifier.close()
-        app.state.health.close()
-        engine.dispose()
+        # The hub runs on the server's event loop for the app's life: every stream of
+        # this process shares its one poll (and its Redis subscription).
+        await app.state.events.start()
+        try:
+            yield
+        finally:
+            await app.state.events.stop()
+            app.state.notifier.close()
+            app.state.health.close()
+            engine.dispose()
 
     app = FastAPI(
         title="Descent",
@@ -88,6 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.notifier = Notifier(settings.redis_url)
     app.state.events = EventHub(
         app.state.sessionmaker,
+        sources={
+            job_events.SOURCE: job_events.versions,
+            sweep_events.SOURCE: sweep_events.versions,
+        },
         poll_seconds=settings.events_poll,
         redis_url=settings.redis_url,
     )

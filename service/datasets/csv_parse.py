@@ -12,7 +12,7 @@ Line numbers
     reported at the line it starts on.  ``\\n``, ``\\r\\n`` and a lone ``\\r`` each end a
     line, as they do for the ``csv`` module.
 
-Checks, in order
+Checks, in order (the ones on raw bytes, up to UTF-8, in :mod:`.csv_bytes`)
     size (``max_bytes``), UTF-16/UTF-32 (by byte-order mark, or by the NUL bytes UTF-16 puts
     between ASCII characters), empty file, NUL bytes, line length (``max_line_bytes``, checked
     on the raw bytes with numpy before decoding or running the ``csv`` module, so a single
@@ -42,6 +42,9 @@ from typing import Literal
 
 import numpy as np
 
+from service.datasets.csv_bytes import check_bytes
+from service.datasets.csv_errors import DatasetError
+
 __all__ = [
     "MAX_INFERRED_CLASSES",
     "MIN_ROWS",
@@ -59,30 +62,18 @@ MIN_ROWS = 10
 #: When the task is inferred, integer targets with more distinct values than this are regression.
 MAX_INFERRED_CLASSES = 20
 
-_BOM = b"\xef\xbb\xbf"
 # Rows converted at a time, which bounds the memory held in Python strings: at most
 # _CHUNK_ROWS rows and (for wide files) about _CHUNK_CELLS cells.
 _CHUNK_ROWS = 4096
 _CHUNK_CELLS = 65536
-# Byte-order marks of encodings the file must not be in (UTF-32's first: it starts like
-# UTF-16's), and how much of the file to look at for a UTF-16 file without one.
-_WIDE_BOMS = (
-    (b"\xff\xfe\x00\x00", "UTF-32 (little-endian)"),
-    (b"\x00\x00\xfe\xff", "UTF-32 (big-endian)"),
-    (b"\xff\xfe", "UTF-16 (little-endian)"),
-    (b"\xfe\xff", "UTF-16 (big-endian)"),
-)
-_SNIFF_BYTES = 256
-# Bytes scanned at a time for over-long lines.
-_SCAN_BLOCK = 4 * 1024 * 1024
-_LF, _CR = ord("\n"), ord("\r")
 _SHOW_CHARS = 40
 _SHOW_COLUMNS = 20
 # Integers above this are not exact in float64; such targets are not treated as integer labels.
 _MAX_EXACT_INT = 2**53
 
 _NUMBER_RE = re.compile(r"[ \t]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[ \t]*", re.ASCII)
-# A physical line with its terminator; the same line breaks as the csv module and _line_at.
+# A physical line with its terminator; the same line breaks as the csv module
+# and service.datasets.csv_bytes.
 _LINE_RE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
 # Target cells that stand for a missing value, whatever the task (lower case).
 _MISSING_TARGETS = frozenset(
@@ -103,44 +94,6 @@ class CsvLimits:
     max_rows: int
     max_columns: int
     max_line_bytes: int
-
-
-class DatasetError(ValueError):
-    """A problem with the uploaded dataset that the user can fix.
-
-    Attributes:
-        message: human-readable description naming the line and/or column.
-        field: which request field to fix: ``"file"`` (the CSV contents, the default),
-            ``"target"`` (the target column name) or ``"task"``.
-        row: 1-based physical line number in the file (the header is line 1); ``None`` when
-            the problem is not tied to one line.
-        column: the column name involved, if any.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        field: str = "file",
-        row: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.row = row
-        self.column = column
-
-    def __str__(self) -> str:
-        return self.message
-
-    def __reduce__(self) -> tuple[object, ...]:
-        # Keep the keyword-only attributes when pickled (e.g. across a task queue).
-        return (_rebuild_error, (self.message, self.field, self.row, self.column))
-
-
-def _rebuild_error(message: str, field: str, row: int | None, column: str | None) -> DatasetError:
-    return DatasetError(message, field=field, row=row, column=column)
 
 
 @dataclass(frozen=True)
@@ -173,108 +126,6 @@ def _show_columns(names: Sequence[str]) -> str:
     if len(names) > _SHOW_COLUMNS:
         shown += f", ... ({len(names) - _SHOW_COLUMNS} more)"
     return shown
-
-
-def _line_at(data: bytes, offset: int) -> int:
-    """1-based line number of the byte at ``offset`` (``\\n``, ``\\r\\n`` or ``\\r`` end lines)."""
-    return (
-        data.count(b"\n", 0, offset)
-        + data.count(b"\r", 0, offset)
-        - data.count(b"\r\n", 0, offset)
-        + 1
-    )
-
-
-def _wide_encoding(data: bytes) -> str | None:
-    """The name of a UTF-16 or UTF-32 encoding ``data`` is evidently in, else ``None``.
-
-    Known by its byte-order mark, or (without one) by NUL bytes in every other position
-    of the first line, which is what UTF-16 makes of ASCII text.
-    """
-    for bom, name in _WIDE_BOMS:
-        if data.startswith(bom):
-            return name
-    head = data[:_SNIFF_BYTES]
-    if len(head) >= 4:
-        even, odd = head[0::2], head[1::2]
-        if odd.count(0) >= 0.8 * len(odd) and even.count(0) <= 0.2 * len(even):
-            return "UTF-16 (little-endian)"
-        if even.count(0) >= 0.8 * len(even) and odd.count(0) <= 0.2 * len(odd):
-            return "UTF-16 (big-endian)"
-    return None
-
-
-def _long_line(data: bytes, max_line_bytes: int) -> tuple[int, int] | None:
-    """``(byte offset, length)`` of the first line longer than ``max_line_bytes``, or None.
-
-    Scans the bytes in blocks with numpy, so the cost is a few passes over the data and
-    the memory a few times one block, however long the lines are.
-    """
-    arr = np.frombuffer(data, dtype=np.uint8)
-    start = 0  # offset of the line being measured
-    for lo in range(0, len(arr), _SCAN_BLOCK):
-        block = arr[lo : lo + _SCAN_BLOCK]
-        breaks = np.flatnonzero((block == _LF) | (block == _CR)) + lo
-        if breaks.size:
-            starts = np.concatenate(([start], breaks[:-1] + 1))
-            too_long = np.flatnonzero(breaks - starts > max_line_bytes)
-            if too_long.size:
-                i = int(too_long[0])
-                return int(starts[i]), int(breaks[i] - starts[i])
-            start = int(breaks[-1]) + 1
-        elif lo + len(block) - start > max_line_bytes:
-            ends = [e for e in (data.find(b"\n", start), data.find(b"\r", start)) if e >= 0]
-            return start, (min(ends) if ends else len(data)) - start
-    if len(data) - start > max_line_bytes:
-        return start, len(data) - start
-    return None
-
-
-def _check_bytes(data: bytes, limits: CsvLimits) -> str:
-    """Check size, encoding, NUL bytes and line length; return the decoded text (BOM removed)."""
-    if len(data) > limits.max_bytes:
-        raise DatasetError(f"the file is {len(data)} bytes; the limit is {limits.max_bytes} bytes")
-    wide = _wide_encoding(data)
-    if wide:
-        raise DatasetError(
-            f"the file is encoded as {wide}; save it as UTF-8 (in Excel: "
-            "'CSV UTF-8'; elsewhere: encoding UTF-8) and upload it again"
-        )
-    if data.startswith(_BOM):
-        data = data[len(_BOM) :]
-    if not data or data.isspace():  # (data.strip() would copy the whole file)
-        raise DatasetError("the file is empty; expected a CSV file with a header row")
-
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        line = _line_at(data, nul)
-        raise DatasetError(
-            f"a NUL byte (0x00) at line {line} (byte offset {nul}): this looks like a binary "
-            "file, not text; upload a plain-text CSV file",
-            row=line,
-        )
-
-    if len(data) > limits.max_line_bytes:
-        found = _long_line(data, limits.max_line_bytes)
-        if found is not None:
-            offset, length = found
-            line = _line_at(data, offset)
-            raise DatasetError(
-                f"line {line} is {length} bytes long; "
-                f"lines may be at most {limits.max_line_bytes} bytes",
-                row=line,
-            )
-
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = _line_at(data, exc.start)
-        raise DatasetError(
-            f"invalid UTF-8 at line {line} (byte 0x{data[exc.start]:02x} at byte offset "
-            f"{exc.start}); the file must be encoded as UTF-8: re-save it as UTF-8 (a file "
-            "from Excel is often Windows-1252 or Latin-1)",
-            row=line,
-        ) from None
 
 
 def _is_blank(record: list[str]) -> bool:
@@ -575,7 +426,7 @@ def parse_csv(
     if not isinstance(data, bytes):
         data = bytes(data)
 
-    text = _check_bytes(data, limits)
+    text = check_bytes(data, max_bytes=limits.max_bytes, max_line_bytes=limits.max_line_bytes)
     n_lines = _count_lines(text)
     records = _records(text)
     first = next(records, None)

@@ -42,6 +42,7 @@ from service.jobs.schemas import (
 from service.query import MAX_QUERY_INT, Limit, Offset, comma_list_pattern, split_list
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names
+from service.streams import follow
 from service.text import safe_filename
 
 router = authenticated_router(prefix="/v1/jobs", tags=["jobs"])
@@ -281,15 +282,8 @@ async def job_events(
         return service.total_rows(service.get(session=session, job_id=job_id, owner=user.id).spec)
 
     epochs = await db.run(work)  # the stream's own reads take turns of their own
-    stream = events.job_events(
-        request.app.state.events,
-        job_id=job_id,
-        epochs=epochs,
-        after=after,
-        heartbeat_seconds=settings.events_heartbeat_seconds,
-        max_seconds=settings.events_max_seconds,
-    )
-    return events.event_stream(stream)
+    feed = events.JobFeed(job_id, epochs=epochs)
+    return follow(request.app.state.events, feed, after=after, settings=settings)
 
 
 @router.get(

@@ -1,7 +1,7 @@
 """The playground's picture: the function's contours, every run's path, the start and
 the known minima and saddle points, as PNG or SVG bytes.
 
-Drawn with ``service/plots/render.py``'s helpers (matplotlib's object-oriented API only,
+Drawn with ``service/plots/mpl.py``'s helpers (matplotlib's object-oriented API only,
 configured once per process, so renders may run in parallel threads). The contour levels
 are logarithmic where the function spans decades over the window (Rosenbrock, Beale, an
 ill-conditioned quadratic) and linear elsewhere (Rastrigin, the saddles). Below the
@@ -18,7 +18,8 @@ from typing import Any
 
 from service.playground.functions import Surface
 from service.playground.schemas import PlaygroundResult, RunResult, surface_of
-from service.plots.render import LEGEND_WRAP, Format, _colors, _figure, _prepare, _save
+from service.plots import mpl
+from service.plots.mpl import LEGEND_WRAP, Format
 
 __all__ = ["FIGURE_SIZE_IN", "GRID", "LOG_SPAN", "render_playground", "uses_log_levels"]
 
@@ -218,12 +219,12 @@ def _values(ax: Any, result: PlaygroundResult, colors: list[Any]) -> None:
 def render_playground(result: PlaygroundResult, fmt: Format) -> bytes:
     """The contour of ``result``'s function over its window with every run's path, and
     below it f along each path, step by step."""
-    _prepare()
+    mpl.prepare()
     surface = surface_of(result.function)
-    fig = _figure(*FIGURE_SIZE_IN)
+    fig = mpl.figure(*FIGURE_SIZE_IN)
     ax, below = fig.subplots(2, 1, height_ratios=HEIGHT_RATIOS)
     _contours(ax, fig, *_grid(surface, result))
-    colors = _colors(len(result.runs))
+    colors = mpl.colors(len(result.runs))
     for i, (run, color) in enumerate(zip(result.runs, colors, strict=True)):
         _path(ax, i, run, result, color)
     _known_points(ax, result)
@@ -241,6 +242,5 @@ def render_playground(result: PlaygroundResult, fmt: Format) -> bytes:
     )
     _values(below, result, colors)
     legend = fig.legend(loc="outside lower center", ncols=2)
-    for text in legend.get_texts():
-        text.set_parse_math(False)
-    return _save(fig, fmt)
+    mpl.no_math(legend.get_texts())
+    return mpl.save(fig, fmt)

@@ -29,7 +29,7 @@ from service.playground.schemas import (
     PlaygroundResult,
     check_request,
 )
-from service.plots.render import MEDIA_TYPES
+from service.plots.mpl import MEDIA_TYPES
 from service.spec import SpecError
 
 router = authenticated_router(prefix="/v1", tags=["playground"])

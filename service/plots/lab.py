@@ -4,9 +4,10 @@ a loss landscape's 1-D interpolation, contour map and 3-D surface.
 They draw plain dicts, the JSON the engine stores as the job's result
 (``RangeTestResult.to_json`` and ``LandscapeResult.to_json`` in ``workers/engine``),
 never ORM rows; a range test's curve comes beside it, from its metric rows. Like
-:mod:`.render`: matplotlib's object-oriented API only (imported on the first render),
-PNG or SVG bytes, text users wrote drawn with ``parse_math`` off. This module imports
-neither torch nor numpy at import time (numpy comes with matplotlib, at the first render).
+:mod:`.render`, with :mod:`.mpl`'s setup: matplotlib's object-oriented API only (imported
+on the first render), PNG or SVG bytes, text users wrote drawn with ``parse_math`` off.
+This module imports neither torch nor numpy at import time (numpy comes with matplotlib,
+at the first render).
 
 SVG ids, for tests and for anyone who scripts against the images:
 
@@ -26,8 +27,9 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from service.plots import mpl
 from service.plots.curves import to_float
-from service.plots.render import DPI, LEGEND_WRAP, Format, _figure, _prepare, _save
+from service.plots.mpl import DPI, LEGEND_WRAP, Format
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -95,8 +97,7 @@ def _title(fig: Any, title: str) -> None:
 def _legend(ax: Any, **kw: Any) -> None:
     handles, _ = ax.get_legend_handles_labels()
     if handles:
-        for text in ax.legend(**kw).get_texts():
-            text.set_parse_math(False)
+        mpl.no_math(ax.legend(**kw).get_texts())
 
 
 def _note(ax: Any, note: str) -> None:
@@ -122,12 +123,12 @@ def render_range_test(
     record ``resolve_auto`` keeps of an ``"auto"`` rate. ``curve``: columns (``lr``,
     ``loss``, ``smoothed_loss``, as ``curve_json`` and that record give them) or the
     job's metric rows, oldest first; nulls are gaps."""
-    _prepare()
+    mpl.prepare()
     import numpy as np
 
     columns = _curve(curve)
     lr, loss, smoothed = (columns[c] for c in CURVE_COLUMNS)
-    fig = _figure(*RANGE_SIZE_IN)
+    fig = mpl.figure(*RANGE_SIZE_IN)
     ax = fig.subplots()
     # A range-test job's result, or the record of a job's "auto" rate (its test's
     # result under "range_test", the rule it used under "rule").
@@ -140,7 +141,7 @@ def render_range_test(
     ]
     if not points:
         _note(ax, "nothing to plot: the range test has no steps yet")
-        return _save(fig, fmt)
+        return mpl.save(fig, fmt)
     xs = [p[0] for p in points]
     ax.plot(
         xs,
@@ -203,7 +204,7 @@ def render_range_test(
                 gid=f"suggestion-{rule}-point",
             )
     _legend(ax, loc="best")
-    return _save(fig, fmt)
+    return mpl.save(fig, fmt)
 
 
 # -- the landscape: 1-D ------------------------------------------------------------------
@@ -218,18 +219,18 @@ def render_interpolation(
 ) -> bytes:
     """The loss (left axis) and the quality metric (right axis) along
     θ(α) = (1−α)·θ_initial + α·θ_final, the initial and final weights marked."""
-    _prepare()
+    mpl.prepare()
     data = result_json.get("interpolation") or {}
     alpha = _floats(data.get("alpha"))
     loss, quality = _floats(data.get("loss")), _floats(data.get("quality"))
     loss_name = _metric(result_json, "loss", "loss")
     quality_name = _metric(result_json, "quality", "quality")
-    fig = _figure(*INTERPOLATION_SIZE_IN)
+    fig = mpl.figure(*INTERPOLATION_SIZE_IN)
     ax = fig.subplots()
     _title(fig, title or f"{loss_name} from the initial to the final weights")
     if not _finite(loss):
         _note(ax, "nothing to plot: no point of the interpolation was measured")
-        return _save(fig, fmt)
+        return mpl.save(fig, fmt)
     ax.plot(alpha, loss, color="C0", linewidth=1.8, label=loss_name, gid="series-loss")
     if _spans_decades(loss):
         ax.set_yscale("log", nonpositive="mask")
@@ -255,9 +256,8 @@ def render_interpolation(
         [textwrap.fill(t, LEGEND_WRAP) for t in labels + more_labels],
         loc="center right",
     )
-    for text in legend.get_texts():
-        text.set_parse_math(False)
-    return _save(fig, fmt)
+    mpl.no_math(legend.get_texts())
+    return mpl.save(fig, fmt)
 
 
 # -- the landscape: 2-D ------------------------------------------------------------------
@@ -330,20 +330,20 @@ def render_landscape_contour(
     """Filled contours of the loss around the final weights (log-scaled levels when it
     spans two decades or more), the final weights marked, and the trajectory with its
     epochs when the result has one."""
-    _prepare()
+    mpl.prepare()
     import numpy as np
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import FuncFormatter, NullLocator
 
     xs, ys, grid = _surface(result_json)
     loss_name = _metric(result_json, "loss", "loss")
-    fig = _figure(*CONTOUR_SIZE_IN)
+    fig = mpl.figure(*CONTOUR_SIZE_IN)
     ax = fig.subplots()
     _title(fig, title or f"{loss_name} around the final weights")
     values = _finite([v for row in grid for v in row])
     if len(values) < 2 or not _rectangular(xs, ys, grid):
         _note(ax, "nothing to plot: the grid has no measured loss yet")
-        return _save(fig, fmt)
+        return mpl.save(fig, fmt)
     z = np.ma.masked_invalid(np.array(grid, dtype=float))
     levels, log = contour_levels(values)
     norm = LogNorm(vmin=levels[0], vmax=levels[-1]) if log else None
@@ -400,7 +400,7 @@ def render_landscape_contour(
     ax.set_ylabel(y_label)
     ax.grid(False)
     _legend(ax, loc="upper right")
-    return _save(fig, fmt)
+    return mpl.save(fig, fmt)
 
 
 def render_landscape_surface(
@@ -408,20 +408,20 @@ def render_landscape_surface(
 ) -> bytes:
     """The loss around the final weights as a 3-D surface (log10 of it when it spans two
     decades or more), the final weights and the trajectory marked."""
-    _prepare()
+    mpl.prepare()
     import numpy as np
     from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  registers the "3d" projection
 
     xs, ys, grid = _surface(result_json)
     loss_name = _metric(result_json, "loss", "loss")
-    fig = _figure(*SURFACE_SIZE_IN)
+    fig = mpl.figure(*SURFACE_SIZE_IN)
     # Drawn in the order given, not by depth: the path stays visible over the surface.
     ax = fig.add_subplot(projection="3d", computed_zorder=False)
     _title(fig, title or f"{loss_name} around the final weights")
     values = _finite([v for row in grid for v in row])
     if len(values) < 2 or not _rectangular(xs, ys, grid):
         _note(ax, "nothing to plot: the grid has no measured loss yet")
-        return _save(fig, fmt)
+        return mpl.save(fig, fmt)
     log = _spans_decades(values)
 
     def height(v: Any) -> Any:
@@ -470,4 +470,4 @@ def render_landscape_surface(
     ax.set_ylabel(textwrap.fill(y_label, 30), fontsize="small")
     ax.set_zlabel(f"log10 {loss_name}" if log else loss_name, fontsize="small")
     _legend(ax, loc="upper left")
-    return _save(fig, fmt)
+    return mpl.save(fig, fmt)

@@ -24,8 +24,8 @@ from service.plots.lab import (
     render_landscape_surface,
     render_range_test,
 )
-from service.plots.render import FORMATS, MEDIA_TYPES, Format
-from service.plots.router import DONE_CACHE, LIVE_CACHE, _image
+from service.plots.mpl import FORMATS, MEDIA_TYPES, Format
+from service.plots.router import DONE_CACHE, LIVE_CACHE, image_response
 from service.spec import FieldError
 from service.text import safe_filename
 
@@ -144,4 +144,4 @@ async def lab_plot_image(prepared: PlotDep, fmt: FormatPath) -> Response:
         "Cache-Control": LIVE_CACHE if prepared.live else DONE_CACHE,
         "Content-Disposition": f'inline; filename="{safe_filename(prepared.filename)}.{fmt}"',
     }
-    return await _image(prepared.render, prepared.data, fmt, headers)  # type: ignore[arg-type]
+    return await image_response(prepared.render, prepared.data, fmt, headers)  # type: ignore[arg-type]

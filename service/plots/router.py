@@ -35,7 +35,8 @@ from service.plots.curves import (
     plottable,
 )
 from service.plots.labels import spec_labels
-from service.plots.render import MEDIA_TYPES, Format, render_compare, render_curves
+from service.plots.mpl import MEDIA_TYPES, Format
+from service.plots.render import render_compare, render_curves
 from service.query import comma_list_pattern, split_list
 from service.spec import FieldError
 from service.text import safe_filename
@@ -55,9 +56,11 @@ _limiter = LoopLimiter(RENDER_CONCURRENCY)
 P = TypeVar("P")
 
 
-async def _image(
+async def image_response(
     render: Callable[[P, Format], bytes], plot: P, fmt: Format, headers: dict[str, str]
 ) -> Response:
+    """``render(plot, fmt)`` drawn in a thread of its own, at most ``RENDER_CONCURRENCY``
+    at once, as the response (every plot route, the sweeps' and the lab's too)."""
     content = await anyio.to_thread.run_sync(render, plot, fmt, limiter=_limiter())
     return Response(content, media_type=MEDIA_TYPES[fmt], headers=headers)
 
@@ -149,7 +152,7 @@ async def _curves_image(plot: CurvesPlot, fmt: Format) -> Response:
         "Cache-Control": LIVE_CACHE if plot.live else DONE_CACHE,
         "Content-Disposition": f'inline; filename="{safe_filename(plot.filename)}.{fmt}"',
     }
-    return await _image(render_curves, plot, fmt, headers)
+    return await image_response(render_curves, plot, fmt, headers)
 
 
 @router.get(
@@ -252,7 +255,7 @@ CompareDep = Annotated[ComparePlot, Depends(compared)]
 
 async def _compare_image(plot: ComparePlot, fmt: Format) -> Response:
     headers = {"Cache-Control": LIVE_CACHE if plot.live else DONE_CACHE}
-    return await _image(render_compare, plot, fmt, headers)
+    return await image_response(render_compare, plot, fmt, headers)
 
 
 @router.get(

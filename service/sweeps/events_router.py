@@ -17,8 +17,10 @@ from service.deps import (
     authenticated_router,
 )
 from service.errors import NOT_FOUND_SCHEMA
-from service.jobs.events import event_stream
-from service.sweeps import events, service
+from service.streams import follow
+from service.sweeps import service
+from service.sweeps.event_schemas import SWEEP_EVENT_SCHEMA
+from service.sweeps.events import SweepFeed
 
 router = authenticated_router(prefix="/v1/sweeps", tags=["sweeps"])
 
@@ -56,7 +58,7 @@ sweep and its jobs are sent again as they are then).
     responses={
         200: {
             "description": EVENTS_DOC,
-            "content": {"text/event-stream": {"schema": events.SWEEP_EVENT_SCHEMA}},
+            "content": {"text/event-stream": {"schema": SWEEP_EVENT_SCHEMA}},
         },
         404: NOT_FOUND_SCHEMA,
     },
@@ -72,12 +74,5 @@ async def sweep_events(
     """Follow a sweep live: its trials starting, their epochs, prunes and completions."""
     # The stream's own reads take turns of their own (EventHub.read).
     objective = await db.run(lambda session: sweep_objective(session, sweep_id, user.id))
-    stream = events.sweep_events(
-        request.app.state.events,
-        sweep_id=sweep_id,
-        objective=objective,
-        after=after,
-        heartbeat_seconds=settings.events_heartbeat_seconds,
-        max_seconds=settings.events_max_seconds,
-    )
-    return event_stream(stream)
+    feed = SweepFeed(sweep_id, objective=objective)
+    return follow(request.app.state.events, feed, after=after, settings=settings)

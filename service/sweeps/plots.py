@@ -22,8 +22,8 @@ from service.deps import CurrentUser, DbDep, SweepId, authenticated_router
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, Conflict, Invalid
 from service.jobs.models import EpochMetric, Job
 from service.plots.curves import ALL_PLOTTABLE, plottable
-from service.plots.render import FORMATS, MEDIA_TYPES, Format
-from service.plots.router import DONE_CACHE, LIVE_CACHE, _image
+from service.plots.mpl import FORMATS, MEDIA_TYPES, Format
+from service.plots.router import DONE_CACHE, LIVE_CACHE, image_response
 from service.plots.sweeps import (
     BANDS,
     KINDS,
@@ -300,4 +300,4 @@ async def sweep_plot_image(prepared: PlotDep, fmt: FormatPath) -> Response:
         "Cache-Control": LIVE_CACHE if prepared.live else DONE_CACHE,
         "Content-Disposition": f'inline; filename="{safe_filename(prepared.filename)}.{fmt}"',
     }
-    return await _image(prepared.render, prepared.plot, fmt, headers)  # type: ignore[arg-type]
+    return await image_response(prepared.render, prepared.plot, fmt, headers)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ from service.jobs.models import Job, JobStatus
 from service.jobs.service import dataset_shape, new_job
 from service.owned import get_owned
 from service.spec import FieldError, JobSpec
+from service.stats import spread
 from service.sweeps import driver
 from service.sweeps.models import Sweep, SweepKind, SweepStatus, TrialState
 from service.sweeps.spec import ComparisonSpec, SweepSpec
@@ -450,24 +451,18 @@ def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
             seed = seed_of(stored, t, j.repeat)
             if j.status == JobStatus.SUCCEEDED and value is not None and seed is not None:
                 values[str(seed)] = value
-        n = len(values)
-        data = list(values.values())
-        mean = statistics.fmean(data) if n else None
-        std = statistics.stdev(data) if n >= 2 else None
-        ci = None
-        if n >= 2 and mean is not None and std is not None:
-            half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-            ci = [mean - half, mean + half]
+        # The same statistics as the comparison chart's band (service.stats).
+        over_seeds = spread(list(values.values()))
         configs.append(
             {
                 "number": t.number,
                 "label": trial_label(t),
                 "params": t.params,
                 "state": t.state,
-                "n": n,
-                "mean": mean,
-                "std": std,
-                "ci95": ci,
+                "n": over_seeds.n,
+                "mean": over_seeds.mean,
+                "std": over_seeds.std,
+                "ci95": list(over_seeds.ci95) if over_seeds.ci95 is not None else None,
                 "values": values,
             }
         )

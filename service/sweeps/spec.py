@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import copy
-import math
 import typing
 from typing import Annotated, Any, Literal
 
@@ -616,7 +615,3 @@ def _default(spec: dict[str, Any], parts: list[str]) -> Any:
             value = info.get_default(call_default_factory=True)
             return list(value) if isinstance(value, tuple | list) else None
     return None
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -15,15 +15,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sse import Collector, epochs, parse, stream
 from support import Backend, bearer, make_backend, make_user, serve, wait_for
 
 from service.db import make_engine, make_sessionmaker, utcnow
-from service.jobs import events as events_module
-from service.jobs.events import EventHub
+from service.jobs import events as job_events
 from service.jobs.models import EpochMetric, Job
 from service.live import Notifier
 from service.main import create_app
+from service.streams import EventHub
+from service.streams import hub as hub_module
+from service.streams import loop as stream_loop
 
 SPEC = {"dataset": {"name": "moons"}, "training": {"epochs": 8}}
 
@@ -168,11 +171,15 @@ def test_after_the_end_a_client_gets_the_whole_history_then_the_end(backend: Bac
         full = list(stream(client, job_id))
         tail = list(stream(client, job_id, after=6))
         beyond = list(stream(client, job_id, headers={"Last-Event-ID": "50"}))
+    # The status comes first, on connecting, for an ended job too (docs/events.md), and
+    # only once: it does not change again before the end.
+    assert [e.event for e in full] == ["status", *["epoch"] * 8, "end"]
+    assert full[0].data["status"] == full[-1].data["status"] == "diverged"
+    assert full[0].id == 0 and full[0].data["epochs_completed"] == 8
     assert epochs(full) == list(range(1, 9))
-    assert [e.event for e in full][-2:] == ["status", "end"]
-    assert full[-1].data["status"] == "diverged"
-    assert epochs(tail) == [7, 8] and tail[-1].event == "end"
-    assert epochs(beyond) == [] and beyond[-1].event == "end" and beyond[-1].id == 50
+    assert [e.event for e in tail] == ["status", "epoch", "epoch", "end"]
+    assert epochs(tail) == [7, 8] and tail[0].id == 6 and tail[-1].id == 8
+    assert [(e.event, e.id) for e in beyond] == [("status", 50), ("end", 50)]
 
 
 def test_a_cancelled_queued_job_ends_its_stream(backend: Backend):
@@ -225,7 +232,7 @@ def test_non_finite_metrics_are_sent_as_null(sqlite_backend: Backend):
 
 
 def test_a_long_history_is_replayed_in_batches(backend: Backend, monkeypatch):
-    monkeypatch.setattr(events_module, "BATCH", 3)
+    monkeypatch.setattr(stream_loop, "BATCH", 3)
     with server(backend) as (client, _):
         job_id = submit(client)
         worker = FakeWorker(backend, job_id)
@@ -238,7 +245,11 @@ def test_a_long_history_is_replayed_in_batches(backend: Backend, monkeypatch):
         worker.finish()  # ended with exactly a batch's multiple left: still all of them
         got = reader.finished()
         worker.close()
+        # Once it has ended, its status still comes first, before the batches.
+        again = list(stream(client, job_id))
     assert epochs(got) == list(range(1, 9)) and got[-1].event == "end"
+    assert [e.event for e in again] == ["status", *["epoch"] * 8, "end"]
+    assert again[0].data["status"] == "succeeded" and epochs(again) == list(range(1, 9))
 
 
 def test_a_quiet_stream_gets_heartbeats_and_ends_at_its_lifetime_without_an_end(
@@ -339,20 +350,88 @@ def test_with_redis_a_notification_wakes_streams_without_the_poll(tmp_path: Path
     assert [e.event for e in got] == ["status", "status", "epoch", "status", "end"]
 
 
-def test_the_hub_follows_its_streams_to_a_new_event_loop(sqlite_backend: Backend):
-    """A test client, for one, runs each request on an event loop of its own."""
-    engine = make_engine(str(sqlite_backend.settings().database_url))
-    hub = EventHub(make_sessionmaker(engine), poll_seconds=0.05, redis_url=None)
+def test_the_hub_runs_with_the_apps_lifespan(sqlite_backend: Backend):
+    app = create_app(sqlite_backend.settings())
+    token = make_user(sqlite_backend, "lifespan")
+    hub = app.state.events
+    assert not hub.running
+    with TestClient(app, headers=bearer(token)) as client:
+        assert hub.running  # started by the lifespan, before any stream
+        job_id = submit(client)
+        worker = FakeWorker(sqlite_backend, job_id)
+        worker.finish()
+        worker.close()
+        # A TestClient used as a context manager runs every request on the lifespan's
+        # event loop, so its streams are woken by the hub like a server's.
+        got = list(stream(client, job_id))
+    assert [e.event for e in got] == ["status", "end"]
+    assert not hub.running and hub.streams == 0
 
-    async def watch_once() -> None:
-        async with hub.watch(str(uuid.uuid4())) as changed:
+
+def test_a_stream_without_the_lifespan_is_refused_before_it_starts(sqlite_backend: Backend):
+    app = create_app(sqlite_backend.settings())
+    token = make_user(sqlite_backend, "no-lifespan")
+    with TestClient(app, headers=bearer(token)) as client:
+        job_id = submit(client)
+    # Not entered: the lifespan does not run, so no hub would ever wake the stream.
+    bare = TestClient(app, headers=bearer(token))
+    with pytest.raises(RuntimeError, match="lifespan"):
+        bare.get(f"/v1/jobs/{job_id}/events")
+    assert (
+        TestClient(app, headers=bearer(token), raise_server_exceptions=False)
+        .get(f"/v1/jobs/{job_id}/events")
+        .status_code
+        == 500
+    )
+
+
+def test_the_hub_wakes_a_watch_at_its_first_poll_and_stops_its_tasks(
+    sqlite_backend: Backend, monkeypatch
+):
+    monkeypatch.setattr(hub_module, "POLL_CHUNK", 2)
+    asked: list[list[str]] = []
+
+    def probe(sessions: object, keys: list[str]) -> dict[str, tuple]:
+        asked.append(keys)
+        return {k: ("here",) for k in keys}
+
+    engine = make_engine(str(sqlite_backend.settings().database_url))
+    hub = EventHub(
+        make_sessionmaker(engine),
+        sources={job_events.SOURCE: job_events.versions, "probe": probe},
+        poll_seconds=0.05,
+        redis_url=None,
+    )
+    probed = [f"key-{i}" for i in range(5)]
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="not running"):
+            async with hub.watch(str(uuid.uuid4()), source=job_events.SOURCE):
+                pass
+        await hub.start()
+        with pytest.raises(ValueError, match="unknown event source 'sweep'"):
+            async with hub.watch(str(uuid.uuid4()), source="sweep"):
+                pass
+        async with hub.watch(str(uuid.uuid4()), source=job_events.SOURCE) as changed:
+            assert hub.streams == 1
             # The first poll finds the job (missing here) and wakes its streams.
             await asyncio.wait_for(changed.wait(), 10)
+        async with contextlib.AsyncExitStack() as stack:
+            woken = [
+                await stack.enter_async_context(hub.watch(key, source="probe")) for key in probed
+            ]
+            for event in woken:
+                await asyncio.wait_for(event.wait(), 10)
+            assert hub.streams == len(probed)
+        assert "events-poll" in {t.get_name() for t in asyncio.all_tasks()}
+        await hub.stop()
+        assert "events-poll" not in {t.get_name() for t in asyncio.all_tasks()}
 
     try:
-        asyncio.run(watch_once())
-        asyncio.run(watch_once())  # the first loop and its poll task are gone
-        asyncio.run(hub.stop())
+        asyncio.run(main())
     finally:
         engine.dispose()
-    assert hub.streams == 0
+    assert hub.streams == 0 and not hub.running
+    # A source's reader is asked at most POLL_CHUNK keys at a time, and every key.
+    assert asked and all(1 <= len(keys) <= 2 for keys in asked)
+    assert sorted({k for keys in asked for k in keys}) == probed

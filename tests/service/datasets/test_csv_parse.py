@@ -590,9 +590,9 @@ def test_wide_file_is_converted_in_small_chunks() -> None:
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 def test_long_line_found_across_scan_blocks(monkeypatch: pytest.MonkeyPatch, newline: str) -> None:
-    import service.datasets.csv_parse as csv_parse
+    from service.datasets import csv_bytes
 
-    monkeypatch.setattr(csv_parse, "_SCAN_BLOCK", 16)  # many blocks, some without a break
+    monkeypatch.setattr(csv_bytes, "SCAN_BLOCK", 16)  # many blocks, some without a break
     limits = CsvLimits(max_bytes=100_000, max_rows=100, max_columns=10, max_line_bytes=60)
     rows = numeric_rows(20)
     assert parse(make_csv("a,b,y", rows, newline=newline), limits=limits).n_rows == 20
@@ -604,9 +604,9 @@ def test_long_line_found_across_scan_blocks(monkeypatch: pytest.MonkeyPatch, new
 
 @pytest.mark.parametrize("block", [16, 4 * 1024 * 1024])
 def test_long_last_line_without_a_newline(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
-    import service.datasets.csv_parse as csv_parse
+    from service.datasets import csv_bytes
 
-    monkeypatch.setattr(csv_parse, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(csv_bytes, "SCAN_BLOCK", block)
     limits = CsvLimits(max_bytes=100_000, max_rows=100, max_columns=10, max_line_bytes=60)
     data = make_csv("a,b,y", numeric_rows()) + b"12," + b"2" * 70
     err = parse_error(data, limits=limits)

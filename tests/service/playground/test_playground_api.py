@@ -24,7 +24,7 @@ from service.playground.schemas import (
     PlaygroundRequest,
     check_request,
 )
-from service.plots.render import DPI
+from service.plots.mpl import DPI
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SGD = {"name": "sgd", "lr": 0.001}

@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from support import Backend, bearer, make_user
 
-from service.plots.render import COMPARE_SIZE_IN, CURVES_WIDTH_IN, DPI, PANEL_HEIGHT_IN
+from service.plots.mpl import DPI
+from service.plots.render import COMPARE_SIZE_IN, CURVES_WIDTH_IN, PANEL_HEIGHT_IN
 from service.plots.render import TITLE_HEIGHT_IN as TITLE_IN
 
 Record = Callable[..., None]  # the ``record`` fixture (conftest.py)

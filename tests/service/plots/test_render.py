@@ -197,7 +197,7 @@ def test_an_unwritable_home_gets_a_private_matplotlib_directory() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MPL", "XDG_"))}
     env["HOME"] = "/proc/no-such-home"  # not even root can make directories there
     code = (
-        "import os; from service.plots.render import render_curves, _prepare; "
+        "import os; from service.plots.render import render_curves; "
         "from service.plots.curves import curves_plot; "
         "p = curves_plot(name='j', job_id='x'*36, status='queued', planned_epochs=3, "
         "best_epoch=None, rows=[], metrics=['val_loss'], log=None); "
@@ -237,7 +237,7 @@ def test_at_most_render_concurrency_renders_at_once() -> None:
         out: list[bytes] = []
 
         async def one(i: int) -> None:
-            response = await router._image(slow, i, "png", {})
+            response = await router.image_response(slow, i, "png", {})
             out.append(response.body)
 
         async with anyio.create_task_group() as tg:

@@ -26,6 +26,7 @@ from service.jobs.models import EpochMetric
 from service.jobs.service import dataset_shape, new_job
 from service.plots import sweeps as sp
 from service.spec import JobSpec
+from service.stats import t_quantile
 from service.sweeps.models import Sweep, SweepKind, SweepTrial
 from service.sweeps.spec import ComparisonSpec, SweepSpec, apply
 from service.sweeps.study import JobRow, TrialRow, sample
@@ -350,6 +351,33 @@ def test_comparison_shows_mean_curves_with_bands(api: TestClient, compared: str)
     assert any("plain sgd" in t for t in svg_texts(history.text))
 
 
+def test_the_charts_band_is_the_tables_confidence_interval(api: TestClient, compared: str) -> None:
+    """The comparison's table and its chart take their statistics from one function
+    (service.stats.spread): on the same values — each seed's objective is its last
+    epoch's val_loss here — the chart's band at that epoch is the table's ci95."""
+    table = api.get(f"/v1/sweeps/{compared}/comparison").json()
+    trials = api.get(f"/v1/sweeps/{compared}/trials", params={"sort": "number"}).json()
+    configs = []
+    for trial in trials["items"]:
+        runs = []
+        for job in trial["jobs"]:
+            r = api.get(f"/v1/jobs/{job['id']}/metrics", params={"names": "val_loss"})
+            runs.append([(row["epoch"], row["val_loss"]) for row in r.json()["epochs"]])
+        configs.append(sp.ConfigRuns(trial["number"], trial["label"], runs))
+    info_ = info(metric="val_loss", direction="min")
+    ci = sp.comparison_plot(info_, configs, "val_loss", "ci95", total=len(configs))
+    std = sp.comparison_plot(info_, configs, "val_loss", "std", total=len(configs))
+    rows = {c["number"]: c for c in table["configurations"]}
+    assert len(ci.bands) == len(rows) == 2
+    for band, spread in zip(ci.bands, std.bands, strict=True):
+        row = rows[band.number]
+        assert row["n"] == band.seeds == 3 and band.epochs[-1] == 5
+        assert spread.mean[-1] == band.mean[-1] == row["mean"]
+        assert [band.low[-1], band.high[-1]] == row["ci95"]
+        assert band.low[-1] < row["mean"] < band.high[-1]
+        assert spread.high[-1] - row["mean"] == pytest.approx(row["std"])
+
+
 def test_a_running_sweep_is_not_cached(api: TestClient, sweeps: Sweeps, searched: str) -> None:
     sweeps.set_status(searched, "running")
     r = get(api, searched, "history.png")
@@ -553,13 +581,13 @@ def test_importance_is_sorted() -> None:
 
 
 def test_t_quantiles() -> None:
-    assert sp.t_quantile_975(1) == pytest.approx(12.7062, abs=1e-4)
-    assert sp.t_quantile_975(4) == pytest.approx(2.7764, abs=1e-4)
-    assert sp.t_quantile_975(40) == pytest.approx(2.0211, abs=1e-4)
-    assert sp.t_quantile_975(120) == pytest.approx(1.9799, abs=1e-4)
-    scipy_stats = pytest.importorskip("scipy.stats")
-    for df in range(1, 300):
-        assert sp.t_quantile_975(df) == pytest.approx(scipy_stats.t.ppf(0.975, df), abs=2e-4)
+    # Tables' values; the quantile is SciPy's (service.stats), the one every statistic uses.
+    assert t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-4)
+    assert t_quantile(0.975, 4) == pytest.approx(2.7764, abs=1e-4)
+    assert t_quantile(0.975, 40) == pytest.approx(2.0211, abs=1e-4)
+    assert t_quantile(0.975, 120) == pytest.approx(1.9799, abs=1e-4)
+    with pytest.raises(ValueError, match="degree of freedom"):
+        t_quantile(0.975, 0)
 
 
 def test_comparison_band_is_the_t_interval_or_the_std() -> None:
@@ -568,7 +596,7 @@ def test_comparison_band_is_the_t_interval_or_the_std() -> None:
     ci = sp.comparison_plot(info(), [config], "val_loss", "ci95", total=1).bands[0]
     assert ci.epochs == (1, 2) and ci.seeds == 3
     assert ci.mean == (2.0, pytest.approx(0.6))
-    half = sp.t_quantile_975(2) * 1.0 / math.sqrt(3)  # sd of 1, 2, 3 is 1
+    half = t_quantile(0.975, 2) * 1.0 / math.sqrt(3)  # sd of 1, 2, 3 is 1
     assert ci.low[0] == pytest.approx(2.0 - half) and ci.high[0] == pytest.approx(2.0 + half)
     std = sp.comparison_plot(info(), [config], "val_loss", "std", total=1).bands[0]
     assert std.low[0] == pytest.approx(1.0) and std.high[0] == pytest.approx(3.0)

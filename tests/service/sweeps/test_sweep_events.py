@@ -18,12 +18,12 @@ from sse import Collector, Sse, parse, sweep_stream
 from support import Backend, bearer, make_backend, make_user, serve, wait_for
 
 from service.db import make_engine, make_sessionmaker, utcnow
-from service.jobs import events as job_events_module
 from service.jobs.models import EpochMetric, Job
 from service.jobs.service import dataset_shape, new_job
 from service.live import Notifier
 from service.main import create_app
 from service.spec import JobSpec
+from service.streams import loop as stream_loop
 from service.sweeps.models import Sweep, SweepTrial
 
 BASE = {"dataset": {"name": "moons"}, "training": {"epochs": 4}}
@@ -280,7 +280,7 @@ def test_a_reconnect_gets_each_missed_epoch_exactly_once_and_fresh_snapshots(
 
 
 def test_a_long_history_is_replayed_in_batches_and_ends_after_it(backend: Backend, monkeypatch):
-    monkeypatch.setattr(job_events_module, "BATCH", 3)
+    monkeypatch.setattr(stream_loop, "BATCH", 3)
     with server(backend) as (client, _, owner):
         sweep = FakeSweep(backend, owner)
         (a,) = sweep.trial(0, {"x": 1})
