@@ -150,9 +150,34 @@ def test_numbers_and_words_that_belong_are_kept() -> None:
     job = JobSpec.model_validate(
         {
             "optimizer": {"name": "adam", "lr": 1, "betas": [0.9, 0.99]},
-            "training": {"batch_size": "full", "epochs": 20.0},
+            "training": {"batch_size": "full", "epochs": 20},
             "schedule": {"name": "one_cycle", "cycle_momentum": True},
         }
     )
-    assert job.optimizer.lr == 1.0 and job.optimizer.betas == (0.9, 0.99)
+    # A float field takes an integer, as a float.
+    assert job.optimizer.lr == 1.0 and type(job.optimizer.lr) is float
+    assert job.optimizer.betas == (0.9, 0.99)
     assert job.training.batch_size == "full" and job.training.epochs == 20
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"training": {"epochs": 20.0}}, ("training", "epochs")),
+        ({"training": {"batch_size": 32.0}}, ("training", "batch_size", "constrained-int")),
+        ({"model": {"kind": "mlp", "hidden": [64.0]}}, ("model", "mlp", "hidden", 0)),
+        (
+            {"schedule": {"name": "multistep", "milestones": [5.0]}},
+            ("schedule", "multistep", "milestones", 0),
+        ),
+    ],
+)
+def test_an_integer_field_takes_no_float_not_even_a_whole_one(body: dict, loc: tuple) -> None:
+    """The decision (docs/architecture.md, "The job spec is the contract"): pydantic's
+    strict int, so ``2.0`` is refused like ``2.5``; lax mode took it as 2."""
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate(body)
+    errors = {e["loc"]: e for e in info.value.errors()}
+    assert loc in errors, list(errors)
+    assert errors[loc]["type"] == "int_type"
+    assert errors[loc]["msg"] == "Input should be a valid integer"
