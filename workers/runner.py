@@ -103,9 +103,9 @@ class SqlReporter:
         self.trial = trial  # the job is one of a sweep's trials
         self.reported = 0  # the last row (epoch, step, grid row) reported
 
-    def report(
-        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None
-    ) -> str | None:
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None) -> None:
+        """Record the epoch; then, for a sweep's trial, ask its pruner, which raises
+        ``PruneTrial`` to end the run (the epoch is recorded by then)."""
         tmp = None
         if checkpoint is not None:  # the lab's rows come without
             tmp = self.job_dir / f"{CHECKPOINT}.a{self.lease.attempt}.tmp"
@@ -118,9 +118,8 @@ class SqlReporter:
         )
         self.notifier.job_changed(self.lease.job_id)
         self.reported = epoch
-        if self.trial is None:
-            return None
-        return self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
+        if self.trial is not None:
+            self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
 
     def _write(self, values: dict[str, object]) -> None:
         def write() -> None:

@@ -366,9 +366,9 @@ def range_test(
     """Run the range test of ``spec`` (see the module's docstring).
 
     Each step is reported as ``report(step, {"lr", "loss", "smoothed_loss"}, None)``,
-    steps from 1 (what ``report`` returns is ignored), and ``should_stop`` is asked
-    before each step: a yes ends the test as ``cancelled``. ``device`` overrides
-    ``spec.training.device``. A ``StopTraining`` from the reporter propagates.
+    steps from 1, and ``should_stop`` is asked before each step: a yes ends the test as
+    ``cancelled``. ``device`` overrides ``spec.training.device``. A ``StopTraining`` (or
+    ``PruneTrial``: a range test is not pruned) from the reporter propagates.
     """
     clock = time.perf_counter()
     dev = resolve_device(device or spec.training.device)
@@ -456,9 +456,7 @@ class _StopOnly:
 
     reporter: Reporter
 
-    def report(
-        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None
-    ) -> str | None:
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None) -> None:
         return None
 
     def should_stop(self) -> bool:
