@@ -40,6 +40,7 @@ from service.live import Notifier
 from service.queue import TRAIN_JOB
 from service.spec import JobSpec
 from service.spec.lab import RangeTest
+from service.spec.results import AutoLrChoice, AutoLrRecord, JobResult
 from service.sweeps.driver import advance
 from workers.claim import Claimed, claim
 from workers.engine import (
@@ -295,7 +296,7 @@ def _train(
             spec, record = _resolve_auto(claimed, lease, sessions, settings, spec, reporter)
         except RangeTestCancelled as exc:
             return CANCELLED, None, {"status_reason": str(exc)}
-        extra["result"] = {"auto_lr": record}
+        extra["result"] = AutoLrRecord(auto_lr=record)
     resume = _resume_point(claimed, job_dir)
     if resume is not None:
         log.info(
@@ -352,26 +353,26 @@ def _resolve_auto(
     settings: Settings,
     spec: JobSpec,
     reporter: SqlReporter,
-) -> tuple[JobSpec, dict[str, object]]:
+) -> tuple[JobSpec, AutoLrChoice]:
     """The spec with its ``"auto"`` rates set. The first attempt runs the range test and
     records its choice (fenced) before training starts; a later attempt (the first lost
     its worker) takes that record instead of testing again, so a resumed job trains on
     with the very rate it began with."""
     with sessions() as s:
-        job = s.get(Job, claimed.job_id)
-        done = (job.result or {}).get("auto_lr") if job is not None else None
-    if done:
-        return with_rates(spec, done["fields"], done["value"]), done
+        done = s.scalar(select(Job.result).where(Job.id == claimed.job_id))
+    if isinstance(done, AutoLrRecord):
+        return with_rates(spec, done.auto_lr.fields, done.auto_lr.value), done.auto_lr
     resolved, record = resolve_auto(spec, datasets_dir=settings.datasets_dir, reporter=reporter)
+    assert record is not None  # spec.auto_lr is not empty
     retrying(
-        lambda: _write_result(lease, {"auto_lr": record}),
+        lambda: _write_result(lease, AutoLrRecord(auto_lr=record)),
         seconds=settings.db_retry_seconds,
         what=f"job {claimed.job_id} auto lr",
     )
     return resolved, record
 
 
-def _write_result(lease: Lease, result: dict[str, object]) -> None:
+def _write_result(lease: Lease, result: JobResult) -> None:
     with lease.fenced("result", result=result):
         pass
 
@@ -406,7 +407,7 @@ def _lab(settings: Settings, spec: JobSpec, reporter: SqlReporter) -> tuple[str,
     return STATUSES[outcome.status], {
         "status_reason": outcome.reason,
         "epochs_completed": reporter.reported,
-        "result": outcome.to_json(),
+        "result": outcome.record(),
         "device": outcome.device,
     }
 

@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Body, Depends, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
@@ -79,21 +79,13 @@ def valid_job(job_id: JobId, session: SessionDep, user: CurrentUser) -> Job:
 JobDep = Annotated[Job, Depends(valid_job)]
 
 
-def auto_lr_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What ``"auto"`` chose, without the range test's curve (that is in ``…/result``)."""
-    record = (result or {}).get("auto_lr")
-    if not record:
-        return None
-    return {k: v for k, v in record.items() if k not in ("curve", "suggestions", "range_test")}
-
-
 def to_read(job: Job, request: Request) -> JobRead:
     base = str(request.url_for("get_job", job_id=job.id))
     return JobRead.model_validate(
         {
             **{c: getattr(job, c) for c in JobRead.model_fields if hasattr(job, c)},
             "epochs": service.total_rows(job.spec),
-            "auto_lr": auto_lr_summary(job.result),
+            "auto_lr": service.auto_lr(job),
             "links": {
                 "self": base,
                 "metrics": f"{base}/metrics",
@@ -230,7 +222,7 @@ def job_result(job: JobDep, session: SessionDep) -> ResultRead:
     """What a lab job found: a range test's curve and suggestions, a landscape's line and
     grid; for a training job with `"auto"` rates, the range test's choice. 409 while
     there is nothing yet (the job is queued or running, or ended without a result)."""
-    return ResultRead.model_validate(service.result(session=session, job=job))
+    return service.result(session=session, job=job)
 
 
 @router.get(

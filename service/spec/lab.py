@@ -22,6 +22,9 @@ from service.spec.common import SpecModel
 
 #: What ``"auto"`` takes from a range test: see :class:`RangeTest.suggestion`.
 SUGGESTION_RULES: tuple[str, ...] = ("steepest", "min_div_10", "valley")
+SuggestionRule = Literal["steepest", "min_div_10", "valley"]
+#: The fields that may be ``"auto"`` (``JobSpec.auto_lr``).
+AutoField = Literal["optimizer.lr", "schedule.max_lr"]
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 Rate = Annotated[StrictFloat, Field(gt=0.0, le=1000.0)]
 #: Significant digits of a rate a range test picks ("auto" rates, a sweep's "auto" ends).
@@ -57,7 +60,7 @@ class RangeTest(SpecModel):
         le=1e6,
         description="Stop once the smoothed loss exceeds this multiple of its best so far.",
     )
-    suggestion: Literal["steepest", "min_div_10", "valley"] | None = Field(
+    suggestion: SuggestionRule | None = Field(
         None,
         description='The rule `"auto"` uses: `steepest` (the steepest descent of the '
         "smoothed loss against log lr), `min_div_10` (the rate at the smoothed loss's "

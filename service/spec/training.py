@@ -8,7 +8,7 @@ from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from service.spec.common import SpecModel
 from service.spec.datasets import DatasetSpec, DigitsDataset
-from service.spec.lab import JobKind, Landscape, RangeTest
+from service.spec.lab import AutoField, JobKind, Landscape, RangeTest
 from service.spec.models import MLPModel, ModelSpec
 from service.spec.optimizers import Adam, OptimizerSpec
 from service.spec.regularization import Regularization
@@ -85,9 +85,9 @@ class JobSpec(SpecModel):
     )
 
     @property
-    def auto_lr(self) -> list[str]:
+    def auto_lr(self) -> list[AutoField]:
         """The fields set to ``"auto"``: a range test picks their value before training."""
-        fields = ["optimizer.lr"] if self.optimizer.lr == "auto" else []
+        fields: list[AutoField] = ["optimizer.lr"] if self.optimizer.lr == "auto" else []
         if isinstance(self.schedule, OneCycle) and self.schedule.max_lr == "auto":
             fields.append("schedule.max_lr")
         return fields

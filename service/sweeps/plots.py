@@ -46,7 +46,7 @@ from service.plots.sweeps import (
 )
 from service.spec import FieldError
 from service.sweeps import service as sweep_service
-from service.sweeps.driver import load_trials
+from service.sweeps.driver import load_trials, resolved_space
 from service.sweeps.models import COMPARISON, SWEEP_RUNNING, Sweep
 from service.sweeps.study import TrialRow
 
@@ -122,7 +122,7 @@ def _info(sweep: Sweep) -> SweepInfo:
         metric=metric,
         direction="max" if direction == "max" else "min",
         step_measure=str((spec.get("pruner") or {}).get("measure") or "epoch"),
-        space=dict(spec.get("space") or {}),
+        space=resolved_space(sweep),  # the ranges the trials sampled
         repeats=int(spec.get("repeats") or 1),
         live=sweep.status == SWEEP_RUNNING,
     )

@@ -86,9 +86,9 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
         plots.append("comparison")
     for plot in plots:
         links[f"plot_{plot}"] = f"{base}/plots/{plot}.png"
-    auto = stored.get("auto_bounds")
-    if auto and auto.get("job_id"):
-        links["range_test"] = str(request.url_for("get_job", job_id=auto["job_id"]))
+    if sweep.auto_bounds is not None:
+        job_id = sweep.auto_bounds.job_id
+        links["range_test"] = str(request.url_for("get_job", job_id=job_id))
     summary = service.summary(sweep, trials)
     return SweepRead.model_validate(
         {
@@ -102,7 +102,7 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
             "finished_at": sweep.finished_at,
             "cancel_requested": bool(sweep.cancel_requested),
             "spec": stored,
-            "max_trials": stored["max_trials"],
+            "max_trials": sweep.max_trials,
             "parallelism": stored.get("parallelism", 1),
             "repeats": stored.get("repeats", 1),
             "trials_created": sweep.trials_created,
@@ -110,7 +110,7 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
             "epochs_spent": summary.epochs_spent,
             "objective": {k: stored["objective"][k] for k in ("metric", "direction", "measure")},
             "best": summary.best,
-            "auto_bounds": auto,
+            "auto_bounds": sweep.auto_bounds,
             "links": links,
         }
     )

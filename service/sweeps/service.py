@@ -35,6 +35,7 @@ from service.sweeps.models import (
     SWEEP_RUNNING,
     SWEEP_STATUSES,
     SWEEP_TERMINAL,
+    AutoBounds,
     Sweep,
 )
 from service.sweeps.schemas import TRIAL_STATES
@@ -96,13 +97,15 @@ def create(
     name = spec.name or default_name(stored, spec)
     sweep_id = str(uuid.uuid4())
     test: Job | None = None
-    if "auto_bounds" in stored:
-        body = range_test_body(stored["base"], getattr(spec, "range_test", None))
+    auto: AutoBounds | None = None
+    if isinstance(spec, SweepSpec) and spec.auto_paths():
+        body = range_test_body(stored["base"], spec.range_test)
         body["name"] = f"{name[:170]} · range test"
         job_spec = JobSpec.model_validate(body)
         shape = dataset_shape(session=session, spec=job_spec, owner=owner)
         test = new_job(job_spec, shape, owner, sweep_id=sweep_id)
-        stored["auto_bounds"]["job_id"] = test.id
+        # Its ends come when the test has ended (driver.resolve_auto).
+        auto = AutoBounds(job_id=test.id, paths=spec.auto_paths())
     sweep = Sweep(
         id=sweep_id,
         owner_id=owner,
@@ -111,6 +114,8 @@ def create(
         status=SWEEP_RUNNING,
         spec=stored,
         task=task,
+        max_trials=max_trials_of(kind, stored),
+        auto_bounds=auto,
         trials_created=0,
         event_seq=0,
         cancel_requested=False,
@@ -126,6 +131,12 @@ def create(
         except Exception as exc:
             log.warning("sweep %s: could not send its range test %s: %s", sweep_id, test.id, exc)
     return sweep
+
+
+def max_trials_of(kind: str, stored: dict[str, Any]) -> int:
+    """The trials a checked spec makes: a search's ``max_trials`` (``check_sweep``
+    resolved its default), a comparison's configurations."""
+    return len(stored["configurations"]) if kind == COMPARISON else int(stored["max_trials"])
 
 
 # -- read -----------------------------------------------------------------------------

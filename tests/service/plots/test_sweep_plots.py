@@ -27,6 +27,7 @@ from service.jobs.service import dataset_shape, new_job
 from service.plots import sweeps as sp
 from service.spec import JobSpec
 from service.sweeps.models import COMPARISON, SEARCH, Sweep, SweepTrial
+from service.sweeps.service import max_trials_of
 from service.sweeps.spec import ComparisonSpec, SweepSpec, apply
 from service.sweeps.study import JobRow, TrialRow, sample
 from service.sweeps.validate import check_comparison, check_sweep
@@ -101,6 +102,7 @@ class Sweeps:
                 status="succeeded",
                 spec=stored,
                 task=task,
+                max_trials=max_trials_of(kind, stored),
             )
         )
         session.flush()
