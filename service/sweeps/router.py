@@ -333,5 +333,4 @@ async def sweep_comparison(loaded: SweepTrialsDep) -> ComparisonRead:
     configuration the mean, standard deviation and 95% confidence interval of the
     objective; the best configuration against each other, paired by seed."""
     sweep, trials = loaded
-    out = await anyio.to_thread.run_sync(service.comparison_for, sweep, trials)
-    return ComparisonRead.model_validate(out)
+    return await anyio.to_thread.run_sync(service.comparison_for, sweep, trials)

@@ -38,7 +38,7 @@ from service.sweeps.models import (
     AutoBounds,
     Sweep,
 )
-from service.sweeps.schemas import TRIAL_STATES
+from service.sweeps.schemas import TRIAL_STATES, ComparisonRead, ConfigurationStats, PairedTest
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 from service.sweeps.study import TrialRow
 from service.sweeps.validate import check_comparison, check_sweep, label_of, range_test_body
@@ -441,7 +441,7 @@ def _num(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
+def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> ComparisonRead:
     """Per configuration (trial): the objective's mean, standard deviation and 95%
     confidence interval over its seeds; and the best configuration against each other,
     paired by seed (paired t-test, Wilcoxon signed-rank, Holm-adjusted)."""
@@ -455,8 +455,7 @@ def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
     from scipy import stats
 
     direction = stored["objective"]["direction"]
-    seeds = list(stored.get("seeds") or [])
-    configs: list[dict[str, Any]] = []
+    configs: list[ConfigurationStats] = []
     for t in trials:
         values: dict[str, float] = {}
         for j in t.jobs:
@@ -473,57 +472,67 @@ def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
             half = float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
             ci = [mean - half, mean + half]
         configs.append(
-            {
-                "number": t.number,
-                "label": trial_label(t),
-                "params": t.params,
-                "state": t.state,
-                "n": n,
-                "mean": mean,
-                "std": std,
-                "ci95": ci,
-                "values": values,
-            }
+            ConfigurationStats(
+                number=t.number,
+                label=trial_label(t),
+                params=t.params,
+                state=t.state,
+                n=n,
+                mean=mean,
+                std=std,
+                ci95=ci,
+                values=values,
+            )
         )
     key = _better(direction)
-    candidates = [c for c in configs if c["state"] == "complete" and c["mean"] is not None]
-    candidates = candidates or [c for c in configs if c["mean"] is not None]
-    best = min(candidates, key=lambda c: (key(c["mean"]), c["number"])) if candidates else None
-    tests: list[dict[str, Any]] = []
-    if best is not None:
-        for other in configs:
-            if other is best:
-                continue
-            common = [s for s in best["values"] if s in other["values"]]
-            a = [best["values"][s] for s in common]
-            b = [other["values"][s] for s in common]
-            diffs = [x - y for x, y in zip(a, b, strict=True)]
-            test: dict[str, Any] = {
-                "other": other["number"],
-                "other_label": other["label"],
-                "n_pairs": len(common),
-                "mean_difference": statistics.fmean(diffs) if diffs else None,
-                "t": None,
-                "p_value": None,
-                "wilcoxon_p": None,
-            }
-            if len(common) >= 2 and len(set(diffs)) > 1:
-                # Differences all alike (all 0 included): t is undefined, not infinite.
-                res = stats.ttest_rel(a, b)
-                test["t"], test["p_value"] = _num(res.statistic), _num(res.pvalue)
-            if len(common) >= 2 and any(d != 0 for d in diffs):
-                try:
-                    test["wilcoxon_p"] = _num(stats.wilcoxon(a, b).pvalue)
-                except ValueError:
-                    test["wilcoxon_p"] = None
-            tests.append(test)
-        for test, adjusted in zip(tests, holm([t["p_value"] for t in tests]), strict=True):
-            test["holm_p"] = adjusted
-    return {
-        "metric": stored["objective"]["metric"],
-        "direction": direction,
-        "seeds": seeds,
-        "configurations": configs,
-        "best": best["number"] if best is not None else None,
-        "tests": tests,
-    }
+
+    def rank(c: ConfigurationStats) -> tuple[float, int]:
+        assert c.mean is not None
+        return key(c.mean), c.number
+
+    scored = [c for c in configs if c.mean is not None]
+    best = min([c for c in scored if c.state == "complete"] or scored, key=rank, default=None)
+    tests = [] if best is None else _paired_tests(best, [c for c in configs if c is not best])
+    return ComparisonRead(
+        metric=stored["objective"]["metric"],
+        direction=direction,
+        seeds=list(stored.get("seeds") or []),
+        configurations=configs,
+        best=best.number if best is not None else None,
+        tests=tests,
+    )
+
+
+def _paired_tests(best: ConfigurationStats, others: list[ConfigurationStats]) -> list[PairedTest]:
+    """``best`` against each of ``others``, over the seeds both completed."""
+    from scipy import stats
+
+    tests: list[PairedTest] = []
+    for other in others:
+        common = [s for s in best.values if s in other.values]
+        a = [best.values[s] for s in common]
+        b = [other.values[s] for s in common]
+        diffs = [x - y for x, y in zip(a, b, strict=True)]
+        t_stat = p_value = wilcoxon_p = None
+        if len(common) >= 2 and len(set(diffs)) > 1:
+            # Differences all alike (all 0 included): t is undefined, not infinite.
+            res = stats.ttest_rel(a, b)
+            t_stat, p_value = _num(res.statistic), _num(res.pvalue)
+        if len(common) >= 2 and any(d != 0 for d in diffs):
+            try:
+                wilcoxon_p = _num(stats.wilcoxon(a, b).pvalue)
+            except ValueError:
+                wilcoxon_p = None
+        tests.append(
+            PairedTest(
+                other=other.number,
+                other_label=other.label,
+                n_pairs=len(common),
+                mean_difference=statistics.fmean(diffs) if diffs else None,
+                t=t_stat,
+                p_value=p_value,
+                wilcoxon_p=wilcoxon_p,
+            )
+        )
+    adjusted = holm([t.p_value for t in tests])
+    return [t.model_copy(update={"holm_p": h}) for t, h in zip(tests, adjusted, strict=True)]
