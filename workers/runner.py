@@ -31,6 +31,7 @@ from service.live import Notifier
 from service.queue import Send
 from service.spec import JobSpec
 from service.spec.lab import RangeTest
+from service.spec.results import AutoLrChoice, AutoLrRecord, JobResult
 from service.sweeps.driver import advance
 from workers.claim import Claimed, claim
 from workers.engine import (
@@ -94,9 +95,9 @@ class SqlReporter:
         self.trial = trial  # the job is one of a sweep's trials
         self.reported = 0  # the last row (epoch, step, grid row) reported
 
-    def report(
-        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None
-    ) -> str | None:
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None) -> None:
+        """Record the epoch; then, for a sweep's trial, ask its pruner, which raises
+        ``PruneTrial`` to end the run (the epoch is recorded by then)."""
         tmp = None
         if checkpoint is not None:  # the lab's rows come without
             tmp = self.job_dir / f"{CHECKPOINT}.a{self.lease.attempt}.tmp"
@@ -109,9 +110,8 @@ class SqlReporter:
         )
         self.notifier.job_changed(self.lease.job_id)
         self.reported = epoch
-        if self.trial is None:
-            return None
-        return self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
+        if self.trial is not None:
+            self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
 
     def _write(self, values: dict[str, object]) -> None:
         def write() -> None:
@@ -294,7 +294,7 @@ def _train(
             spec, record = _resolve_auto(claimed, lease, sessions, settings, spec, reporter)
         except RangeTestCancelled as exc:
             return JobStatus.CANCELLED, None, {"status_reason": str(exc)}
-        extra["result"] = {"auto_lr": record}
+        extra["result"] = AutoLrRecord(auto_lr=record)
     resume = _resume_point(claimed, job_dir)
     if resume is not None:
         log.info(
@@ -351,26 +351,26 @@ def _resolve_auto(
     settings: Settings,
     spec: JobSpec,
     reporter: SqlReporter,
-) -> tuple[JobSpec, dict[str, object]]:
+) -> tuple[JobSpec, AutoLrChoice]:
     """The spec with its ``"auto"`` rates set. The first attempt runs the range test and
     records its choice (fenced) before training starts; a later attempt (the first lost
     its worker) takes that record instead of testing again, so a resumed job trains on
     with the very rate it began with."""
     with sessions() as s:
-        job = s.get(Job, claimed.job_id)
-        done = (job.result or {}).get("auto_lr") if job is not None else None
-    if done:
-        return with_rates(spec, done["fields"], done["value"]), done
+        done = s.scalar(select(Job.result).where(Job.id == claimed.job_id))
+    if isinstance(done, AutoLrRecord):
+        return with_rates(spec, done.auto_lr.fields, done.auto_lr.value), done.auto_lr
     resolved, record = resolve_auto(spec, datasets_dir=settings.datasets_dir, reporter=reporter)
+    assert record is not None  # spec.auto_lr is not empty
     retrying(
-        lambda: _write_result(lease, {"auto_lr": record}),
+        lambda: _write_result(lease, AutoLrRecord(auto_lr=record)),
         seconds=settings.db_retry_seconds,
         what=f"job {claimed.job_id} auto lr",
     )
     return resolved, record
 
 
-def _write_result(lease: Lease, result: dict[str, object]) -> None:
+def _write_result(lease: Lease, result: JobResult) -> None:
     with lease.fenced("result", result=result):
         pass
 
@@ -407,7 +407,7 @@ def _lab(
     return STATUSES[outcome.status], {
         "status_reason": outcome.reason,
         "epochs_completed": reporter.reported,
-        "result": outcome.to_json(),
+        "result": outcome.record(),
         "device": outcome.device,
     }
 

@@ -25,6 +25,7 @@ from service.sweeps.driver import load_trials, parse_spec
 from service.sweeps.models import Sweep
 from service.sweeps.spec import SweepSpec
 from service.sweeps.study import JobRow, judge, step_of
+from workers.engine.report import PruneTrial
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,11 @@ class Trial:
         sessions: sessionmaker[Session],
         epoch: int,
         write: Callable[[dict[str, Any]], None],
-    ) -> str | None:
-        """Ask the sweep's pruner about this epoch; the reason to stop, or None."""
+    ) -> None:
+        """Ask the sweep's pruner about this epoch; raises ``PruneTrial`` with its reason
+        when the trial should stop."""
         if not self.judged(epoch):
-            return None
+            return
         try:
             with sessions() as s:
                 trials = load_trials(s, self.sweep_id)
@@ -111,11 +113,12 @@ class Trial:
         except Exception:
             # The pruner is advice: a trial it cannot judge trains on.
             log.exception("job %s: the pruner could not judge epoch %d", self.job_id, epoch)
-            return None
+            return
         if verdict.attrs:
             self.pruner_attrs = self.pruner_attrs | verdict.attrs
             write({"pruner_attrs": dict(self.pruner_attrs)})
-        return verdict.reason if verdict.prune else None
+        if verdict.prune and verdict.reason is not None:
+            raise PruneTrial(verdict.reason)
 
 
 def load_trial(s: Session, job: Job, spec: JobSpec) -> Trial | None:

@@ -20,6 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, StrEnumType, UTCDateTime, utcnow
+from service.db_json import TypedJSON
+from service.spec.results import JOB_RESULT, JobResult
 
 # The docstrings of these enums are their descriptions in the API's OpenAPI document.
 # Each member is stored as its plain string (no database enum) and equals that string.
@@ -118,8 +120,9 @@ class Job(Base):
     intermediate: Mapped[dict[str, float] | None] = mapped_column(JSON)
     pruner_attrs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: What a lab job found (a range test's suggestions, a landscape's grids), or for a
-    #: training job with ``"auto"`` rates the range test's choice (``{"auto_lr": …}``).
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: training job with ``"auto"`` rates the range test's choice: one of the records of
+    #: service/spec/results.py, by its ``kind``.
+    result: Mapped[JobResult | None] = mapped_column(TypedJSON(JOB_RESULT))
     #: A landscape job: the job whose weights it studies. No foreign key: deleting that
     #: job leaves the finished landscape as it is.
     source_job_id: Mapped[str | None] = mapped_column(String(36), index=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import Body, Query, Request, Response
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
@@ -55,21 +55,13 @@ ALL_METRICS = list(
 SORT_KEYS = [*service.SORTABLE, *(f"-{k}" for k in service.SORTABLE)]
 
 
-def auto_lr_summary(result: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What ``"auto"`` chose, without the range test's curve (that is in ``…/result``)."""
-    record = (result or {}).get("auto_lr")
-    if not record:
-        return None
-    return {k: v for k, v in record.items() if k not in ("curve", "suggestions", "range_test")}
-
-
 def to_read(job: Job, request: Request) -> JobRead:
     base = str(request.url_for("get_job", job_id=job.id))
     return JobRead.model_validate(
         {
             **{c: getattr(job, c) for c in JobRead.model_fields if hasattr(job, c)},
             "epochs": service.total_rows(job.spec),
-            "auto_lr": auto_lr_summary(job.result),
+            "auto_lr": service.auto_lr(job),
             "links": {
                 "self": base,
                 "metrics": f"{base}/metrics",
@@ -224,7 +216,7 @@ async def job_result(job_id: JobId, user: CurrentUser, db: DbDep) -> ResultRead:
 
     def work(session: Session) -> ResultRead:
         job = service.get(session=session, job_id=job_id, owner=user.id)
-        return ResultRead.model_validate(service.result(session=session, job=job))
+        return service.result(session=session, job=job)
 
     return await db.run(work)
 

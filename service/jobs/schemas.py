@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.jobs.models import JobKind, JobStatus
+from service.spec.results import (
+    AutoLrRecord,
+    AutoLrSummary,
+    LandscapeRecord,
+    RangeCurve,
+    RangeTestRecord,
+)
 
 EXAMPLE_SPEC: dict[str, Any] = {
     "name": "digits-adam",
@@ -68,7 +75,7 @@ class JobRead(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     source_job_id: str | None = Field(None, description="A landscape: the job it studies.")
-    auto_lr: dict[str, Any] | None = Field(
+    auto_lr: AutoLrSummary | None = Field(
         None,
         description='What `"auto"` rates became: `fields`, `value`, `rule` and `why` (the '
         "whole range test is in `GET …/result`).",
@@ -76,16 +83,25 @@ class JobRead(BaseModel):
     links: dict[str, str]
 
 
+class RangeTestResultRead(RangeTestRecord):
+    """A range-test job's result, with its curve (read from its metric rows)."""
+
+    curve: RangeCurve
+
+
 class ResultRead(BaseModel):
     job_id: str
     kind: JobKind
     status: JobStatus
-    result: dict[str, Any] = Field(
-        description="lr_range_test: `suggestions` (each with its `rule`, `lr`, `step` and "
-        "`why`), `stopped`, `best`, and `curve` (`step`, `lr`, `loss`, `smoothed_loss` "
-        "lists). landscape: `interpolation` (`alpha`, `loss`, …), `surface` (`x`, `y`, "
-        "`loss` rows), `centre_loss`, `directions`, `trajectory`. A training job with "
-        '`"auto"` rates: `auto_lr` (the choice and the range test behind it).'
+    result: Annotated[
+        RangeTestResultRead | LandscapeRecord | AutoLrRecord, Field(discriminator="kind")
+    ] = Field(
+        description="By its `kind`: `lr_range_test`: `suggestions` (each with its `rule`, "
+        "`lr`, `step` and `explanation`), `stopped`, `best`, and `curve` (`step`, `lr`, "
+        "`loss`, `smoothed_loss` lists). `landscape`: `interpolation` (`alpha`, `loss`, …), "
+        "`surface` (`x`, `y`, `loss` rows), `centre`, `directions`, `trajectory`. "
+        '`auto_lr`, a training job with `"auto"` rates: the choice and the range test '
+        "behind it."
     )
 
 

@@ -16,6 +16,7 @@ from service.db import utcnow
 from service.errors import Conflict, Invalid, Unavailable
 from service.jobs import lifecycle
 from service.jobs.models import EpochMetric, Job, JobAttempt, JobKind, JobStatus
+from service.jobs.schemas import RangeTestResultRead, ResultRead
 from service.live import Notifier
 from service.owned import get_owned
 from service.queue import Producer
@@ -31,6 +32,13 @@ from service.spec import (
 )
 from service.spec.common import metric_names
 from service.spec.lab import RangeTest
+from service.spec.results import (
+    AutoLrRecord,
+    AutoLrSummary,
+    LandscapeRecord,
+    RangeCurve,
+    RangeTestRecord,
+)
 from service.spec.validate import kind_errors
 
 log = logging.getLogger(__name__)
@@ -252,10 +260,10 @@ def cancel(*, session: Session, notifier: Notifier, job_id: str, owner: str) -> 
     return job
 
 
-def result(*, session: Session, job: Job) -> dict[str, Any]:
+def result(*, session: Session, job: Job) -> ResultRead:
     """``GET …/result``: the job's result; a range test's with its curve (its metrics
     rows). 409 while there is none."""
-    if not job.result:
+    if job.result is None:
         if job.kind == JobKind.TRAIN and not JobSpec.model_validate(job.spec).auto_lr:
             why = 'it is a training job without "auto" rates; see its metrics'
         elif job.status in JobStatus.TERMINAL:
@@ -263,14 +271,23 @@ def result(*, session: Session, job: Job) -> dict[str, Any]:
         else:
             why = f"it is {job.status}; try again when it has ended"
         raise Conflict(f"job {job.id} has no result: {why}")
-    out = dict(job.result)
-    if job.kind == JobKind.LR_RANGE_TEST:
+    found: RangeTestResultRead | LandscapeRecord | AutoLrRecord
+    if isinstance(job.result, RangeTestRecord):
         _, rows = metrics(session=session, job=job, names=(), epoch_from=None, epoch_to=None)
-        out["curve"] = {
-            "step": [r["epoch"] for r in rows],
+        curve = RangeCurve(
+            step=[r["epoch"] for r in rows],
             **{n: [r.get(n) for r in rows] for n in ("lr", "loss", "smoothed_loss")},
-        }
-    return {"job_id": job.id, "kind": job.kind, "status": job.status, "result": out}
+        )
+        found = RangeTestResultRead(**dict(job.result), curve=curve)
+    else:
+        found = job.result
+    return ResultRead(job_id=job.id, kind=job.kind, status=job.status, result=found)
+
+
+def auto_lr(job: Job) -> AutoLrSummary | None:
+    """What the job's ``"auto"`` rates became (``JobRead.auto_lr``), without the range
+    test's curve (that is in ``…/result``)."""
+    return job.result.auto_lr.summary() if isinstance(job.result, AutoLrRecord) else None
 
 
 def metrics(

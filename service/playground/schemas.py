@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, field_validator
 
 from service.playground.functions import BOUND, SURFACES, Surface, make_surface
 from service.spec.common import FieldError, SpecModel
@@ -107,14 +107,14 @@ class MonkeySaddle(SpecModel):
 class Quadratic(SpecModel):
     __doc__ = _doc(SURFACES["quadratic"])
     name: Literal["quadratic"]
-    condition_number: float = Field(
+    condition_number: StrictFloat = Field(
         10.0,
         ge=1.0,
         le=1e6,
         description="κ: the ratio of the Hessian's eigenvalues (κ and 1). Gradient descent "
         "is stable for lr < 2/κ.",
     )
-    angle: float = Field(
+    angle: StrictFloat = Field(
         0.0,
         ge=-180.0,
         le=180.0,
@@ -135,7 +135,7 @@ def surface_of(spec: Any) -> Surface:
 
 # -- the request ---------------------------------------------------------------------
 
-Coordinate = Annotated[float, Field(ge=-BOUND, le=BOUND)]
+Coordinate = Annotated[StrictFloat, Field(ge=-BOUND, le=BOUND)]
 
 
 class PlaygroundRun(SpecModel):
@@ -175,14 +175,14 @@ class PlaygroundRequest(SpecModel):
     start: tuple[Coordinate, Coordinate] | None = Field(
         None, description="(x, y) to start from; default: the function's own (see its schema)."
     )
-    steps: int = Field(
+    steps: StrictInt = Field(
         500,
         ge=1,
         le=MAX_STEPS,
         description=f"Optimizer steps per run; steps × runs at most {MAX_TOTAL_STEPS:,} "
         "(the server's DESCENT_PLAYGROUND_MAX_STEPS).",
     )
-    tolerance: float = Field(
+    tolerance: StrictFloat = Field(
         1e-3,
         gt=0.0,
         le=100.0,

@@ -2,7 +2,7 @@
 a loss landscape's 1-D interpolation, contour map and 3-D surface.
 
 They draw plain dicts, the JSON the engine stores as the job's result
-(``RangeTestResult.to_json`` and ``LandscapeResult.to_json`` in ``workers/engine``),
+(``RangeTestRecord`` and ``LandscapeRecord`` of ``service/spec/results.py``, as JSON),
 never ORM rows; a range test's curve comes beside it, from its metric rows. Like
 :mod:`.render`, with :mod:`.mpl`'s setup: matplotlib's object-oriented API only (imported
 on the first render), PNG or SVG bytes, text users wrote drawn with ``parse_math`` off.
@@ -70,7 +70,7 @@ def _floats(values: Any) -> list[float]:
 
 
 def _curve(curve: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> dict[str, list]:
-    """Columns ``lr``, ``loss``, ``smoothed_loss`` from either columns (``curve_json``) or
+    """Columns ``lr``, ``loss``, ``smoothed_loss`` from either columns (a ``RangeCurve``) or
     a list of rows (the job's metric rows, oldest first)."""
     if isinstance(curve, Mapping):
         return {name: _floats(curve.get(name)) for name in CURVE_COLUMNS}
@@ -119,9 +119,9 @@ def render_range_test(
     labelled vertical line with a marker on the smoothed curve; the rule ``"auto"``
     uses is drawn solid. PNG or SVG bytes.
 
-    ``result_json``: a range-test job's result (``RangeTestResult.to_json``) or the
+    ``result_json``: a range-test job's result (a ``RangeTestRecord``'s JSON) or the
     record ``resolve_auto`` keeps of an ``"auto"`` rate. ``curve``: columns (``lr``,
-    ``loss``, ``smoothed_loss``, as ``curve_json`` and that record give them) or the
+    ``loss``, ``smoothed_loss``, as ``RangeCurve`` and that record give them) or the
     job's metric rows, oldest first; nulls are gaps."""
     mpl.prepare()
     import numpy as np

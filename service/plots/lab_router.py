@@ -94,7 +94,8 @@ async def lab_plot(
                 + ("; its learning curves are at …/plot.png" if job.kind == "train" else ""),
                 code="nothing_to_plot",
             )
-        found = job_service.result(session=session, job=job)["result"]  # 409 while none
+        result = job_service.result(session=session, job=job)  # 409 while there is none
+        found = result.result.model_dump(mode="json")  # the charts draw the served JSON
         if auto:
             record = found.get("auto_lr") or {}
             found = {**record, "curve": record.get("curve") or {}}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt
 
 from service.spec.common import SpecModel, Task
 
@@ -35,7 +35,7 @@ class DatasetShape:
 
 
 class DatasetBase(SpecModel):
-    val_fraction: float = Field(
+    val_fraction: StrictFloat = Field(
         0.2, gt=0.0, lt=1.0, description="Share of samples held out for validation."
     )
     scaling: Scaling = Field(
@@ -49,7 +49,7 @@ class DatasetBase(SpecModel):
             "ignored for classification."
         ),
     )
-    split_seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of the train/val split.")
+    split_seed: StrictInt = Field(0, ge=0, le=2**32 - 1, description="Seed of the train/val split.")
 
     description: ClassVar[str] = ""
 
@@ -99,11 +99,11 @@ class DiabetesDataset(BuiltinDataset):
 
 
 NSamples = Annotated[
-    int,
+    StrictInt,
     Field(ge=10, le=10**9, description="Number of samples to generate (capped by the server)."),
 ]
-Noise = Annotated[float, Field(ge=0.0, le=10.0, description="Standard deviation of noise.")]
-Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="Seed of the generator.")]
+Noise = Annotated[StrictFloat, Field(ge=0.0, le=10.0, description="Standard deviation of noise.")]
+Seed = Annotated[StrictInt, Field(ge=0, le=2**32 - 1, description="Seed of the generator.")]
 
 
 class SyntheticDataset(DatasetBase):
@@ -126,7 +126,7 @@ class MoonsDataset(SyntheticDataset):
 class CirclesDataset(SyntheticDataset):
     name: Literal["circles"]
     noise: Noise = 0.05
-    factor: float = Field(0.5, gt=0.0, lt=1.0, description="Inner circle radius / outer.")
+    factor: StrictFloat = Field(0.5, gt=0.0, lt=1.0, description="Inner circle radius / outer.")
     description: ClassVar[str] = "A small circle inside a large one, 2 features, 2 classes."
 
     def known_shape(self) -> DatasetShape:
@@ -136,8 +136,8 @@ class CirclesDataset(SyntheticDataset):
 class SpiralsDataset(SyntheticDataset):
     name: Literal["spirals"]
     noise: Noise = 0.2
-    n_classes: int = Field(2, ge=2, le=10, description="Number of interleaved spiral arms.")
-    turns: float = Field(1.5, gt=0.0, le=5.0, description="Turns each arm makes.")
+    n_classes: StrictInt = Field(2, ge=2, le=10, description="Number of interleaved spiral arms.")
+    turns: StrictFloat = Field(1.5, gt=0.0, le=5.0, description="Turns each arm makes.")
     description: ClassVar[str] = "Interleaved spiral arms, 2 features, one class per arm."
 
     def known_shape(self) -> DatasetShape:
@@ -147,8 +147,8 @@ class SpiralsDataset(SyntheticDataset):
 class BlobsDataset(SyntheticDataset):
     name: Literal["blobs"]
     noise: Noise = 1.0
-    n_features: int = Field(2, ge=1, le=1000, description="Dimension of each sample.")
-    centers: int = Field(3, ge=2, le=100, description="Number of Gaussian blobs (classes).")
+    n_features: StrictInt = Field(2, ge=1, le=1000, description="Dimension of each sample.")
+    centers: StrictInt = Field(3, ge=2, le=100, description="Number of Gaussian blobs (classes).")
     description: ClassVar[str] = (
         "Isotropic Gaussian blobs, one class each; noise is the blobs' standard deviation."
     )
@@ -170,7 +170,7 @@ class XorDataset(SyntheticDataset):
 
 class LinearRegressionDataset(SyntheticDataset):
     name: Literal["linear_regression"]
-    n_features: int = Field(5, ge=1, le=1000, description="Number of input features.")
+    n_features: StrictInt = Field(5, ge=1, le=1000, description="Number of input features.")
     noise: Noise = 0.1
     description: ClassVar[str] = "y = X w + b + noise with random w (a regression task)."
 

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from service.spec.common import SpecModel
 
 #: What ``"auto"`` takes from a range test: see :class:`RangeTest.suggestion`.
 SUGGESTION_RULES: tuple[str, ...] = ("steepest", "min_div_10", "valley")
+SuggestionRule = Literal["steepest", "min_div_10", "valley"]
+#: The fields that may be ``"auto"`` (``JobSpec.auto_lr``).
+AutoField = Literal["optimizer.lr", "schedule.max_lr"]
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-Rate = Annotated[float, Field(gt=0.0, le=1000.0)]
+Rate = Annotated[StrictFloat, Field(gt=0.0, le=1000.0)]
 #: Significant digits of a rate a range test picks ("auto" rates, a sweep's "auto" ends).
 AUTO_DIGITS = 3
 
@@ -36,7 +39,7 @@ def round_rate(lr: float) -> float:
 class RangeTest(SpecModel):
     lr_min: Rate = Field(1e-7, description="The rate of the first step.")
     lr_max: Rate = Field(10.0, description="The rate of the last step.")
-    steps: int = Field(
+    steps: StrictInt = Field(
         100, ge=10, le=2000, description="Steps at most (one batch each, epochs wrap around)."
     )
     mode: Literal["exponential", "linear"] = Field(
@@ -44,20 +47,20 @@ class RangeTest(SpecModel):
         description="How the rate rises: geometrically (lr_min·(lr_max/lr_min)^(i/(N−1))) "
         "or linearly from lr_min to lr_max.",
     )
-    smoothing: float = Field(
+    smoothing: StrictFloat = Field(
         0.98,
         ge=0.0,
         lt=1.0,
         description="β of the bias-corrected exponential moving average of the loss "
         "(0: no smoothing).",
     )
-    diverge_factor: float = Field(
+    diverge_factor: StrictFloat = Field(
         4.0,
         gt=1.0,
         le=1e6,
         description="Stop once the smoothed loss exceeds this multiple of its best so far.",
     )
-    suggestion: Literal["steepest", "min_div_10", "valley"] | None = Field(
+    suggestion: SuggestionRule | None = Field(
         None,
         description='The rule `"auto"` uses: `steepest` (the steepest descent of the '
         "smoothed loss against log lr), `min_div_10` (the rate at the smoothed loss's "
@@ -81,17 +84,17 @@ class RangeTest(SpecModel):
 
 
 class Interpolation(SpecModel):
-    points: int = Field(
+    points: StrictInt = Field(
         61,
         ge=3,
         le=401,
         description="Points along the line; the default 61 over −0.25…1.25 puts points at "
         "α = 0 and α = 1 exactly.",
     )
-    alpha_min: float = Field(
+    alpha_min: StrictFloat = Field(
         -0.25, ge=-10.0, le=10.0, description="θ(α) = (1−α)·θ_initial + α·θ_final from here…"
     )
-    alpha_max: float = Field(1.25, ge=-10.0, le=10.0, description="…to here.")
+    alpha_max: StrictFloat = Field(1.25, ge=-10.0, le=10.0, description="…to here.")
 
     @model_validator(mode="after")
     def _ordered(self) -> Interpolation:
@@ -109,13 +112,13 @@ class Landscape(SpecModel):
     split: Literal["train", "val"] = Field(
         "val", description="The samples the loss is measured on (the job's own split)."
     )
-    resolution: int = Field(
+    resolution: StrictInt = Field(
         21,
         ge=3,
         le=101,
         description="Grid points along each axis; odd, so the centre is the final weights.",
     )
-    span: float = Field(
+    span: StrictFloat = Field(
         1.0,
         gt=0.0,
         le=100.0,
@@ -130,7 +133,7 @@ class Landscape(SpecModel):
         "the trajectory projected onto the surface (the job must have run with "
         "`training.save_trajectory: true`).",
     )
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds the random directions.")
+    seed: StrictInt = Field(0, ge=0, le=2**32 - 1, description="Seeds the random directions.")
     interpolation: Interpolation = Field(default_factory=Interpolation)
 
     @field_validator("resolution")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from service.spec.common import SpecModel
 from service.spec.datasets import DatasetShape
@@ -28,9 +28,9 @@ INITS: tuple[str, ...] = (
     "orthogonal",
 )
 
-Width = Annotated[int, Field(ge=1, le=65536)]
-ImageSide = Annotated[int, Field(ge=1, le=65536)]
-Dropout = Annotated[float, Field(ge=0.0, lt=1.0, description="Dropout probability.")]
+Width = Annotated[StrictInt, Field(ge=1, le=65536)]
+ImageSide = Annotated[StrictInt, Field(ge=1, le=65536)]
+Dropout = Annotated[StrictFloat, Field(ge=0.0, lt=1.0, description="Dropout probability.")]
 InitField = Annotated[
     Init,
     Field(
@@ -88,7 +88,7 @@ class MLPModel(ModelBase):
         default_factory=lambda: [64], max_length=32, description="Widths of the hidden layers."
     )
     activation: Activation = "relu"
-    batch_norm: bool = Field(False, description="BatchNorm1d after each hidden linear layer.")
+    batch_norm: StrictBool = Field(False, description="BatchNorm1d after each hidden linear layer.")
     dropout: Dropout = 0.0
     description: ClassVar[str] = (
         "Fully connected layers: Linear → [BatchNorm] → activation → [Dropout], per hidden layer."
@@ -116,18 +116,18 @@ def cnn_feature_shape(
 
 class CNNModel(ModelBase):
     kind: Literal["cnn"]
-    channels: list[Annotated[int, Field(ge=1, le=1024)]] = Field(
+    channels: list[Annotated[StrictInt, Field(ge=1, le=1024)]] = Field(
         default_factory=lambda: [16, 32],
         min_length=1,
         max_length=6,
         description="Output channels of each conv block (Conv → [BatchNorm] → act → MaxPool).",
     )
-    kernel_size: int = Field(3, ge=1, le=7, description="Odd kernel size; 'same' padding.")
+    kernel_size: StrictInt = Field(3, ge=1, le=7, description="Odd kernel size; 'same' padding.")
     hidden: list[Width] = Field(
         default_factory=lambda: [64], max_length=8, description="Fully connected widths."
     )
     activation: Activation = "relu"
-    batch_norm: bool = False
+    batch_norm: StrictBool = False
     dropout: Dropout = 0.0
     input_shape: tuple[ImageSide, ImageSide, ImageSide] | None = Field(
         None,

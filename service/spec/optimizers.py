@@ -9,23 +9,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, StrictFloat, model_validator
 
 from service.spec.common import SpecModel
 
 LR = Annotated[
-    Annotated[float, Field(gt=0.0, le=1000.0)] | Literal["auto"],
+    Annotated[StrictFloat, Field(gt=0.0, le=1000.0)] | Literal["auto"],
     Field(
         description='Learning rate η, or "auto": an LR range test (the job\'s `range_test` '
         "settings) runs first and its suggestion is used."
     ),
 ]
 WeightDecay = Annotated[
-    float,
+    StrictFloat,
     Field(ge=0.0, le=10.0, description="L2 penalty coupled into the gradient (g + λθ)."),
 ]
-Eps = Annotated[float, Field(gt=0.0, le=1.0, description="Term added to denominators.")]
-Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+Eps = Annotated[StrictFloat, Field(gt=0.0, le=1.0, description="Term added to denominators.")]
+Beta = Annotated[StrictFloat, Field(ge=0.0, lt=1.0)]
 Betas = Annotated[
     tuple[Beta, Beta],
     Field(description="(β1, β2): decay rates of the first- and second-moment averages."),
@@ -56,9 +56,9 @@ class OptimizerBase(SpecModel):
 
 class SGD(OptimizerBase):
     name: Literal["sgd"]
-    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum factor μ.")
-    dampening: float = Field(0.0, ge=0.0, le=1.0, description="Dampening τ of the momentum.")
-    nesterov: bool = Field(False, description="Nesterov momentum (needs μ > 0, τ = 0).")
+    momentum: StrictFloat = Field(0.0, ge=0.0, lt=1.0, description="Momentum factor μ.")
+    dampening: StrictFloat = Field(0.0, ge=0.0, le=1.0, description="Dampening τ of the momentum.")
+    nesterov: StrictBool = Field(False, description="Nesterov momentum (needs μ > 0, τ = 0).")
 
     description: ClassVar[str] = (
         "Stochastic gradient descent with optional (Nesterov) momentum. Full-batch GD, "
@@ -87,9 +87,11 @@ class SGD(OptimizerBase):
 
 class Adagrad(OptimizerBase):
     name: Literal["adagrad"]
-    lr_decay: float = Field(0.0, ge=0.0, le=1.0, description="η_t = η / (1 + (t−1)·lr_decay).")
+    lr_decay: StrictFloat = Field(
+        0.0, ge=0.0, le=1.0, description="η_t = η / (1 + (t−1)·lr_decay)."
+    )
     eps: Eps = 1e-10
-    initial_accumulator_value: float = Field(0.0, ge=0.0, le=1e6)
+    initial_accumulator_value: StrictFloat = Field(0.0, ge=0.0, le=1e6)
 
     description: ClassVar[str] = (
         "Per-parameter rates that shrink with the sum of past squared gradients; "
@@ -107,10 +109,12 @@ class Adagrad(OptimizerBase):
 
 class RMSprop(OptimizerBase):
     name: Literal["rmsprop"]
-    alpha: float = Field(0.99, ge=0.0, lt=1.0, description="Smoothing constant of the average.")
+    alpha: StrictFloat = Field(
+        0.99, ge=0.0, lt=1.0, description="Smoothing constant of the average."
+    )
     eps: Eps = 1e-8
-    momentum: float = Field(0.0, ge=0.0, lt=1.0)
-    centered: bool = Field(False, description="Normalise by the estimated variance.")
+    momentum: StrictFloat = Field(0.0, ge=0.0, lt=1.0)
+    centered: StrictBool = Field(False, description="Normalise by the estimated variance.")
 
     description: ClassVar[str] = (
         "Divides the step by a moving root-mean-square of recent gradients (Hinton's "
@@ -149,7 +153,9 @@ class _AdamFamily(OptimizerBase):
 
 class Adam(_AdamFamily):
     name: Literal["adam"]
-    amsgrad: bool = Field(False, description="AMSGrad: the running maximum of v, bias-corrected.")
+    amsgrad: StrictBool = Field(
+        False, description="AMSGrad: the running maximum of v, bias-corrected."
+    )
 
     description: ClassVar[str] = (
         "Adaptive moment estimation (Kingma & Ba, 2015): momentum on the gradient and "
@@ -169,10 +175,10 @@ class Adam(_AdamFamily):
 
 class AdamW(_AdamFamily):
     name: Literal["adamw"]
-    weight_decay: float = Field(
+    weight_decay: StrictFloat = Field(
         0.01, ge=0.0, le=10.0, description="Decoupled decay λ: θ ← θ − η·λ·θ each step."
     )
-    amsgrad: bool = False
+    amsgrad: StrictBool = False
 
     description: ClassVar[str] = (
         "Adam with decoupled weight decay (Loshchilov & Hutter, 2019): the decay shrinks "
@@ -190,8 +196,10 @@ class AdamW(_AdamFamily):
 class NAdam(_AdamFamily):
     name: Literal["nadam"]
     lr: LR = 0.002
-    momentum_decay: float = Field(0.004, ge=0.0, le=1.0, description="ψ in the μ_t schedule.")
-    decoupled_weight_decay: bool = Field(False, description="AdamW-style decay instead of L2.")
+    momentum_decay: StrictFloat = Field(0.004, ge=0.0, le=1.0, description="ψ in the μ_t schedule.")
+    decoupled_weight_decay: StrictBool = Field(
+        False, description="AdamW-style decay instead of L2."
+    )
 
     description: ClassVar[str] = "Adam with Nesterov momentum (Dozat, 2016)."
     update_rule: ClassVar[str] = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from service.spec.common import SpecModel
 
@@ -16,12 +16,14 @@ class EarlyStopping(SpecModel):
     mode: Literal["auto", "min", "max"] = Field(
         "auto", description="auto: max for accuracy and r2, min otherwise."
     )
-    patience: int = Field(5, ge=1, le=100_000, description="Epochs without improvement to stop.")
-    min_delta: float = Field(0.0, ge=0.0, le=1e6, description="Smallest change that counts.")
-    restore_best_weights: bool = Field(
+    patience: StrictInt = Field(
+        5, ge=1, le=100_000, description="Epochs without improvement to stop."
+    )
+    min_delta: StrictFloat = Field(0.0, ge=0.0, le=1e6, description="Smallest change that counts.")
+    restore_best_weights: StrictBool = Field(
         True, description="Save the best epoch's weights rather than the last's."
     )
-    start_from_epoch: int = Field(
+    start_from_epoch: StrictInt = Field(
         0,
         ge=0,
         le=100_000,
@@ -31,11 +33,11 @@ class EarlyStopping(SpecModel):
 
 
 class GradClip(SpecModel):
-    max_norm: float | None = Field(
+    max_norm: StrictFloat | None = Field(
         None, gt=0.0, le=1e6, description="Rescale gradients whose total norm exceeds this."
     )
-    norm_type: float = Field(2.0, gt=0.0, le=1e3, description="p of the p-norm (2 = L2).")
-    max_value: float | None = Field(
+    norm_type: StrictFloat = Field(2.0, gt=0.0, le=1e3, description="p of the p-norm (2 = L2).")
+    max_value: StrictFloat | None = Field(
         None, gt=0.0, le=1e6, description="Clamp each gradient element to [−v, v]."
     )
 
@@ -47,9 +49,13 @@ class GradClip(SpecModel):
 
 
 class Regularization(SpecModel):
-    l1: float = Field(0.0, ge=0.0, le=100.0, description="Adds l1·Σ|θ| (weights only) to the loss.")
-    l2: float = Field(0.0, ge=0.0, le=100.0, description="Adds l2·Σθ² (weights only) to the loss.")
-    weight_decay: float = Field(
+    l1: StrictFloat = Field(
+        0.0, ge=0.0, le=100.0, description="Adds l1·Σ|θ| (weights only) to the loss."
+    )
+    l2: StrictFloat = Field(
+        0.0, ge=0.0, le=100.0, description="Adds l2·Σθ² (weights only) to the loss."
+    )
+    weight_decay: StrictFloat = Field(
         0.0,
         ge=0.0,
         le=10.0,

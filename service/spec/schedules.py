@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 
 from service.spec.common import SpecModel
 
-Gamma = Annotated[float, Field(gt=0.0, le=1.0, description="Multiplicative decay factor.")]
+Gamma = Annotated[StrictFloat, Field(gt=0.0, le=1.0, description="Multiplicative decay factor.")]
 
 
 class ScheduleBase(SpecModel):
-    warmup_epochs: int = Field(
+    warmup_epochs: StrictInt = Field(
         0,
         ge=0,
         le=100_000,
@@ -38,7 +38,7 @@ class Constant(ScheduleBase):
 
 class StepDecay(ScheduleBase):
     name: Literal["step"]
-    step_size: int = Field(10, ge=1, le=100_000, description="Epochs between decays (s).")
+    step_size: StrictInt = Field(10, ge=1, le=100_000, description="Epochs between decays (s).")
     gamma: Gamma = 0.1
     description: ClassVar[str] = "Multiply the rate by gamma every step_size epochs."
     update_rule: ClassVar[str] = "η_e = η₀·γ^⌊e/s⌋"
@@ -46,7 +46,7 @@ class StepDecay(ScheduleBase):
 
 class MultiStep(ScheduleBase):
     name: Literal["multistep"]
-    milestones: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(
+    milestones: list[Annotated[StrictInt, Field(ge=1, le=100_000)]] = Field(
         default_factory=lambda: [10, 15],
         min_length=1,
         max_length=100,
@@ -66,31 +66,31 @@ class MultiStep(ScheduleBase):
 
 class Exponential(ScheduleBase):
     name: Literal["exponential"]
-    k: float = Field(0.1, ge=0.0, le=100.0, description="Decay rate per epoch.")
+    k: StrictFloat = Field(0.1, ge=0.0, le=100.0, description="Decay rate per epoch.")
     description: ClassVar[str] = "Exponential decay, per epoch."
     update_rule: ClassVar[str] = "η_e = η₀·exp(−k·e)"
 
 
 class TimeBased(ScheduleBase):
     name: Literal["time_based"]
-    k: float = Field(0.1, ge=0.0, le=100.0, description="Decay rate per epoch.")
+    k: StrictFloat = Field(0.1, ge=0.0, le=100.0, description="Decay rate per epoch.")
     description: ClassVar[str] = "Inverse-time decay (Keras' classic `decay`), per epoch."
     update_rule: ClassVar[str] = "η_e = η₀ / (1 + k·e)"
 
 
 class Cosine(ScheduleBase):
     name: Literal["cosine"]
-    t_max: int | None = Field(
+    t_max: StrictInt | None = Field(
         None, ge=1, le=100_000, description="Epochs of the half cosine; default: all epochs."
     )
-    eta_min: float = Field(0.0, ge=0.0, le=1000.0, description="Lowest rate.")
-    t_0: int | None = Field(
+    eta_min: StrictFloat = Field(0.0, ge=0.0, le=1000.0, description="Lowest rate.")
+    t_0: StrictInt | None = Field(
         None,
         ge=1,
         le=100_000,
         description="Warm restarts (SGDR): epochs of the first cycle; unset for no restarts.",
     )
-    t_mult: int = Field(1, ge=1, le=100, description="Each cycle is t_mult times the last.")
+    t_mult: StrictInt = Field(1, ge=1, le=100, description="Each cycle is t_mult times the last.")
     description: ClassVar[str] = (
         "Cosine annealing from η₀ to eta_min, stepped per epoch, with optional warm restarts "
         "(Loshchilov & Hutter, 2017)."
@@ -110,25 +110,25 @@ class Cosine(ScheduleBase):
 
 class OneCycle(ScheduleBase):
     name: Literal["one_cycle"]
-    max_lr: Annotated[float, Field(gt=0.0, le=1000.0)] | Literal["auto"] | None = Field(
+    max_lr: Annotated[StrictFloat, Field(gt=0.0, le=1000.0)] | Literal["auto"] | None = Field(
         None,
         description='Peak rate; default: the optimizer\'s lr. "auto": an LR range test runs '
         "first and its suggestion is the peak.",
     )
-    pct_start: float = Field(0.3, gt=0.0, lt=1.0, description="Share of steps spent rising.")
+    pct_start: StrictFloat = Field(0.3, gt=0.0, lt=1.0, description="Share of steps spent rising.")
     anneal_strategy: Literal["cos", "linear"] = "cos"
-    div_factor: float = Field(25.0, ge=1.0, le=1e6, description="Initial rate = max_lr/div.")
-    final_div_factor: float = Field(
+    div_factor: StrictFloat = Field(25.0, ge=1.0, le=1e6, description="Initial rate = max_lr/div.")
+    final_div_factor: StrictFloat = Field(
         1e4, ge=1.0, le=1e9, description="Final rate = initial rate / final_div_factor."
     )
-    three_phase: bool = Field(False, description="Add a third phase that anneals to the end.")
-    cycle_momentum: bool | None = Field(
+    three_phase: StrictBool = Field(False, description="Add a third phase that anneals to the end.")
+    cycle_momentum: StrictBool | None = Field(
         None,
         description="Cycle momentum (SGD, RMSprop with momentum > 0) or β1 (Adam family) "
         "inversely to the rate; default: whenever the optimizer uses one.",
     )
-    base_momentum: float = Field(0.85, ge=0.0, lt=1.0)
-    max_momentum: float = Field(0.95, ge=0.0, lt=1.0)
+    base_momentum: StrictFloat = Field(0.85, ge=0.0, lt=1.0)
+    max_momentum: StrictFloat = Field(0.95, ge=0.0, lt=1.0)
     stepped: ClassVar[Literal["epoch", "batch"]] = "batch"
     description: ClassVar[str] = (
         "Leslie Smith's 1cycle policy, stepped per batch: the rate rises from "
@@ -164,11 +164,13 @@ class ReduceOnPlateau(ScheduleBase):
     mode: Literal["auto", "min", "max"] = Field(
         "auto", description="auto: max for accuracy and r2, min otherwise."
     )
-    factor: float = Field(0.1, gt=0.0, lt=1.0, description="Rate multiplier on a plateau.")
-    patience: int = Field(5, ge=0, le=100_000, description="Epochs without improvement.")
-    threshold: float = Field(1e-4, ge=0.0, le=1.0, description="Relative improvement needed.")
-    cooldown: int = Field(0, ge=0, le=100_000, description="Epochs to wait after a reduction.")
-    min_lr: float = Field(0.0, ge=0.0, le=1000.0)
+    factor: StrictFloat = Field(0.1, gt=0.0, lt=1.0, description="Rate multiplier on a plateau.")
+    patience: StrictInt = Field(5, ge=0, le=100_000, description="Epochs without improvement.")
+    threshold: StrictFloat = Field(1e-4, ge=0.0, le=1.0, description="Relative improvement needed.")
+    cooldown: StrictInt = Field(
+        0, ge=0, le=100_000, description="Epochs to wait after a reduction."
+    )
+    min_lr: StrictFloat = Field(0.0, ge=0.0, le=1000.0)
     description: ClassVar[str] = (
         "Multiply the rate by factor when the monitored metric has not improved for "
         "patience epochs (torch's ReduceLROnPlateau, relative threshold)."

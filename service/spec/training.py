@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, field_validator
 
 from service.spec.common import SpecModel
 from service.spec.datasets import DatasetSpec, DigitsDataset
-from service.spec.lab import JobKind, Landscape, RangeTest
+from service.spec.lab import AutoField, JobKind, Landscape, RangeTest
 from service.spec.models import MLPModel, ModelSpec
 from service.spec.optimizers import Adam, OptimizerSpec
 from service.spec.regularization import Regularization
@@ -21,17 +21,21 @@ MAX_TIME_LIMIT_SECONDS = 365 * 24 * 3600
 
 
 class Training(SpecModel):
-    epochs: int = Field(20, ge=1, le=100_000, description="Epochs to train (capped by the server).")
-    batch_size: Annotated[int, Field(ge=1, le=10_000_000)] | Literal["full"] = Field(
+    epochs: StrictInt = Field(
+        20, ge=1, le=100_000, description="Epochs to train (capped by the server)."
+    )
+    batch_size: Annotated[StrictInt, Field(ge=1, le=10_000_000)] | Literal["full"] = Field(
         32,
         description="Samples per step, or `full` for full-batch gradient descent. "
         "Batch size 1 is classic SGD.",
     )
-    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds weights, shuffling and dropout.")
+    seed: StrictInt = Field(
+        0, ge=0, le=2**32 - 1, description="Seeds weights, shuffling and dropout."
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="`auto` uses a GPU when the worker has one."
     )
-    time_limit_seconds: float | None = Field(
+    time_limit_seconds: StrictFloat | None = Field(
         None,
         gt=0,
         le=MAX_TIME_LIMIT_SECONDS,
@@ -39,7 +43,7 @@ class Training(SpecModel):
         "as failed. Default and cap: the server's DESCENT_MAX_JOB_SECONDS.",
     )
 
-    save_trajectory: bool = Field(
+    save_trajectory: StrictBool = Field(
         False,
         description="Keep the weights after every epoch (and before the first), so a "
         "`landscape` job can draw the path the optimizer took.",
@@ -81,9 +85,9 @@ class JobSpec(SpecModel):
     )
 
     @property
-    def auto_lr(self) -> list[str]:
+    def auto_lr(self) -> list[AutoField]:
         """The fields set to ``"auto"``: a range test picks their value before training."""
-        fields = ["optimizer.lr"] if self.optimizer.lr == "auto" else []
+        fields: list[AutoField] = ["optimizer.lr"] if self.optimizer.lr == "auto" else []
         if isinstance(self.schedule, OneCycle) and self.schedule.max_lr == "auto":
             fields.append("schedule.max_lr")
         return fields

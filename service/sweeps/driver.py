@@ -33,6 +33,7 @@ from service.jobs.service import dataset_shape, limits, new_job
 from service.queue import Send
 from service.spec import JobSpec, SpecError, check_job
 from service.spec.lab import round_rate
+from service.spec.results import JobResult, RangeTestRecord
 from service.sweeps.models import Sweep, SweepKind, SweepStatus, SweepTrial, TrialState
 from service.sweeps.spec import AUTO, ComparisonSpec, PathError, SweepSpec, apply
 from service.sweeps.study import JobRow, TrialRow, sample
@@ -47,13 +48,22 @@ def _quiet(_id: str) -> None:
 
 
 def parse_spec(sweep: Sweep) -> SweepSpec | ComparisonSpec:
+    """The sweep's stored spec, validated as it is, except that once its range test has
+    set them, "auto" ends are those (``sweeps.auto_bounds``): the space trials sample."""
     if sweep.kind == SweepKind.COMPARISON:
-        # max_trials is stored for the driver; a comparison's is its configurations.
-        return ComparisonSpec.model_validate(
-            {k: v for k, v in sweep.spec.items() if k != "max_trials"}
-        )
-    # auto_bounds is the sweep's record of its range test, not part of the language.
-    return SweepSpec.model_validate({k: v for k, v in sweep.spec.items() if k != "auto_bounds"})
+        return ComparisonSpec.model_validate(sweep.spec)
+    return SweepSpec.model_validate({**sweep.spec, "space": resolved_space(sweep)})
+
+
+def resolved_space(sweep: Sweep) -> dict[str, Any]:
+    """The stored spec's space (JSON), with each "auto" range its range test resolved
+    written out as [low, high]."""
+    space = dict(sweep.spec.get("space") or {})
+    bounds = sweep.auto_bounds.bounds if sweep.auto_bounds is not None else None
+    for path, ends in (bounds or {}).items():
+        kind = next(iter(space[path]))
+        space[path] = {kind: list(ends)}
+    return space
 
 
 def load_trials(session: Session, sweep_id: str) -> list[TrialRow]:
@@ -138,8 +148,7 @@ def advance(
             end(sessions, sweep_id, status, reason, notify=notify)
             notify_sweep(sweep_id)
             return created
-        auto = sweep.spec.get("auto_bounds")
-        if auto is not None and "bounds" not in auto:
+        if sweep.auto_bounds is not None and sweep.auto_bounds.bounds is None:
             failure = resolve_auto(sessions, sweep)
             if failure is None:
                 continue  # the ends are set: read the sweep again
@@ -151,7 +160,7 @@ def advance(
         active = sum(t.active for t in trials)
         spent = sum(j.epochs_completed for t in trials for j in t.jobs)
         budget_epochs = spec.budget.epochs if spec.budget else None
-        no_more = number >= sweep.spec["max_trials"] or (
+        no_more = number >= sweep.max_trials or (
             budget_epochs is not None and spent >= budget_epochs
         )
         if no_more:
@@ -184,19 +193,19 @@ _WAIT = "wait"
 AUTO_SPAN = 100.0
 
 
-def auto_ends(result: dict[str, Any] | None) -> tuple[float, float, str]:
+def auto_ends(result: JobResult | None) -> tuple[float, float, str]:
     """(low, high, why) for "auto" ends from a range test's result; ValueError when the
     curve has no minimum past its first step (the loss never fell)."""
-    best = (result or {}).get("best")
-    if not best or best.get("step", 1) <= 1 or not best.get("lr"):
+    best = result.best if isinstance(result, RangeTestRecord) else None
+    if best is None or best.step <= 1 or not best.lr:
         raise ValueError(
             "the range test's smoothed loss never fell, so it sets no learning-rate range; "
             "give numeric bounds, or widen range_test.lr_min / lr_max"
         )
-    high = round_rate(best["lr"])
+    high = round_rate(best.lr)
     low = round_rate(high / AUTO_SPAN)
     why = (
-        f"the range test's smoothed loss is lowest at step {best['step']} (lr {high:g}): "
+        f"the range test's smoothed loss is lowest at step {best.step} (lr {high:g}): "
         f"the range ends there and starts a hundredth below, at {low:g}"
     )
     return low, high, why
@@ -210,26 +219,25 @@ def resolve_auto(sessions: sessionmaker[Session], sweep: Sweep) -> str | None:
     else why the sweep fails. Writing the ends needs the sweep running: a cancelled
     sweep stays as it ended.
     """
-    record = dict(sweep.spec["auto_bounds"])
+    record = sweep.auto_bounds
+    assert record is not None
     with sessions() as s:
         job = s.execute(
-            select(Job.status, Job.status_reason, Job.result).where(Job.id == record["job_id"])
+            select(Job.status, Job.status_reason, Job.result).where(Job.id == record.job_id)
         ).first()
     if job is None:
-        return f"its range test (job {record['job_id']}) is gone"
+        return f"its range test (job {record.job_id}) is gone"
     if job.status in JobStatus.ACTIVE:
         return _WAIT
     if job.status != JobStatus.SUCCEEDED:
-        return f"its range test (job {record['job_id']}) {job.status}: {job.status_reason}"
+        return f"its range test (job {record.job_id}) {job.status}: {job.status_reason}"
     try:
         low, high, why = auto_ends(job.result)
     except ValueError as exc:
         return str(exc)
-    stored = dict(sweep.spec)
-    space = dict(stored["space"])
     bounds: dict[str, list[float]] = {}
-    for path in record["paths"]:
-        kind, ends = next(iter(space[path].items()))
+    for path in record.paths:
+        ends = next(iter(sweep.spec["space"][path].values()))
         lo = low if ends[0] == AUTO else ends[0]
         hi = high if ends[1] == AUTO else ends[1]
         if not lo < hi:
@@ -237,15 +245,13 @@ def resolve_auto(sessions: sessionmaker[Session], sweep: Sweep) -> str | None:
                 f"space.{path}: the range test's end ({why}) leaves [{lo:g}, {hi:g}], which "
                 "is empty; give numeric bounds"
             )
-        space[path] = {kind: [lo, hi]}
         bounds[path] = [lo, hi]
-    stored["space"] = space
-    stored["auto_bounds"] = record | {"bounds": bounds, "lr_at_minimum": high, "why": why}
+    resolved = record.model_copy(update={"bounds": bounds, "lr_at_minimum": high, "why": why})
     with sessions() as s, s.begin():
         s.execute(
             update(Sweep)
             .where(Sweep.id == sweep.id, Sweep.status == SweepStatus.RUNNING)
-            .values(spec=stored)
+            .values(auto_bounds=resolved)
         )
     log.info("sweep %s: %s", sweep.id, why)
     return None
@@ -363,11 +369,7 @@ def _conclude(
     )
     if complete:
         status, reason = SweepStatus.SUCCEEDED, f"{len(trials)} trials: {counts}"
-        if (
-            budget_epochs is not None
-            and spent >= budget_epochs
-            and len(trials) < sweep.spec["max_trials"]
-        ):
+        if budget_epochs is not None and spent >= budget_epochs and len(trials) < sweep.max_trials:
             reason += f"; stopped at its budget of {budget_epochs} epochs"
     else:
         status, reason = SweepStatus.FAILED, f"no trial completed ({counts or 'no trials'})"
@@ -458,6 +460,7 @@ __all__ = [
     "load_trials",
     "load_trials_of",
     "parse_spec",
+    "resolved_space",
     "stop_trials",
     "tick",
 ]

@@ -1,11 +1,12 @@
 """Sweeps: many training jobs (trials) drawn from one spec and a search space.
 
-A sweep row holds the spec and the counters that make running it safe from any number
-of processes at once: ``trials_created`` is advanced by a conditional update (whoever
-moves it from n to n + 1 creates trial n, nobody else), and ``event_seq`` numbers the
-sweep's events. A trial is a configuration — one point of the space — and runs as
-``repeats`` jobs, one per seed; the jobs carry ``sweep_id``, ``trial_number`` and
-``repeat``.
+A sweep row holds the spec — what the user sent, defaults filled, never rewritten — the
+state of running it (``max_trials``, ``auto_bounds``) and the counters that make running
+it safe from any number of processes at once: ``trials_created`` is advanced by a
+conditional update (whoever moves it from n to n + 1 creates trial n, nobody else), and
+``event_seq`` numbers the sweep's events. A trial is a configuration — one point of the
+space — and runs as ``repeats`` jobs, one per seed; the jobs carry ``sweep_id``,
+``trial_number`` and ``repeat``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, StrEnumType, UTCDateTime, utcnow
+from service.db_json import TypedJSON
 from service.jobs.models import JobStatus
 
 
@@ -77,6 +80,24 @@ class TrialState(StrEnum):
         return cls.FAILED
 
 
+class AutoBounds(BaseModel):
+    """The range test that sets a sweep's "auto" ends, and what it set."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    job_id: str = Field(description="The range-test job (GET /v1/jobs/{id}/result).")
+    paths: list[str] = Field(description='The space\'s paths with an "auto" end.')
+    bounds: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] | None = Field(
+        None,
+        description="Path → [low, high] as the trials sample it; absent until the test ends.",
+        examples=[{"optimizer.lr": [0.0014, 0.14]}],
+    )
+    lr_at_minimum: float | None = Field(
+        None, description="The rate at the smoothed loss's minimum: the upper end."
+    )
+    why: str | None = Field(None, description="How the ends were chosen, in words.")
+
+
 class Sweep(Base):
     __tablename__ = "sweeps"
 
@@ -88,9 +109,15 @@ class Sweep(Base):
         StrEnumType(SweepStatus, 16), default=SweepStatus.RUNNING
     )
     status_reason: Mapped[str | None] = mapped_column(Text)
-    #: The validated sweep spec (service/sweeps/spec.py), its base a full job spec.
+    #: The validated sweep spec (service/sweeps/spec.py) as the user sent it, every
+    #: default filled in (a search's max_trials, its sampler's seed, …).
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     task: Mapped[str] = mapped_column(String(16))
+    #: Trials it creates at most: a search's max_trials, a comparison's configurations.
+    max_trials: Mapped[int] = mapped_column(Integer)
+    #: With "auto" ends in the space: its range test, and the ends it set once it ended
+    #: (the trials sample within them; the spec keeps saying "auto").
+    auto_bounds: Mapped[AutoBounds | None] = mapped_column(TypedJSON(TypeAdapter(AutoBounds)))
     #: Trials created so far; trial n exists for every n below it.
     trials_created: Mapped[int] = mapped_column(Integer, default=0)
     #: The last event number handed out (see EpochMetric.sweep_seq).

@@ -45,7 +45,7 @@ from service.plots.sweeps import (
 )
 from service.spec import FieldError
 from service.sweeps import service as sweep_service
-from service.sweeps.driver import load_trials
+from service.sweeps.driver import load_trials, resolved_space
 from service.sweeps.models import Sweep, SweepKind, SweepStatus
 from service.sweeps.study import TrialRow
 from service.text import safe_filename
@@ -122,7 +122,7 @@ def _info(sweep: Sweep) -> SweepInfo:
         metric=metric,
         direction="max" if direction == "max" else "min",
         step_measure=str((spec.get("pruner") or {}).get("measure") or "epoch"),
-        space=dict(spec.get("space") or {}),
+        space=resolved_space(sweep),  # the ranges the trials sampled
         repeats=int(spec.get("repeats") or 1),
         live=sweep.status == SweepStatus.RUNNING,
     )

@@ -73,9 +73,9 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
         plots.append("comparison")
     for plot in plots:
         links[f"plot_{plot}"] = f"{base}/plots/{plot}.png"
-    auto = stored.get("auto_bounds")
-    if auto and auto.get("job_id"):
-        links["range_test"] = str(request.url_for("get_job", job_id=auto["job_id"]))
+    if sweep.auto_bounds is not None:
+        job_id = sweep.auto_bounds.job_id
+        links["range_test"] = str(request.url_for("get_job", job_id=job_id))
     summary = service.summary(sweep, trials)
     return SweepRead.model_validate(
         {
@@ -89,7 +89,7 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
             "finished_at": sweep.finished_at,
             "cancel_requested": bool(sweep.cancel_requested),
             "spec": stored,
-            "max_trials": stored["max_trials"],
+            "max_trials": sweep.max_trials,
             "parallelism": stored.get("parallelism", 1),
             "repeats": stored.get("repeats", 1),
             "trials_created": sweep.trials_created,
@@ -97,7 +97,7 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
             "epochs_spent": summary.epochs_spent,
             "objective": {k: stored["objective"][k] for k in ("metric", "direction", "measure")},
             "best": summary.best,
-            "auto_bounds": auto,
+            "auto_bounds": sweep.auto_bounds,
             "links": links,
         }
     )
@@ -345,5 +345,4 @@ async def sweep_comparison(sweep_id: SweepId, user: CurrentUser, db: DbDep) -> C
     configuration the mean, standard deviation and 95% confidence interval of the
     objective; the best configuration against each other, paired by seed."""
     sweep, trials = await db.run(lambda session: sweep_and_trials(session, sweep_id, user.id))
-    out = await anyio.to_thread.run_sync(service.comparison_for, sweep, trials)
-    return ComparisonRead.model_validate(out)
+    return await anyio.to_thread.run_sync(service.comparison_for, sweep, trials)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from service.jobs.models import JobStatus
-from service.sweeps.models import SweepKind, SweepStatus, TrialState
+from service.sweeps.models import AutoBounds, SweepKind, SweepStatus, TrialState
 
 EXAMPLE_SWEEP: dict[str, Any] = {
     "name": "digits lr and optimizer",
@@ -94,22 +94,6 @@ class BestTrial(BaseModel):
     job_ids: list[str] = Field(description="The trial's jobs, one per seed.")
 
 
-class AutoBoundsRead(BaseModel):
-    """The range test that sets a sweep's "auto" ends, and what it set."""
-
-    job_id: str = Field(description="The range-test job (GET /v1/jobs/{id}/result).")
-    paths: list[str] = Field(description='The space\'s paths with an "auto" end.')
-    bounds: dict[str, list[float]] | None = Field(
-        None,
-        description="Path → [low, high] as the trials sample it; absent until the test ends.",
-        examples=[{"optimizer.lr": [0.0014, 0.14]}],
-    )
-    lr_at_minimum: float | None = Field(
-        None, description="The rate at the smoothed loss's minimum: the upper end."
-    )
-    why: str | None = Field(None, description="How the ends were chosen, in words.")
-
-
 class SweepRead(BaseModel):
     id: str
     name: str
@@ -121,10 +105,13 @@ class SweepRead(BaseModel):
     finished_at: datetime | None = None
     cancel_requested: bool
     spec: dict[str, Any] = Field(
-        description="The stored spec: presets written out, every default resolved "
+        description="The stored spec: as sent, presets written out, every default resolved "
         "(sampler seed, max_trials, pruner measure, objective direction, seeds)."
     )
-    max_trials: int
+    max_trials: int = Field(
+        description="Trials it creates at most: a search's max_trials, a comparison's "
+        "configurations."
+    )
     parallelism: int
     repeats: int = Field(description="Seeds per configuration (jobs per trial).")
     trials_created: int
@@ -132,10 +119,11 @@ class SweepRead(BaseModel):
     epochs_spent: int = Field(description="Epochs run by all of the sweep's jobs together.")
     objective: ObjectiveRead
     best: BestTrial | None = Field(None, description="The best complete trial so far.")
-    auto_bounds: AutoBoundsRead | None = Field(
+    auto_bounds: AutoBounds | None = Field(
         None,
         description='With "auto" ends in the space: the range test that sets them. The '
-        'trials begin once it has; until then `spec.space` still says "auto".',
+        "trials begin once it has, and sample within its `bounds`; `spec.space` keeps "
+        'saying "auto", as it was sent.',
     )
     links: dict[str, str]
 

@@ -31,7 +31,8 @@ from service.owned import get_owned
 from service.spec import FieldError, JobSpec
 from service.stats import spread
 from service.sweeps import driver
-from service.sweeps.models import Sweep, SweepKind, SweepStatus, TrialState
+from service.sweeps.models import AutoBounds, Sweep, SweepKind, SweepStatus, TrialState
+from service.sweeps.schemas import ComparisonRead, ConfigurationStats, PairedTest
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 from service.sweeps.study import TrialRow
 from service.sweeps.validate import check_comparison, check_sweep, label_of, range_test_body
@@ -89,13 +90,15 @@ def create(
     name = spec.name or default_name(stored, spec)
     sweep_id = str(uuid.uuid4())
     test: Job | None = None
-    if "auto_bounds" in stored:
-        body = range_test_body(stored["base"], getattr(spec, "range_test", None))
+    auto: AutoBounds | None = None
+    if isinstance(spec, SweepSpec) and spec.auto_paths():
+        body = range_test_body(stored["base"], spec.range_test)
         body["name"] = f"{name[:170]} · range test"
         job_spec = JobSpec.model_validate(body)
         shape = dataset_shape(session=session, spec=job_spec, owner=owner)
         test = new_job(job_spec, shape, owner, sweep_id=sweep_id)
-        stored["auto_bounds"]["job_id"] = test.id
+        # Its ends come when the test has ended (driver.resolve_auto).
+        auto = AutoBounds(job_id=test.id, paths=spec.auto_paths())
     sweep = Sweep(
         id=sweep_id,
         owner_id=owner,
@@ -104,6 +107,8 @@ def create(
         status=SweepStatus.RUNNING,
         spec=stored,
         task=task,
+        max_trials=max_trials_of(kind, stored),
+        auto_bounds=auto,
         trials_created=0,
         event_seq=0,
         cancel_requested=False,
@@ -119,6 +124,14 @@ def create(
         except Exception as exc:
             log.warning("sweep %s: could not send its range test %s: %s", sweep_id, test.id, exc)
     return sweep
+
+
+def max_trials_of(kind: str, stored: dict[str, Any]) -> int:
+    """The trials a checked spec makes: a search's ``max_trials`` (``check_sweep``
+    resolved its default), a comparison's configurations."""
+    return (
+        len(stored["configurations"]) if kind == SweepKind.COMPARISON else int(stored["max_trials"])
+    )
 
 
 # -- read -----------------------------------------------------------------------------
@@ -428,7 +441,7 @@ def _num(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
+def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> ComparisonRead:
     """Per configuration (trial): the objective's mean, standard deviation and 95%
     confidence interval over its seeds; and the best configuration against each other,
     paired by seed (paired t-test, Wilcoxon signed-rank, Holm-adjusted)."""
@@ -439,11 +452,8 @@ def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
             f"sweep {sweep.id} runs each configuration once (repeats {repeats}); statistics "
             "need repeats of 2 or more"
         )
-    from scipy import stats
-
     direction = stored["objective"]["direction"]
-    seeds = list(stored.get("seeds") or [])
-    configs: list[dict[str, Any]] = []
+    configs: list[ConfigurationStats] = []
     for t in trials:
         values: dict[str, float] = {}
         for j in t.jobs:
@@ -454,57 +464,69 @@ def comparison_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
         # The same statistics as the comparison chart's band (service.stats).
         over_seeds = spread(list(values.values()))
         configs.append(
-            {
-                "number": t.number,
-                "label": trial_label(t),
-                "params": t.params,
-                "state": t.state,
-                "n": over_seeds.n,
-                "mean": over_seeds.mean,
-                "std": over_seeds.std,
-                "ci95": list(over_seeds.ci95) if over_seeds.ci95 is not None else None,
-                "values": values,
-            }
+            ConfigurationStats(
+                number=t.number,
+                label=trial_label(t),
+                params=t.params,
+                state=t.state,
+                n=over_seeds.n,
+                mean=over_seeds.mean,
+                std=over_seeds.std,
+                ci95=list(over_seeds.ci95) if over_seeds.ci95 is not None else None,
+                values=values,
+            )
         )
     key = _better(direction)
-    candidates = [c for c in configs if c["state"] == TrialState.COMPLETE and c["mean"] is not None]
-    candidates = candidates or [c for c in configs if c["mean"] is not None]
-    best = min(candidates, key=lambda c: (key(c["mean"]), c["number"])) if candidates else None
-    tests: list[dict[str, Any]] = []
-    if best is not None:
-        for other in configs:
-            if other is best:
-                continue
-            common = [s for s in best["values"] if s in other["values"]]
-            a = [best["values"][s] for s in common]
-            b = [other["values"][s] for s in common]
-            diffs = [x - y for x, y in zip(a, b, strict=True)]
-            test: dict[str, Any] = {
-                "other": other["number"],
-                "other_label": other["label"],
-                "n_pairs": len(common),
-                "mean_difference": statistics.fmean(diffs) if diffs else None,
-                "t": None,
-                "p_value": None,
-                "wilcoxon_p": None,
-            }
-            if len(common) >= 2 and len(set(diffs)) > 1:
-                # Differences all alike (all 0 included): t is undefined, not infinite.
-                res = stats.ttest_rel(a, b)
-                test["t"], test["p_value"] = _num(res.statistic), _num(res.pvalue)
-            if len(common) >= 2 and any(d != 0 for d in diffs):
-                try:
-                    test["wilcoxon_p"] = _num(stats.wilcoxon(a, b).pvalue)
-                except ValueError:
-                    test["wilcoxon_p"] = None
-            tests.append(test)
-        for test, adjusted in zip(tests, holm([t["p_value"] for t in tests]), strict=True):
-            test["holm_p"] = adjusted
-    return {
-        "metric": stored["objective"]["metric"],
-        "direction": direction,
-        "seeds": seeds,
-        "configurations": configs,
-        "best": best["number"] if best is not None else None,
-        "tests": tests,
-    }
+
+    def rank(c: ConfigurationStats) -> tuple[float, int]:
+        assert c.mean is not None
+        return key(c.mean), c.number
+
+    scored = [c for c in configs if c.mean is not None]
+    best = min(
+        [c for c in scored if c.state == TrialState.COMPLETE] or scored, key=rank, default=None
+    )
+    tests = [] if best is None else _paired_tests(best, [c for c in configs if c is not best])
+    return ComparisonRead(
+        metric=stored["objective"]["metric"],
+        direction=direction,
+        seeds=list(stored.get("seeds") or []),
+        configurations=configs,
+        best=best.number if best is not None else None,
+        tests=tests,
+    )
+
+
+def _paired_tests(best: ConfigurationStats, others: list[ConfigurationStats]) -> list[PairedTest]:
+    """``best`` against each of ``others``, over the seeds both completed."""
+    from scipy import stats
+
+    tests: list[PairedTest] = []
+    for other in others:
+        common = [s for s in best.values if s in other.values]
+        a = [best.values[s] for s in common]
+        b = [other.values[s] for s in common]
+        diffs = [x - y for x, y in zip(a, b, strict=True)]
+        t_stat = p_value = wilcoxon_p = None
+        if len(common) >= 2 and len(set(diffs)) > 1:
+            # Differences all alike (all 0 included): t is undefined, not infinite.
+            res = stats.ttest_rel(a, b)
+            t_stat, p_value = _num(res.statistic), _num(res.pvalue)
+        if len(common) >= 2 and any(d != 0 for d in diffs):
+            try:
+                wilcoxon_p = _num(stats.wilcoxon(a, b).pvalue)
+            except ValueError:
+                wilcoxon_p = None
+        tests.append(
+            PairedTest(
+                other=other.number,
+                other_label=other.label,
+                n_pairs=len(common),
+                mean_difference=statistics.fmean(diffs) if diffs else None,
+                t=t_stat,
+                p_value=p_value,
+                wilcoxon_p=wilcoxon_p,
+            )
+        )
+    adjusted = holm([t.p_value for t in tests])
+    return [t.model_copy(update={"holm_p": h}) for t, h in zip(tests, adjusted, strict=True)]

@@ -7,12 +7,11 @@ paths (:func:`apply`), validated exactly as ``POST /v1/jobs`` would validate it.
 
 from __future__ import annotations
 
-import builtins
 import copy
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from service.spec import JobSpec
 from service.spec.common import SpecModel, metric_mode
@@ -25,7 +24,7 @@ from service.text import LABEL_PATTERN
 Scalar = str | bool | int | Annotated[float, Field(allow_inf_nan=False)] | None
 
 #: A range's end: a number, or (on a learning rate) "auto", set by a range test.
-Bound = Annotated[float, Field(allow_inf_nan=False)] | Literal["auto"]
+Bound = Annotated[StrictFloat, Field(allow_inf_nan=False)] | Literal["auto"]
 AUTO = "auto"
 #: The paths whose range may have "auto" ends.
 AUTO_PATHS = ("optimizer.lr", "schedule.max_lr")
@@ -61,13 +60,13 @@ class Distribution(SpecModel):
         'learning rate (`optimizer.lr`, `schedule.max_lr`) either end may be "auto": a '
         "range test of the base spec sets it before the first trial.",
     )
-    int_: tuple[builtins.int, builtins.int] | None = Field(
+    int_: tuple[StrictInt, StrictInt] | None = Field(
         None, alias="int", description="[low, high] inclusive, low < high."
     )
-    step: typing.Annotated[builtins.int, Field(ge=1)] | None = Field(
+    step: typing.Annotated[StrictInt, Field(ge=1)] | None = Field(
         None, description="With `int`: the spacing of the values (default 1)."
     )
-    log: bool | None = Field(None, description="With `int`: sample in log space.")
+    log: StrictBool | None = Field(None, description="With `int`: sample in log space.")
     grid: list[Scalar] | None = Field(
         None,
         min_length=1,
@@ -177,10 +176,10 @@ class SamplerSpec(SpecModel):
         description="Optuna's sampler of that name. `grid` enumerates every combination of "
         "finite values (choice, grid, int); `cmaes` samples categorical parameters at random.",
     )
-    seed: int | None = Field(
+    seed: StrictInt | None = Field(
         None, ge=0, le=2**32 - 1, description="Makes the sampling reproducible; drawn if absent."
     )
-    n_startup_trials: int | None = Field(
+    n_startup_trials: StrictInt | None = Field(
         None,
         ge=0,
         le=MAX_TRIALS,
@@ -196,17 +195,17 @@ class PrunerSpec(SpecModel):
         "same step. `asha`: asynchronous successive halving. `hyperband`: ASHA over "
         "several brackets of grace. Optuna's pruners of those names.",
     )
-    grace: int = Field(
+    grace: StrictInt = Field(
         1,
         ge=1,
         le=100_000,
         description="The first step a trial may be judged at (ASHA's and Hyperband's minimum "
         "resource), in epochs, or in percent of the run with `measure: progress`.",
     )
-    reduction_factor: int = Field(
+    reduction_factor: StrictInt = Field(
         3, ge=2, le=10, description="asha, hyperband: keep the best 1/η at each rung."
     )
-    n_startup_trials: int = Field(
+    n_startup_trials: StrictInt = Field(
         5, ge=0, le=MAX_TRIALS, description="median: trials that must end before it prunes."
     )
     measure: Literal["auto", "epoch", "progress"] = Field(
@@ -216,7 +215,7 @@ class PrunerSpec(SpecModel):
         "same fraction of their cycle — are judged alike. `auto`: progress when the schedule "
         "is one_cycle or the epochs vary, else epoch.",
     )
-    skip_warmup: bool = Field(
+    skip_warmup: StrictBool = Field(
         True, description="Never judge a trial during its schedule's warm-up epochs."
     )
 
@@ -241,13 +240,13 @@ class ObjectiveSpec(SpecModel):
 
 
 class BudgetSpec(SpecModel):
-    epochs: int | None = Field(
+    epochs: StrictInt | None = Field(
         None,
         ge=1,
         le=10_000_000,
         description="Start no trial once the trials have run this many epochs in all.",
     )
-    seconds: float | None = Field(
+    seconds: StrictFloat | None = Field(
         None,
         gt=0,
         le=365 * 24 * 3600,
@@ -272,17 +271,17 @@ class SweepCommon(SpecModel):
         default_factory=JobSpec, description="The job every trial starts from (as POST /v1/jobs)."
     )
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
-    parallelism: int = Field(
+    parallelism: StrictInt = Field(
         2, ge=1, le=64, description="Trials in progress at once (each runs `repeats` jobs)."
     )
-    repeats: int = Field(
+    repeats: StrictInt = Field(
         1,
         ge=1,
         le=50,
         description="Seeds per configuration: each trial runs once per seed, the same seeds "
         "for every trial, and scores the mean.",
     )
-    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] | None = Field(
+    seeds: list[Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]] | None = Field(
         None,
         max_length=50,
         description="The seeds (as many as `repeats`, distinct); default: the base seed, "
@@ -324,7 +323,7 @@ class SweepSpec(SweepCommon):
     )
     sampler: SamplerSpec = Field(default_factory=SamplerSpec)
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
-    max_trials: int | None = Field(
+    max_trials: StrictInt | None = Field(
         None,
         ge=1,
         le=MAX_TRIALS,
@@ -419,7 +418,7 @@ class ComparisonSpec(SweepCommon):
     """``POST /v1/comparisons``: named configurations, each run with the same seeds."""
 
     configurations: list[Configuration] = Field(..., min_length=2, max_length=20)
-    repeats: int = Field(5, ge=2, le=50, description="Seeds per configuration (at least 2).")
+    repeats: StrictInt = Field(5, ge=2, le=50, description="Seeds per configuration (at least 2).")
 
 
 # -- the space --------------------------------------------------------------------

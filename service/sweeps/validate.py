@@ -175,10 +175,6 @@ def check_sweep(
         "objective": stored["objective"] | {"direction": spec.objective.mode},
         "seeds": spec.seed_list(),
     }
-    if auto:
-        # The sweep's own record of its range test: the job (added when it is created)
-        # and, once the test ends, the ends it set (see driver.resolve_auto).
-        stored["auto_bounds"] = {"paths": auto}
     return stored, task
 
 
@@ -229,7 +225,6 @@ def check_comparison(
             {"label": label, "set": conf.set}
             for label, conf in zip(labels, spec.configurations, strict=True)
         ],
-        "max_trials": len(spec.configurations),
         "objective": stored["objective"] | {"direction": spec.objective.mode},
         "seeds": spec.seed_list(),
     }

@@ -6,10 +6,13 @@ import math
 import uuid
 
 import pytest
+from job_results import auto_lr_record, range_test_record
+from pydantic import ValidationError
 from sqlalchemy import create_engine, func, inspect, select, text
+from sqlalchemy.exc import StatementError
 from support import bearer, make_user_at
 
-from service.jobs.models import Job
+from service.jobs.models import EpochMetric, Job
 
 
 def count_jobs(api) -> int:
@@ -352,3 +355,56 @@ def test_metric_names_follow_the_engines_order():
         "val_accuracy",
     )
     assert metric_names("regression")[-2:] == ("epoch_seconds", "samples_per_second")
+
+
+def test_results_are_served_typed_by_kind(api):
+    """``jobs.result`` holds one of the records of service/spec/results.py; ``…/result``
+    serves it by its ``kind`` (a range test's with its curve, read from its rows)."""
+    test = api.post("/v1/jobs", json={"kind": "lr_range_test", "dataset": {"name": "iris"}})
+    auto = api.post("/v1/jobs", json={"optimizer": {"name": "adam", "lr": "auto"}})
+    test_id, auto_id = test.json()["id"], auto.json()["id"]
+    assert api.get(f"/v1/jobs/{test_id}/result").status_code == 409  # queued: none yet
+    record, choice = range_test_record(step=2, lr=0.01, steps=10), auto_lr_record(0.02)
+    with api.app.state.sessionmaker() as s:
+        s.get(Job, test_id).result = record
+        s.get(Job, auto_id).result = choice
+        for step, lr in enumerate((1e-4, 1e-2, 1.0), start=1):
+            smoothed = None if step == 3 else 0.9  # not finite: stored as null
+            values = {"lr": lr, "loss": 1.0, "smoothed_loss": smoothed}
+            s.add(EpochMetric(job_id=test_id, epoch=step, values=values))
+        s.commit()
+
+    found = api.get(f"/v1/jobs/{test_id}/result").json()
+    assert (found["kind"], found["result"]["kind"]) == ("lr_range_test", "lr_range_test")
+    assert found["result"]["curve"] == {
+        "step": [1, 2, 3],
+        "lr": [1e-4, 1e-2, 1.0],
+        "loss": [1.0, 1.0, 1.0],
+        "smoothed_loss": [0.9, 0.9, None],
+    }
+    served = {k: v for k, v in found["result"].items() if k != "curve"}
+    assert served == record.model_dump(mode="json")
+    assert api.get(f"/v1/jobs/{test_id}").json()["auto_lr"] is None
+
+    assert api.get(f"/v1/jobs/{auto_id}/result").json()["result"] == choice.model_dump(mode="json")
+    assert api.get(f"/v1/jobs/{auto_id}").json()["auto_lr"] == {
+        "fields": ["optimizer.lr"],
+        "value": 0.02,
+        "rule": "valley",
+        "suggested_lr": 0.02,
+        "why": choice.auto_lr.why,
+    }
+
+    # The OpenAPI document shows the union and its tags.
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    union = schemas["ResultRead"]["properties"]["result"]
+    assert union["discriminator"]["propertyName"] == "kind"
+    assert set(union["discriminator"]["mapping"]) == {"lr_range_test", "landscape", "auto_lr"}
+
+    # A document of no known shape is refused as it is written, and nothing is stored.
+    with api.app.state.sessionmaker() as s:
+        s.get(Job, auto_id).result = {"auto_lr": {"value": 0.02}}
+        with pytest.raises(StatementError) as info:
+            s.commit()
+        assert isinstance(info.value.orig, ValidationError)
+    assert api.get(f"/v1/jobs/{auto_id}").json()["auto_lr"]["value"] == 0.02

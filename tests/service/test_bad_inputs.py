@@ -511,6 +511,7 @@ WRONG_TYPES = [
     ("dataset.id", {"dataset": {"name": "uploaded", "id": "00000000-0000-0000-0000-000000000000"}}),
     ("training.epochs", {"training": {"epochs": "ten"}}),
     ("training.epochs", {"training": {"epochs": 2.5}}),
+    ("training.epochs", {"training": {"epochs": 2.0}}),  # strict int: no float at all
     ("training.epochs", {"training": {"epochs": {"$gt": 1}}}),
     ("training.batch_size", {"training": {"batch_size": "half"}}),
     ("training.batch_size", {"training": {"batch_size": 3.7}}),

@@ -38,6 +38,7 @@ import schemathesis
 from fastapi.testclient import TestClient
 from faults import record_figures
 from hypothesis import strategies as st
+from job_results import auto_lr_record, landscape_record, range_test_record
 from schemathesis.engine import Status, events, from_schema
 from support import bearer, make_backend, make_user
 from sweep_rows import J, add_trial, float_record
@@ -186,7 +187,7 @@ def finish_job(backend_url: str, settings: Any, job_id: str) -> None:
             job.started_at, job.finished_at = now - timedelta(seconds=3), now
             job.device, job.has_model = "cpu", True
             # As a job with an "auto" rate has it (GET …/result answers 200).
-            job.result = {"auto_lr": {"fields": ["optimizer.lr"], "value": 0.01, "rule": "valley"}}
+            job.result = auto_lr_record(0.01)
             session.commit()
     finally:
         engine.dispose()
@@ -196,27 +197,9 @@ def finish_job(backend_url: str, settings: Any, job_id: str) -> None:
 
 
 #: What a finished range test and a finished landscape keep (small, as the charts need).
-LAB_RESULTS: dict[str, dict[str, Any]] = {
-    "lr_range_test": {
-        "stopped": {"why": "diverged", "step": 3, "text": "seeded"},
-        "best": {"step": 2, "lr": 0.01, "smoothed_loss": 0.9},
-        "suggestions": [
-            {"rule": "valley", "lr": 0.001, "step": 2, "loss": 1.0, "explanation": "seeded"}
-        ],
-    },
-    "landscape": {
-        "split": "val",
-        "metrics": {"loss": "val_loss", "quality": "val_accuracy"},
-        "centre": {"loss": 0.5, "quality": 0.9},
-        "interpolation": {"alpha": [0.0, 0.5, 1.0], "loss": [2.0, 1.0, 0.5]},
-        "surface": {
-            "x": [-1.0, 0.0, 1.0],
-            "y": [-1.0, 0.0, 1.0],
-            "loss": [[1.5, 1.0, 1.5], [1.0, 0.5, 1.0], [1.5, 1.0, 1.5]],
-        },
-        "directions": {"kind": "random", "seed": 0},
-        "trajectory": None,
-    },
+LAB_RESULTS: dict[str, Any] = {
+    "lr_range_test": range_test_record(step=2, lr=0.01, steps=10),
+    "landscape": landscape_record(),
 }
 
 

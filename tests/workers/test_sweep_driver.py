@@ -10,15 +10,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from job_results import landscape_record, range_test_record
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from support import Backend, wait_for
 
 from service.config import Settings
 from service.jobs.models import EpochMetric, Job, JobStatus
+from service.spec.results import RangeTestRecord
 from service.sweeps import driver
 from service.sweeps import service as sweep_service
-from service.sweeps.models import Sweep, SweepKind, SweepStatus, SweepTrial
+from service.sweeps.models import AutoBounds, Sweep, SweepKind, SweepStatus, SweepTrial
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 from service.sweeps.validate import check_comparison, check_sweep
 from workers import runner
@@ -112,6 +114,7 @@ class Harness:
                     status=SweepStatus.RUNNING,
                     spec=stored,
                     task=task,
+                    max_trials=sweep_service.max_trials_of(kind, stored),
                 )
             )
         return sweep_id
@@ -254,7 +257,7 @@ def test_a_grid_with_repeats_runs_each_point_with_each_seed(harness: Harness) ->
         repeats=2,
         parallelism=1,
     )
-    assert harness.sweep(sweep_id).spec["max_trials"] == 4
+    assert harness.sweep(sweep_id).spec["max_trials"] == harness.sweep(sweep_id).max_trials == 4
     assert harness.advance(sweep_id) == 1
     assert len(harness.queue) == 2  # one trial, one job per seed
     harness.drain()
@@ -754,10 +757,8 @@ def test_auto_ends_come_from_the_range_test_before_any_trial(harness: Harness) -
     test = _range_test_job(harness, sweep_id)
     assert test.kind == "lr_range_test" and test.status == JobStatus.QUEUED
     assert harness.queue == [(test.id, test.dispatch)]
-    assert harness.sweep(sweep_id).spec["auto_bounds"] == {
-        "paths": ["optimizer.lr"],
-        "job_id": test.id,
-    }
+    assert harness.sweep(sweep_id).auto_bounds == AutoBounds(paths=["optimizer.lr"], job_id=test.id)
+    assert "auto_bounds" not in harness.sweep(sweep_id).spec  # the spec is as sent
     # No trial while the test has not run: advancing waits.
     assert harness.advance(sweep_id) == 0
     assert harness.sweep(sweep_id).trials_created == 0
@@ -765,15 +766,19 @@ def test_auto_ends_come_from_the_range_test_before_any_trial(harness: Harness) -
     assert harness.run_next() == test.id  # its end sets the ends and starts trial 0
     test = _range_test_job(harness, sweep_id)
     assert test.status == JobStatus.SUCCEEDED, test.status_reason
-    best_lr = test.result["best"]["lr"]
+    assert isinstance(test.result, RangeTestRecord) and test.result.best is not None
+    best_lr = test.result.best.lr
     sweep = harness.sweep(sweep_id)
-    record = sweep.spec["auto_bounds"]
+    record = sweep.auto_bounds
+    assert record is not None
     high = float(f"{best_lr:.3g}")
     low = float(f"{high / 100:.3g}")
-    assert record["bounds"] == {"optimizer.lr": [low, high]}
-    assert record["lr_at_minimum"] == high
-    assert f"lr {high:g}" in record["why"]
-    assert sweep.spec["space"]["optimizer.lr"] == {"loguniform": [low, high]}
+    assert record.bounds == {"optimizer.lr": [low, high]}
+    assert record.lr_at_minimum == high
+    assert record.why is not None and f"lr {high:g}" in record.why
+    # The stored spec keeps "auto" as it was sent; the trials sample the resolved ends.
+    assert sweep.spec["space"]["optimizer.lr"] == {"loguniform": ["auto", "auto"]}
+    assert driver.parse_spec(sweep).space["optimizer.lr"].loguniform == (low, high)
     assert sweep.trials_created == 1
 
     harness.drain()
@@ -803,13 +808,14 @@ def test_a_failed_range_test_fails_the_sweep_with_its_reason(harness: Harness) -
     sweep = harness.sweep(sweep_id)
     assert sweep.status == SweepStatus.FAILED
     assert sweep.status_reason == f"its range test (job {test.id}) failed: RuntimeError: boom"
-    assert sweep.trials_created == 0 and "bounds" not in sweep.spec["auto_bounds"]
+    assert sweep.trials_created == 0
+    assert sweep.auto_bounds is not None and sweep.auto_bounds.bounds is None
 
 
 def test_a_range_test_whose_loss_never_fell_fails_the_sweep(harness: Harness) -> None:
     sweep_id = _create_auto(harness)
     test = _range_test_job(harness, sweep_id)
-    flat = {"best": {"step": 1, "lr": 1e-5, "smoothed_loss": 2.3}}
+    flat = range_test_record(step=1, lr=1e-5)
     _end_test(harness, test.id, status=JobStatus.SUCCEEDED, result=flat)
     harness.advance(sweep_id)
     sweep = harness.sweep(sweep_id)
@@ -821,7 +827,7 @@ def test_a_numeric_end_the_test_crosses_fails_the_sweep(harness: Harness) -> Non
     sweep_id = _create_auto(harness, space={"optimizer.lr": {"uniform": [0.5, "auto"]}})
     test = _range_test_job(harness, sweep_id)
     _end_test(
-        harness, test.id, status=JobStatus.SUCCEEDED, result={"best": {"step": 30, "lr": 0.2}}
+        harness, test.id, status=JobStatus.SUCCEEDED, result=range_test_record(step=30, lr=0.2)
     )
     harness.advance(sweep_id)
     sweep = harness.sweep(sweep_id)
@@ -836,12 +842,16 @@ def test_one_auto_end_keeps_the_other(harness: Harness) -> None:
     )
     test = _range_test_job(harness, sweep_id)
     _end_test(
-        harness, test.id, status=JobStatus.SUCCEEDED, result={"best": {"step": 30, "lr": 0.123456}}
+        harness,
+        test.id,
+        status=JobStatus.SUCCEEDED,
+        result=range_test_record(step=30, lr=0.123456),
     )
     assert harness.advance(sweep_id) == 1
     sweep = harness.sweep(sweep_id)
-    assert sweep.spec["space"]["optimizer.lr"] == {"uniform": [1e-4, 0.123]}
-    assert sweep.spec["auto_bounds"]["bounds"] == {"optimizer.lr": [1e-4, 0.123]}
+    assert sweep.spec["space"]["optimizer.lr"] == {"uniform": [1e-4, "auto"]}
+    assert sweep.auto_bounds is not None
+    assert sweep.auto_bounds.bounds == {"optimizer.lr": [1e-4, 0.123]}
     assert driver.parse_spec(sweep).space["optimizer.lr"].uniform == (1e-4, 0.123)
 
 
@@ -862,9 +872,11 @@ def test_cancelling_a_sweep_cancels_its_range_test(harness: Harness) -> None:
 
 
 def test_auto_ends_from_a_result() -> None:
-    low, high, why = driver.auto_ends({"best": {"step": 57, "lr": 0.31622776}})
+    low, high, why = driver.auto_ends(range_test_record(step=57, lr=0.31622776))
     assert (low, high) == (0.00316, 0.316)
     assert "step 57" in why
-    for result in (None, {}, {"best": None}, {"best": {"step": 1, "lr": 0.1}}):
+    no_best = range_test_record(step=2, lr=0.1).model_copy(update={"best": None})
+    not_a_range_test = landscape_record()
+    for result in (None, no_best, range_test_record(step=1, lr=0.1), not_a_range_test):
         with pytest.raises(ValueError, match="never fell"):
             driver.auto_ends(result)

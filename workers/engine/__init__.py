@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "build_optimizer": "optim",
     "EarlyStopping": "regularize",
     "ListReporter": "report",
+    "PruneTrial": "report",
     "Reporter": "report",
     "StopTraining": "report",
     "SCHEDULES": "schedules",

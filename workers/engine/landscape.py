@@ -57,6 +57,7 @@ from torch import nn
 
 from service.spec import JobSpec
 from service.spec.lab import Landscape
+from service.spec.results import LandscapeRecord
 from workers.engine.data import SplitData, load_dataset
 from workers.engine.device import resolve_device
 from workers.engine.loop import TARGET_KEYS, initial_model
@@ -221,7 +222,7 @@ def _json(value: Any) -> Any:
 
 @dataclass
 class LandscapeResult:
-    """What a landscape job measured; ``to_json`` is the job's result."""
+    """What a landscape job measured; ``record`` is the job's result."""
 
     status: Literal["succeeded", "cancelled"]
     reason: str | None
@@ -238,10 +239,10 @@ class LandscapeResult:
     seconds: float = 0.0
     source_job: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return _json(
+    def record(self) -> LandscapeRecord:
+        """The job's result, each non-finite measurement as null."""
+        found = _json(
             {
-                "kind": "landscape",
                 "status": self.status,
                 "reason": self.reason,
                 "source_job": self.source_job,
@@ -258,6 +259,7 @@ class LandscapeResult:
                 "seconds": round(self.seconds, 3),
             }
         )
+        return LandscapeRecord.model_validate(found)
 
 
 # -- the job ------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """The training loop: a job spec in, one report per epoch out, a result at the end.
 
-Read ``train`` top to bottom: set up (device, seed, data, model, optimizer, schedule),
-restore a checkpoint when resuming, then for each epoch shuffle, step through the
-batches, validate, take a checkpoint, report, and decide whether to go on. The whole
-dataset lives on the device, so a batch is an index into it (no DataLoader, no worker
-processes, no host-to-device copies per step).
+Read ``train`` top to bottom, one screen: set up (``_Run.build``: device, seed, data,
+model, optimizer, schedule), restore a checkpoint when resuming (``_Run.restore``), then
+for each epoch train and validate it (``_Run.epoch``: shuffle, step through the batches,
+evaluate, the epoch's metrics), let the schedule and early stopping see it and take a
+checkpoint (``_Run.end_epoch``), report, and decide whether to go on. What ends a run
+early is an exception: the loop's own ``_Ended`` (cancelled, timed out, diverged) and the
+reporter's ``PruneTrial``. The whole dataset lives on the device, so a batch is an index
+into it (no DataLoader, no worker processes, no host-to-device copies per step).
 
 The lab (``lr_finder``, ``landscape``) shares the setup and the step rather than copying
 them: ``initial_model`` seeds and builds exactly the model ``train`` starts from,
@@ -49,8 +52,8 @@ from workers.engine.regularize import (
     total_norm,
     weight_parameters,
 )
-from workers.engine.report import Reporter
-from workers.engine.schedules import build_schedule, momentum_metric, set_rate
+from workers.engine.report import PruneTrial, Reporter
+from workers.engine.schedules import Schedule, build_schedule, momentum_metric, set_rate
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +229,8 @@ def train(
     time_limit_seconds: float | None = None,
     trajectory_dir: Path | None = None,
 ) -> TrainResult:
-    """Train ``spec`` to the end, to divergence, to early stopping, to cancellation or
-    to its time limit.
+    """Train ``spec`` to the end, to divergence, to early stopping, to cancellation, to
+    its time limit or until the reporter prunes it.
 
     ``device`` overrides ``spec.training.device``. The model's ``state_dict`` is saved to
     ``model_path`` only when the run succeeds, with ``TARGET_KEYS`` added when
@@ -239,8 +242,10 @@ def train(
     an uninterrupted run would have been. A checkpoint at or past the last epoch, or
     at an early stop, finishes the run at once. ``time_limit_seconds`` bounds the
     seconds spent in ``train``, summed over the attempts a checkpoint carries on; it is
-    checked at every batch boundary. A ``StopTraining`` raised by the reporter
-    propagates unchanged; so do out-of-memory errors (see ``is_out_of_memory``).
+    checked at every batch boundary. A ``PruneTrial`` raised by ``report`` ends the run
+    as ``pruned`` (that epoch reported, the weights not saved). A ``StopTraining`` raised
+    by the reporter propagates unchanged; so do out-of-memory errors (see
+    ``is_out_of_memory``).
 
     With ``training.save_trajectory`` and a ``trajectory_dir``, the weights (a CPU
     state_dict) are saved there before the first epoch and after each epoch, as
@@ -255,62 +260,143 @@ def train(
             f'{", ".join(spec.auto_lr)}: "auto" must be resolved by a range test before '
             "training (workers.engine.lr_finder.resolve_auto)"
         )
-    dev = resolve_device(device or spec.training.device)
-    seed = spec.training.seed
-    data = load_dataset(spec.dataset, datasets_dir=datasets_dir, device=dev)
-    _check_monitors(spec, data.task)
-    model, shuffle = initial_model(spec, data, dev)
-    stepper = Stepper.build(spec, model)
-    optimizer, params = stepper.optimizer, stepper.params
-    n_parameters = sum(p.numel() for p in params)
-    loss_fn = LOSSES[data.task]
-    trajectory = trajectory_dir if spec.training.save_trajectory else None
-
-    epochs = spec.training.epochs
-    n_train = len(data.y_train)
-    batches = epoch_batches(spec, n_train, model)
-    schedule = build_schedule(
-        spec.schedule,
-        base_lr=spec.optimizer.lr,
-        epochs=epochs,
-        steps_per_epoch=len(batches),
-        has_momentum=spec.optimizer.has_momentum,
+    run = _Run.build(
+        spec,
+        datasets_dir=datasets_dir,
+        device=device,
+        trajectory=trajectory_dir if spec.training.save_trajectory else None,
+        time_limit=time_limit_seconds,
+        clock=clock,
     )
-    cycled = momentum_metric(optimizer) if schedule.cycles_momentum else None
-    early = spec.regularization.early_stopping
-    tracker = (
-        EarlyStopping.from_spec(early)
-        if early is not None
-        else EarlyStopping("val_loss")  # keeps score only: best_epoch / best_value
-    )
-    log.info(
-        "training %s on %s: %d parameters, %d train / %d val samples, %d steps per epoch",
-        spec.name or spec.default_name(),
-        dev,
-        n_parameters,
-        n_train,
-        len(data.y_val),
-        len(batches),
-    )
-
-    metrics: dict[str, float] = {}
-    completed = 0
-    stop_epoch: int | None = None
-    spent_before = 0.0  # training seconds of earlier attempts
-
     if resume is not None:
-        # Everything that changes as training goes on comes back as it was when the
-        # checkpoint's epoch ended. The split and scaling are not stored: load_dataset
-        # recomputes them identically from the spec.
+        run.restore(resume)
+    else:
+        _save_trajectory(run.model, run.trajectory, 0)
+
+    for epoch in run.epochs_to_go():
+        try:
+            metrics = run.epoch(epoch, reporter)
+        except _Ended as ended:
+            return run.outcome(ended.status, ended.reason)
+        checkpoint = run.end_epoch(epoch, metrics)
+        try:
+            reporter.report(run.completed, metrics, checkpoint)
+        except PruneTrial as pruned:
+            log.info("pruned at epoch %d: %s", run.completed, pruned.reason)
+            return run.outcome("pruned", pruned.reason)
+        if run.stop_epoch is not None:
+            log.info(
+                "early stopping at epoch %d (best: epoch %s)", run.completed, run.tracker.best_epoch
+            )
+            break
+    return run.finish(model_path)
+
+
+class _Ended(Exception):
+    """An epoch cut the run short: cancelled, timed out or diverged."""
+
+    def __init__(self, status: Status, reason: str) -> None:
+        super().__init__(reason)
+        self.status: Status = status
+        self.reason = reason
+
+
+@dataclass
+class _Run:
+    """One call of ``train``: what it built, and how far it has come."""
+
+    spec: JobSpec
+    dev: torch.device
+    data: SplitData
+    model: nn.Module
+    shuffle: torch.Generator  # the batches' order; weights and dropout use torch's own
+    stepper: Stepper
+    schedule: Schedule
+    tracker: EarlyStopping  # early stopping, or only the score (best_epoch / best_value)
+    batches: list[tuple[int, int]]
+    cycled: str | None  # the metric a cycled momentum is recorded as
+    trajectory: Path | None
+    time_limit: float | None
+    clock: float
+    completed: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)  # the last epoch's
+    stop_epoch: int | None = None
+    spent_before: float = 0.0  # training seconds of earlier attempts
+
+    @classmethod
+    def build(
+        cls,
+        spec: JobSpec,
+        *,
+        datasets_dir: Path,
+        device: str | None,
+        trajectory: Path | None,
+        time_limit: float | None,
+        clock: float,
+    ) -> _Run:
+        dev = resolve_device(device or spec.training.device)
+        data = load_dataset(spec.dataset, datasets_dir=datasets_dir, device=dev)
+        _check_monitors(spec, data.task)
+        model, shuffle = initial_model(spec, data, dev)
+        stepper = Stepper.build(spec, model)
+        batches = epoch_batches(spec, len(data.y_train), model)
+        schedule = build_schedule(
+            spec.schedule,
+            base_lr=spec.optimizer.lr,
+            epochs=spec.training.epochs,
+            steps_per_epoch=len(batches),
+            has_momentum=spec.optimizer.has_momentum,
+        )
+        early = spec.regularization.early_stopping
+        run = cls(
+            spec=spec,
+            dev=dev,
+            data=data,
+            model=model,
+            shuffle=shuffle,
+            stepper=stepper,
+            schedule=schedule,
+            tracker=EarlyStopping.from_spec(early)
+            if early is not None
+            else EarlyStopping("val_loss"),
+            batches=batches,
+            cycled=momentum_metric(stepper.optimizer) if schedule.cycles_momentum else None,
+            trajectory=trajectory,
+            time_limit=time_limit,
+            clock=clock,
+        )
+        log.info(
+            "training %s on %s: %d parameters, %d train / %d val samples, %d steps per epoch",
+            spec.name or spec.default_name(),
+            dev,
+            run.n_parameters,
+            len(data.y_train),
+            len(data.y_val),
+            len(batches),
+        )
+        return run
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.stepper.params)
+
+    def elapsed(self) -> float:
+        return self.spent_before + time.perf_counter() - self.clock
+
+    def restore(self, resume: Checkpoint) -> None:
+        """Everything that changes as training goes on, as it was when the checkpoint's
+        epoch ended. The split and scaling are not stored: ``load_dataset`` recomputes
+        them identically from the spec."""
         saved = resume.state
         try:
-            model.load_state_dict(saved["model"])
+            self.model.load_state_dict(saved["model"])
             # Copied: the optimizer would update the checkpoint's tensors in place.
-            optimizer.load_state_dict(cpu_copy(saved["optimizer"]))
-            schedule.load_state_dict(saved["schedule"])
-            tracker.load_state_dict(saved["early_stopping"])
-            exact = set_rng_state(saved["rng"], dev, shuffle, reseed=seed + resume.epoch)
-            stop_epoch, spent_before = saved["stop_epoch"], saved["elapsed_seconds"]
+            self.stepper.optimizer.load_state_dict(cpu_copy(saved["optimizer"]))
+            self.schedule.load_state_dict(saved["schedule"])
+            self.tracker.load_state_dict(saved["early_stopping"])
+            reseed = self.spec.training.seed + resume.epoch
+            exact = set_rng_state(saved["rng"], self.dev, self.shuffle, reseed=reseed)
+            self.stop_epoch, self.spent_before = saved["stop_epoch"], saved["elapsed_seconds"]
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             if is_out_of_memory(exc):
                 raise  # the worker's trouble, not the checkpoint's
@@ -318,69 +404,29 @@ def train(
                 f"the checkpoint of epoch {resume.epoch} does not fit this job "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
-        completed, metrics = resume.epoch, dict(resume.metrics)
-        log.info("resuming after epoch %d of %d", completed, epochs)
+        self.completed, self.metrics = resume.epoch, dict(resume.metrics)
+        log.info("resuming after epoch %d of %d", self.completed, self.spec.training.epochs)
         if not exact:
             log.warning(
                 "the checkpoint was taken on %s, this run is on %s: its random streams "
                 "cannot carry over, so they were reseeded",
                 saved["rng"]["device"],
-                dev.type,
+                self.dev.type,
             )
-    else:
-        _save_trajectory(model, trajectory, 0)
 
-    def elapsed() -> float:
-        return spent_before + time.perf_counter() - clock
+    def epochs_to_go(self) -> range:
+        """The epochs left (from 0); none after an early stop the checkpoint recorded."""
+        epochs = self.spec.training.epochs
+        return range(self.completed if self.stop_epoch is None else epochs, epochs)
 
-    def result(status: Status, reason: str | None = None, stop: int | None = None) -> TrainResult:
-        return TrainResult(
-            status=status,
-            reason=reason,
-            epochs_completed=completed,
-            stop_epoch=stop,
-            best_epoch=tracker.best_epoch,
-            best_value=tracker.best_value,
-            final_metrics=metrics,
-            device=str(dev),
-            n_parameters=n_parameters,
-        )
-
-    # An early stop already recorded in the checkpoint leaves nothing to train.
-    for epoch in range(completed if stop_epoch is None else epochs, epochs):
+    def epoch(self, epoch: int, reporter: Reporter) -> dict[str, float]:
+        """Train one epoch and validate: its metrics. Raises ``_Ended``."""
         started = time.perf_counter()
-        model.train()
-        order = torch.randperm(n_train, generator=shuffle, device=dev)
-        totals = EpochTotals(data.task, dev, target_scale=data.target_scale)
-        for step, (lo, hi) in enumerate(batches):
-            if reporter.should_stop():
-                return result("cancelled", f"cancelled by request after {completed} epoch(s)")
-            if time_limit_seconds is not None and elapsed() > time_limit_seconds:
-                return result(
-                    "timed_out",
-                    f"exceeded the time limit of {time_limit_seconds:g} s "
-                    f"after {completed} epoch(s)",
-                )
-            idx = order[lo:hi]
-            x, y = data.x_train[idx], data.y_train[idx]
-            lr, momentum = schedule.lr(epoch, step), schedule.momentum(epoch, step)
-            set_rate(optimizer, lr, momentum)
-
-            output = model(x)
-            loss = loss_fn(output, y)
-            # One host sync per step: the price of stopping at the very step that diverged.
-            if not torch.isfinite(loss):
-                return result(
-                    "diverged",
-                    f"train loss became {loss.item():g} at epoch {epoch + 1}, step {step + 1} "
-                    f"(lr {lr:g}): the learning rate is likely too high",
-                )
-            norm = stepper.update(loss, lr)
-            totals.add(loss.detach(), output.detach(), y, norm)
-
+        totals, lr, momentum = self._steps(epoch, reporter)
         train_seconds = time.perf_counter() - started
+        data = self.data
         val = evaluate(
-            model,
+            self.model,
             data.x_val,
             data.y_val,
             data.task,
@@ -388,7 +434,7 @@ def train(
             target_scale=data.target_scale,
         )
         if not math.isfinite(val["val_loss"]):
-            return result(
+            raise _Ended(
                 "diverged",
                 f"val loss became {val['val_loss']:g} at epoch {epoch + 1} (lr {lr:g}): "
                 "the learning rate is likely too high",
@@ -401,43 +447,91 @@ def train(
             **{name: measured[name] for name in TASK_METRICS[data.task]},
             "lr": lr,  # the rate of the epoch's last step
         }
-        if cycled is not None and momentum is not None:
-            metrics[cycled] = momentum
+        if self.cycled is not None and momentum is not None:
+            metrics[self.cycled] = momentum
         metrics["grad_norm"] = measured["grad_norm"]
-        metrics["weight_norm"] = total_norm(params).item()
+        metrics["weight_norm"] = total_norm(self.stepper.params).item()
         metrics["epoch_seconds"] = time.perf_counter() - started
         metrics["samples_per_second"] = totals.samples / max(train_seconds, 1e-9)
-        completed = epoch + 1
-        log.debug("epoch %d: %s", completed, metrics)
+        return metrics
 
-        # The schedule and early stopping see the epoch before the checkpoint is taken,
-        # so that resuming from it never replays their decisions.
-        if schedule.monitor is not None:
-            schedule.on_epoch_end(metrics[schedule.monitor])
-        if tracker.update(completed, metrics[tracker.monitor], model):
-            stop_epoch = completed
+    def _steps(self, epoch: int, reporter: Reporter) -> tuple[EpochTotals, float, float | None]:
+        """One pass over the shuffled batches: the totals, and the last step's rate and
+        momentum. Raises ``_Ended``: cancelled, timed out, or a loss that is not finite."""
+        data, model, optimizer = self.data, self.model, self.stepper.optimizer
+        loss_fn = LOSSES[data.task]
+        model.train()
+        order = torch.randperm(len(data.y_train), generator=self.shuffle, device=self.dev)
+        totals = EpochTotals(data.task, self.dev, target_scale=data.target_scale)
+        lr, momentum = math.nan, None
+        for step, (lo, hi) in enumerate(self.batches):
+            if reporter.should_stop():
+                raise _Ended("cancelled", f"cancelled by request after {self.completed} epoch(s)")
+            if self.time_limit is not None and self.elapsed() > self.time_limit:
+                raise _Ended(
+                    "timed_out",
+                    f"exceeded the time limit of {self.time_limit:g} s "
+                    f"after {self.completed} epoch(s)",
+                )
+            idx = order[lo:hi]
+            x, y = data.x_train[idx], data.y_train[idx]
+            lr, momentum = self.schedule.lr(epoch, step), self.schedule.momentum(epoch, step)
+            set_rate(optimizer, lr, momentum)
+
+            output = model(x)
+            loss = loss_fn(output, y)
+            # One host sync per step: the price of stopping at the very step that diverged.
+            if not torch.isfinite(loss):
+                raise _Ended(
+                    "diverged",
+                    f"train loss became {loss.item():g} at epoch {epoch + 1}, step {step + 1} "
+                    f"(lr {lr:g}): the learning rate is likely too high",
+                )
+            norm = self.stepper.update(loss, lr)
+            totals.add(loss.detach(), output.detach(), y, norm)
+        return totals, lr, momentum
+
+    def end_epoch(self, epoch: int, metrics: dict[str, float]) -> Checkpoint:
+        """The epoch is complete: the schedule and early stopping see it, then the
+        checkpoint is taken (so resuming from it never replays their decisions) and the
+        trajectory's file written."""
+        self.completed, self.metrics = epoch + 1, metrics
+        log.debug("epoch %d: %s", self.completed, metrics)
+        if self.schedule.monitor is not None:
+            self.schedule.on_epoch_end(metrics[self.schedule.monitor])
+        if self.tracker.update(self.completed, metrics[self.tracker.monitor], self.model):
+            self.stop_epoch = self.completed
         # CPU copies (one of the model, one of the optimizer's state; early stopping's
         # best weights are shared): the checkpoint must not change as training goes on.
         state: dict[str, Any] = {
-            "model": cpu_copy(model.state_dict()),
-            "optimizer": cpu_copy(optimizer.state_dict()),
-            "schedule": schedule.state_dict(),
-            "early_stopping": tracker.state_dict(),
-            "rng": rng_state(dev, shuffle),
-            "stop_epoch": stop_epoch,
-            "elapsed_seconds": elapsed(),
+            "model": cpu_copy(self.model.state_dict()),
+            "optimizer": cpu_copy(self.stepper.optimizer.state_dict()),
+            "schedule": self.schedule.state_dict(),
+            "early_stopping": self.tracker.state_dict(),
+            "rng": rng_state(self.dev, self.shuffle),
+            "stop_epoch": self.stop_epoch,
+            "elapsed_seconds": self.elapsed(),
         }
-        _save_trajectory(model, trajectory, completed)
-        pruned = reporter.report(completed, metrics, Checkpoint(completed, metrics, state))
-        if pruned is not None:
-            log.info("pruned at epoch %d: %s", completed, pruned)
-            return result("pruned", pruned)
-        if stop_epoch is not None:
-            log.info("early stopping at epoch %d (best: epoch %s)", completed, tracker.best_epoch)
-            break
+        _save_trajectory(self.model, self.trajectory, self.completed)
+        return Checkpoint(self.completed, metrics, state)
 
-    if tracker.restore_best_weights:
-        tracker.restore(model)
-    if model_path is not None:
-        _save(model, model_path, _target_state(data))
-    return result("succeeded", stop=stop_epoch)
+    def outcome(self, status: Status, reason: str | None = None) -> TrainResult:
+        return TrainResult(
+            status=status,
+            reason=reason,
+            epochs_completed=self.completed,
+            stop_epoch=self.stop_epoch if status == "succeeded" else None,
+            best_epoch=self.tracker.best_epoch,
+            best_value=self.tracker.best_value,
+            final_metrics=self.metrics,
+            device=str(self.dev),
+            n_parameters=self.n_parameters,
+        )
+
+    def finish(self, model_path: Path | None) -> TrainResult:
+        """The run succeeded: the weights it keeps (the best epoch's when asked), saved."""
+        if self.tracker.restore_best_weights:
+            self.tracker.restore(self.model)
+        if model_path is not None:
+            _save(self.model, model_path, _target_state(self.data))
+        return self.outcome("succeeded")

@@ -46,13 +46,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
 from service.spec import JobSpec
 from service.spec.lab import RangeTest, round_rate
+from service.spec.results import (
+    AutoLrChoice,
+    BestPoint,
+    RangeCurve,
+    RangeTestRecord,
+    Stop,
+    Suggestion,
+)
 from workers.engine.checkpoint import Checkpoint
 from workers.engine.data import load_dataset
 from workers.engine.device import resolve_device
@@ -80,7 +88,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Rule = Literal["steepest", "min_div_10", "valley"]
 #: Suggestions read the curve after this fraction of the planned steps (fastai's 1/10).
 SKIP_FRACTION = 10
 
@@ -113,27 +120,6 @@ def range_rates(settings: RangeTest) -> list[float]:
 
 
 # -- suggestions: pure functions of the curve -----------------------------------------
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """A rate a rule suggests: ``step`` and ``loss`` are the curve's point the rule read
-    (for ``min_div_10`` the minimum, whose rate is ten times ``lr``)."""
-
-    rule: Rule
-    lr: float
-    step: int
-    loss: float  # the smoothed loss at ``step``
-    explanation: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "lr": self.lr,
-            "step": self.step,
-            "loss": self.loss,
-            "explanation": self.explanation,
-        }
 
 
 def _curve(lrs: Sequence[float], losses: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -257,18 +243,6 @@ class RangePoint:
     smoothed_loss: float
 
 
-@dataclass(frozen=True)
-class Stop:
-    """Why the test ended, after which step, in a sentence."""
-
-    why: Literal["all_steps", "diverged", "non_finite", "cancelled"]
-    step: int  # the last step run (for non_finite: the step whose loss was not finite)
-    text: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"why": self.why, "step": self.step, "text": self.text}
-
-
 @dataclass
 class RangeTestResult:
     """How a range test went: its curve (``points``), why it stopped and the rules'
@@ -308,33 +282,32 @@ class RangeTestResult:
             why = f"it has no usable step ({self.stopped.text})"
         raise NoSuggestion(f"the range test gives no {rule!r} suggestion: {why}")
 
-    def to_json(self) -> dict[str, Any]:
-        """The job's result: JSON-able, finite floats only (the curve is in the rows)."""
+    def record(self) -> RangeTestRecord:
+        """The job's result (the curve is in its rows): finite floats only."""
         best = self.best
-        return {
-            "kind": "lr_range_test",
-            "status": self.status,
-            "reason": self.reason,
-            "settings": self.settings.model_dump(mode="json"),
-            "steps_run": len(self.points),
-            "stopped": self.stopped.to_json(),
-            "best": None
+        return RangeTestRecord(
+            status=self.status,
+            reason=self.reason,
+            settings=self.settings,
+            steps_run=len(self.points),
+            stopped=self.stopped,
+            best=None
             if best is None
-            else {"step": best.step, "lr": best.lr, "smoothed_loss": _finite(best.smoothed_loss)},
-            "suggestions": [s.to_json() for s in self.suggestions],
-            "suggestion": self.settings.suggestion,
-            "device": self.device,
-            "seconds": round(self.seconds, 3),
-        }
+            else BestPoint(step=best.step, lr=best.lr, smoothed_loss=_finite(best.smoothed_loss)),
+            suggestions=self.suggestions,
+            suggestion=self.settings.suggestion,
+            device=self.device,
+            seconds=round(self.seconds, 3),
+        )
 
-    def curve_json(self) -> dict[str, list[Any]]:
+    def curve(self) -> RangeCurve:
         """The curve as columns: step, lr, loss, smoothed_loss."""
-        return {
-            "step": [p.step for p in self.points],
-            "lr": [p.lr for p in self.points],
-            "loss": [_finite(p.loss) for p in self.points],
-            "smoothed_loss": [_finite(p.smoothed_loss) for p in self.points],
-        }
+        return RangeCurve(
+            step=[p.step for p in self.points],
+            lr=[p.lr for p in self.points],
+            loss=[_finite(p.loss) for p in self.points],
+            smoothed_loss=[_finite(p.smoothed_loss) for p in self.points],
+        )
 
 
 def _finite(value: float) -> float | None:
@@ -366,9 +339,9 @@ def range_test(
     """Run the range test of ``spec`` (see the module's docstring).
 
     Each step is reported as ``report(step, {"lr", "loss", "smoothed_loss"}, None)``,
-    steps from 1 (what ``report`` returns is ignored), and ``should_stop`` is asked
-    before each step: a yes ends the test as ``cancelled``. ``device`` overrides
-    ``spec.training.device``. A ``StopTraining`` from the reporter propagates.
+    steps from 1, and ``should_stop`` is asked before each step: a yes ends the test as
+    ``cancelled``. ``device`` overrides ``spec.training.device``. A ``StopTraining`` (or
+    ``PruneTrial``: a range test is not pruned) from the reporter propagates.
     """
     clock = time.perf_counter()
     dev = resolve_device(device or spec.training.device)
@@ -456,9 +429,7 @@ class _StopOnly:
 
     reporter: Reporter
 
-    def report(
-        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None
-    ) -> str | None:
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None) -> None:
         return None
 
     def should_stop(self) -> bool:
@@ -488,7 +459,7 @@ def resolve_auto(
     datasets_dir: Path,
     device: str | None = None,
     reporter: Reporter | None = None,
-) -> tuple[JobSpec, dict[str, Any]]:
+) -> tuple[JobSpec, AutoLrChoice | None]:
     """Replace the ``"auto"`` learning rates of a ``kind: train`` spec by a range test's
     suggestion; returns the concrete spec and the record of the choice.
 
@@ -500,7 +471,7 @@ def resolve_auto(
     The concrete spec is the same spec with those fields set and ``range_test`` dropped
     (its settings are in the record; the spec language keeps ``range_test`` for
     ``"auto"`` specs and range-test jobs). A spec with nothing ``"auto"`` comes back
-    as it is, with an empty record.
+    as it is, with no record.
 
     ``reporter``: only its ``should_stop`` is asked, before each step; a yes raises
     ``RangeTestCancelled``. The steps are not reported (a training job's rows are its
@@ -509,7 +480,7 @@ def resolve_auto(
     """
     fields = spec.auto_lr
     if not fields:
-        return spec, {}
+        return spec, None
     if spec.kind != "train":
         raise ValueError(f'"auto" learning rates are for kind train, not {spec.kind}')
     settings = spec.range_test or RangeTest()
@@ -535,15 +506,15 @@ def resolve_auto(
         f"{' and '.join(fields)} set to {value:g}, the range test's {pick.rule!r} "
         f"suggestion: {pick.explanation}"
     )
-    record = {
-        "fields": list(fields),
-        "value": value,
-        "rule": pick.rule,
-        "suggested_lr": pick.lr,
-        "why": why,
-        "suggestions": [s.to_json() for s in result.suggestions],
-        "range_test": result.to_json(),
-        "curve": result.curve_json(),
-    }
+    record = AutoLrChoice(
+        fields=fields,
+        value=value,
+        rule=pick.rule,
+        suggested_lr=pick.lr,
+        why=why,
+        suggestions=result.suggestions,
+        range_test=result.record(),
+        curve=result.curve(),
+    )
     log.info("auto learning rate: %s", why)
     return resolved, record

@@ -25,6 +25,20 @@ class StopTraining(Exception):
         self.reason = reason
 
 
+class PruneTrial(Exception):
+    """Raised by a reporter's ``report`` to end the run as ``pruned`` after this epoch: a
+    sweep's pruner judged it worse than its peers.
+
+    Raise it only once the epoch's report is durable (its metrics and checkpoint
+    recorded): ``train`` catches it and returns the outcome ``pruned`` with ``reason``,
+    the weights unsaved. Only training is pruned; the lab's job kinds let it propagate.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Reporter(Protocol):
     """Receives each epoch's metrics and checkpoint, and answers whether to stop.
 
@@ -35,7 +49,7 @@ class Reporter(Protocol):
     the reporter should make the metrics and the checkpoint durable together. The lab's
     job kinds report rows that have no checkpoint (``None``): a range test one per step,
     a landscape one per row of its grid, numbered from 1 in the ``epoch`` argument.
-    ``report`` may return a reason to end the run after this epoch — a sweep's pruner
+    ``report`` may raise ``PruneTrial`` once the epoch is recorded — a sweep's pruner
     judged it worse than its peers — and the run then ends as ``pruned``.
     ``should_stop`` is called at every batch boundary, thousands of times a second for
     small models: an implementation that asks a database must throttle itself (answer
@@ -44,7 +58,7 @@ class Reporter(Protocol):
 
     def report(
         self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None
-    ) -> str | None: ...
+    ) -> None: ...
 
     def should_stop(self) -> bool: ...
 
@@ -59,17 +73,14 @@ class ListReporter:
     checkpoints: list[Checkpoint | None] = field(default_factory=list)
     stop_checks: int = 0
 
-    #: end the run as pruned after this epoch
+    #: end the run as pruned after this epoch (``PruneTrial``, once it is kept)
     prune_after_epoch: int | None = None
 
-    def report(
-        self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None
-    ) -> str | None:
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None) -> None:
         self.reports.append((epoch, dict(metrics)))
         self.checkpoints.append(checkpoint)
         if self.prune_after_epoch is not None and epoch >= self.prune_after_epoch:
-            return f"pruned after epoch {epoch}"
-        return None
+            raise PruneTrial(f"pruned after epoch {epoch}")
 
     def should_stop(self) -> bool:
         self.stop_checks += 1

@@ -28,6 +28,7 @@ from service.plots import sweeps as sp
 from service.spec import JobSpec
 from service.stats import t_quantile
 from service.sweeps.models import Sweep, SweepKind, SweepTrial
+from service.sweeps.service import max_trials_of
 from service.sweeps.spec import ComparisonSpec, SweepSpec, apply
 from service.sweeps.study import JobRow, TrialRow, sample
 from service.sweeps.validate import check_comparison, check_sweep
@@ -102,6 +103,7 @@ class Sweeps:
                 status="succeeded",
                 spec=stored,
                 task=task,
+                max_trials=max_trials_of(kind, stored),
             )
         )
         session.flush()

@@ -3,6 +3,7 @@ characters."""
 
 from __future__ import annotations
 
+import json
 import math
 import typing
 from typing import Any
@@ -150,9 +151,68 @@ def test_numbers_and_words_that_belong_are_kept() -> None:
     job = JobSpec.model_validate(
         {
             "optimizer": {"name": "adam", "lr": 1, "betas": [0.9, 0.99]},
-            "training": {"batch_size": "full", "epochs": 20.0},
+            "training": {"batch_size": "full", "epochs": 20},
             "schedule": {"name": "one_cycle", "cycle_momentum": True},
         }
     )
-    assert job.optimizer.lr == 1.0 and job.optimizer.betas == (0.9, 0.99)
+    # A float field takes an integer, as a float.
+    assert job.optimizer.lr == 1.0 and type(job.optimizer.lr) is float
+    assert job.optimizer.betas == (0.9, 0.99)
     assert job.training.batch_size == "full" and job.training.epochs == 20
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"training": {"epochs": 20.0}}, ("training", "epochs")),
+        ({"training": {"batch_size": 32.0}}, ("training", "batch_size", "constrained-int")),
+        ({"model": {"kind": "mlp", "hidden": [64.0]}}, ("model", "mlp", "hidden", 0)),
+        (
+            {"schedule": {"name": "multistep", "milestones": [5.0]}},
+            ("schedule", "multistep", "milestones", 0),
+        ),
+    ],
+)
+def test_an_integer_field_takes_no_float_not_even_a_whole_one(body: dict, loc: tuple) -> None:
+    """The decision (docs/architecture.md, "The job spec is the contract"): pydantic's
+    strict int, so ``2.0`` is refused like ``2.5``; lax mode took it as 2."""
+    with pytest.raises(ValidationError) as info:
+        JobSpec.model_validate(body)
+    errors = {e["loc"]: e for e in info.value.errors()}
+    assert loc in errors, list(errors)
+    assert errors[loc]["type"] == "int_type"
+    assert errors[loc]["msg"] == "Input should be a valid integer"
+
+
+def _every_member() -> list[dict[str, Any]]:
+    from service.spec import DATASET_NAMES, MODEL_KINDS, OPTIMIZER_NAMES, SCHEDULE_NAMES
+
+    bodies: list[dict[str, Any]] = [{}]
+    bodies += [{"optimizer": {"name": n, "lr": "auto"}} for n in OPTIMIZER_NAMES]
+    bodies += [{"schedule": {"name": n}} for n in SCHEDULE_NAMES]
+    bodies += [{"model": {"kind": k}} for k in MODEL_KINDS]
+    bodies += [{"dataset": {"name": n}} for n in DATASET_NAMES if n != "uploaded"]
+    bodies.append({"dataset": {"name": "uploaded", "id": "abc"}})
+    bodies.append(
+        {
+            "kind": "landscape",
+            "landscape": {"job_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12},
+            "model": {"kind": "cnn", "input_shape": [1, 8, 8]},
+            "optimizer": {"name": "sgd", "momentum": 0.9, "nesterov": True},
+            "regularization": {
+                "early_stopping": {"patience": 3},
+                "grad_clip": {"max_value": 1.0},
+            },
+            "training": {"batch_size": "full", "time_limit_seconds": 60},
+        }
+    )
+    return bodies
+
+
+@pytest.mark.parametrize("body", _every_member(), ids=lambda b: json.dumps(b)[:60])
+def test_a_stored_spec_parses_again_as_the_same_spec(body: dict[str, Any]) -> None:
+    """The worker re-parses the JSON the API stored with the same (strict) models: every
+    number, boolean and pair in that JSON must pass them again."""
+    spec = JobSpec.model_validate(body)
+    stored = json.loads(json.dumps(spec.model_dump(mode="json")))
+    assert JobSpec.model_validate(stored) == spec

@@ -67,6 +67,7 @@ class FakeSweep:
                     status=status,
                     spec={"base": BASE, "objective": OBJECTIVE, "max_trials": 10},
                     task="classification",
+                    max_trials=10,
                 )
             )
         #: (job_id, epoch) of every epoch recorded, in sweep_seq order (seq = index + 1)

@@ -14,6 +14,8 @@ from support import Backend, make_backend
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from service.spec import FieldError, SpecError
+from service.sweeps.models import SweepKind
+from service.sweeps.service import max_trials_of
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 from service.sweeps.validate import (
     DEFAULT_MAX_TRIALS,
@@ -477,16 +479,12 @@ def test_comparison_stored_spec(check: Checker) -> None:
         {"label": "Adam", "set": {"optimizer.name": "adam"}},
         {"label": "base", "set": {}},
     ]
-    assert stored["max_trials"] == 4
+    # Its trials are its configurations: a column of the sweep, not a field of its spec.
+    assert "max_trials" not in stored and max_trials_of(SweepKind.COMPARISON, stored) == 4
     assert stored["seeds"] == [0, 1, 2]
     assert stored["objective"]["direction"] == "max"
     assert "space" not in stored and "sampler" not in stored
-    assert (
-        ComparisonSpec.model_validate(
-            {k: v for k, v in stored.items() if k != "max_trials"}
-        ).repeats
-        == 3
-    )
+    assert ComparisonSpec.model_validate(stored).repeats == 3  # the stored spec, as it is
 
 
 def test_comparison_errors_name_the_configuration(check: Checker) -> None:

@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics import accuracy_score, mean_absolute_error, mean_squared_error, r2_score
 
 from service.spec import TIMING_METRICS, JobSpec
-from workers.engine import DeviceUnavailable, ListReporter, TrainResult, train
+from workers.engine import DeviceUnavailable, ListReporter, PruneTrial, TrainResult, train
 from workers.engine.data import load_dataset
 from workers.engine.loop import batch_bounds
 from workers.engine.models import build_model
@@ -93,6 +93,37 @@ def test_cancel_stops_before_the_next_epoch(tmp_path: Path) -> None:
     result, _ = run(job(training={"epochs": 10}), reporter=reporter, model_path=tmp_path / "m.pt")
     assert result.status == "cancelled" and result.reason
     assert result.epochs_completed == 2 and len(reporter.reports) == 2
+    assert result.final_metrics == reporter.reports[-1][1]
+    assert not (tmp_path / "m.pt").exists()
+
+
+class _PrunesAt(ListReporter):
+    """A reporter whose pruner speaks up after ``epoch``, and that counts the reports."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Any) -> None:
+        super().report(epoch, metrics, checkpoint)
+        if epoch == self.epoch:
+            raise PruneTrial(f"asha: worse than its peers at step {epoch}")
+
+
+@pytest.mark.parametrize("reporter", [ListReporter(prune_after_epoch=2), _PrunesAt(2)])
+def test_a_pruning_reporter_ends_the_run_as_pruned_after_its_epoch(
+    tmp_path: Path, reporter: ListReporter
+) -> None:
+    spec = job(training={"epochs": 6})
+    _, straight = run(spec)
+    result, _ = run(spec, reporter=reporter, model_path=tmp_path / "m.pt")
+    assert result.status == "pruned"
+    assert result.reason in ("pruned after epoch 2", "asha: worse than its peers at step 2")
+    # The epoch the pruner judged is reported (with its checkpoint), and nothing after it.
+    assert [e for e, _ in reporter.reports] == [1, 2]
+    assert reporter.checkpoints[-1] is not None and reporter.checkpoints[-1].epoch == 2
+    assert without_timings(reporter.history) == without_timings(straight.history[:2])
+    assert result.epochs_completed == 2 and result.stop_epoch is None
     assert result.final_metrics == reporter.reports[-1][1]
     assert not (tmp_path / "m.pt").exists()
 

@@ -320,7 +320,7 @@ def test_a_regression_job_uses_its_scaled_targets(tmp_path: Path) -> None:
     assert abs(result.centre["loss"] - final["val_loss"]) <= 1e-4
     assert abs(result.centre["quality"] - final["val_r2"]) <= 1e-9
     assert result.metrics == {"loss": "val_loss", "quality": "val_r2"}
-    json.dumps(result.to_json(), allow_nan=False)
+    json.dumps(result.record().model_dump(mode="json"), allow_nan=False)
 
 
 def test_a_cnn_job(tmp_path: Path) -> None:
@@ -348,7 +348,7 @@ def test_cancelling_keeps_the_rows_done(digits: Trained) -> None:
     result = digits.run(reporter, **SMALL)
     assert result.status == "cancelled"
     assert result.reason == "cancelled by request after 3 of 7 rows"
-    payload = result.to_json()
+    payload = result.record().model_dump(mode="json")
     rows = payload["surface"]["loss"]
     assert all(v is not None for row in rows[:3] for v in row)
     assert all(v is None for row in rows[3:] for v in row)
@@ -359,7 +359,7 @@ def test_the_result_json_is_plain_with_nulls_for_non_finite_losses(digits: Train
     result = digits.run(directions="pca", **SMALL)
     result.surface["loss"][0][0] = math.inf
     result.interpolation["loss"][1] = math.nan
-    payload = result.to_json()
+    payload = result.record().model_dump(mode="json")
     text = json.dumps(payload, allow_nan=False)
     assert json.loads(text) == payload
     assert payload["surface"]["loss"][0][0] is None and payload["interpolation"]["loss"][1] is None

@@ -226,7 +226,7 @@ def test_a_non_finite_loss_ends_the_test_and_is_no_point(monkeypatch: pytest.Mon
     assert result.stopped.text.startswith("the loss became nan at step 8 (lr ")
     assert [p.step for p in result.points] == list(range(1, 8))
     assert [e for e, _ in reporter.reports] == list(range(1, 8))
-    json.dumps(result.to_json(), allow_nan=False)
+    json.dumps(result.record().model_dump(mode="json"), allow_nan=False)
 
 
 def test_batches_wrap_around_the_epochs() -> None:
@@ -249,13 +249,13 @@ def test_cancelling_stops_before_the_next_step() -> None:
 
 def test_the_result_json_is_plain_and_finite() -> None:
     result = range_test(job(), settings(steps=40), datasets_dir=NO_DIR)
-    payload = result.to_json()
+    payload = result.record().model_dump(mode="json")
     text = json.dumps(payload, allow_nan=False)
     assert json.loads(text) == payload
     assert payload["kind"] == "lr_range_test" and payload["steps_run"] == len(result.points)
     assert payload["settings"]["steps"] == 40 and payload["suggestion"] is None
     assert {s["rule"] for s in payload["suggestions"]} <= {"steepest", "min_div_10", "valley"}
-    curve = result.curve_json()
+    curve = result.curve().model_dump()
     assert len(curve["lr"]) == len(curve["smoothed_loss"]) == len(result.points)
 
 
@@ -272,7 +272,9 @@ def test_choose_names_the_rule_it_cannot_answer() -> None:
 
 def test_auto_max_lr_trains_exactly_like_the_value_written_in() -> None:
     auto = job(schedule={"name": "one_cycle", "max_lr": "auto"}, range_test=settings().model_dump())
-    resolved, record = resolve_auto(auto, datasets_dir=NO_DIR)
+    resolved, choice = resolve_auto(auto, datasets_dir=NO_DIR)
+    assert choice is not None
+    record = choice.model_dump(mode="json")  # as jobs.result keeps it, under "auto_lr"
     value = record["value"]
     assert resolved.schedule.max_lr == value and resolved.auto_lr == []
     assert auto.schedule.max_lr == "auto"  # the caller's spec is untouched
@@ -295,7 +297,9 @@ def test_auto_max_lr_trains_exactly_like_the_value_written_in() -> None:
 
 def test_auto_lr_on_the_optimizer_sets_that_field() -> None:
     auto = job(optimizer={"name": "adam", "lr": "auto"})
-    resolved, record = resolve_auto(auto, datasets_dir=NO_DIR)
+    resolved, choice = resolve_auto(auto, datasets_dir=NO_DIR)
+    assert choice is not None
+    record = choice.model_dump(mode="json")
     assert record["fields"] == ["optimizer.lr"]
     assert resolved == job(optimizer={"name": "adam", "lr": record["value"]})
     assert record["range_test"]["settings"] == RangeTest().model_dump(mode="json")
@@ -318,7 +322,7 @@ def test_with_rates_sets_the_fields_and_nothing_else() -> None:
 
 def test_a_spec_without_auto_comes_back_unchanged() -> None:
     spec = job()
-    assert resolve_auto(spec, datasets_dir=NO_DIR) == (spec, {})
+    assert resolve_auto(spec, datasets_dir=NO_DIR) == (spec, None)
 
 
 def test_train_refuses_an_unresolved_auto() -> None:
