@@ -80,6 +80,7 @@ def sweep_id(sessions: sessionmaker[Session], owner: str) -> str:
             status=SweepStatus.CANCELLED,
             spec={},
             task="classification",
+            max_trials=1,
         )
         s.add(sweep)
     return sweep.id
