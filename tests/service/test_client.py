@@ -27,6 +27,7 @@ from service.client import (
     parse_sse,
     resolve_settings,
 )
+from service.jobs.schemas import JobRead
 
 # -- configuration -------------------------------------------------------------------------
 
@@ -163,6 +164,16 @@ def test_importing_the_client_stays_light() -> None:
 # -- errors ----------------------------------------------------------------------------------
 
 
+def job_answer(job_id: str = "j", status: str = "succeeded") -> dict:
+    """A job as `GET /v1/jobs/{id}` answers it: the client parses it into a JobRead."""
+    return {
+        "id": job_id, "name": "", "kind": "train", "status": status, "status_reason": None,
+        "task": "classification", "spec": {}, "dataset_id": None, "n_parameters": 10,
+        "cancel_requested": False, "epochs": 4, "epochs_completed": 4, "has_model": True,
+        "attempt": 1, "created_at": "2026-01-01T10:00:00Z", "links": {},
+    }  # fmt: skip
+
+
 def mock_client(handler: Callable[[httpx.Request], httpx.Response], **kwargs) -> Client:  # noqa: ANN003
     client = Client("http://127.0.0.1:8000", transport=httpx.MockTransport(handler), **kwargs)
     client._sleep = lambda _: None
@@ -228,6 +239,9 @@ def test_requests_send_lists_comma_joined_and_ids_escaped() -> None:
         seen.append(request)
         if request.url.path.endswith(".svg"):
             return httpx.Response(200, content=b"<svg/>", headers={"content-type": "image/svg"})
+        if request.url.path.endswith("/metrics"):
+            return httpx.Response(200, json={"job_id": "a/b", "status": "running",
+                                             "names": ["epoch"], "epochs": []})  # fmt: skip
         return httpx.Response(200, json={"items": [], "total": 0, "limit": 5, "offset": 0})
 
     client = mock_client(handler)
@@ -253,7 +267,7 @@ def test_requests_send_lists_comma_joined_and_ids_escaped() -> None:
 
 
 def test_iter_jobs_walks_every_page() -> None:
-    jobs = [{"id": str(i)} for i in range(7)]
+    jobs = [job_answer(str(i)) for i in range(7)]
 
     def handler(request: httpx.Request) -> httpx.Response:
         limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
@@ -262,7 +276,7 @@ def test_iter_jobs_walks_every_page() -> None:
             200, json={"items": page, "total": len(jobs), "limit": limit, "offset": offset}
         )
 
-    assert [j["id"] for j in mock_client(handler).iter_jobs(page_size=3)] == list("0123456")
+    assert [j.id for j in mock_client(handler).iter_jobs(page_size=3)] == list("0123456")
 
 
 # -- the SSE parser --------------------------------------------------------------------------
@@ -422,6 +436,7 @@ def test_wait_returns_the_final_job() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/events"):
             return stream(request)
-        return httpx.Response(200, json={"id": "j", "status": "succeeded"})
+        return httpx.Response(200, json=job_answer("j", "succeeded"))
 
-    assert mock_client(handler).wait("j") == {"id": "j", "status": "succeeded"}
+    final = mock_client(handler).wait("j")
+    assert (type(final), final.id, final.status) == (JobRead, "j", "succeeded")
