@@ -14,6 +14,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from contextvars import ContextVar
+from difflib import get_close_matches
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -50,14 +52,21 @@ class DefaultGroup(TyperGroup):
     """A group whose first argument, when it names none of its commands (nor asks for
     help), goes to :attr:`default_command` with the rest: ``descent sweep spec.yaml``
     runs ``descent sweep start spec.yaml``. A spec file named like one of the group's
-    commands needs the explicit ``start``."""
+    commands needs the explicit ``start``; a word that is no file but close to a
+    command's name (``descent sweep shwo ID``) is told as the misspelt command it is."""
 
     default_command = "start"
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+        if args and not self._names_a_command(args[0], ctx):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+    def _names_a_command(self, word: str, ctx: Any) -> bool:
+        if word in self.commands or word in ctx.help_option_names:
+            return True
+        misspelt = get_close_matches(word, list(self.commands), n=1)
+        return bool(misspelt) and not word.startswith("-") and not Path(word).exists()
 
 
 def command(name: str) -> str:

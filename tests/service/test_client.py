@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_support import job_answer
 
 from service.client import (
     DEFAULT_URL,
@@ -164,16 +165,6 @@ def test_importing_the_client_stays_light() -> None:
 # -- errors ----------------------------------------------------------------------------------
 
 
-def job_answer(job_id: str = "j", status: str = "succeeded") -> dict:
-    """A job as `GET /v1/jobs/{id}` answers it: the client parses it into a JobRead."""
-    return {
-        "id": job_id, "name": "", "kind": "train", "status": status, "status_reason": None,
-        "task": "classification", "spec": {}, "dataset_id": None, "n_parameters": 10,
-        "cancel_requested": False, "epochs": 4, "epochs_completed": 4, "has_model": True,
-        "attempt": 1, "created_at": "2026-01-01T10:00:00Z", "links": {},
-    }  # fmt: skip
-
-
 def mock_client(handler: Callable[[httpx.Request], httpx.Response], **kwargs) -> Client:  # noqa: ANN003
     client = Client("http://127.0.0.1:8000", transport=httpx.MockTransport(handler), **kwargs)
     client._sleep = lambda _: None
@@ -267,7 +258,7 @@ def test_requests_send_lists_comma_joined_and_ids_escaped() -> None:
 
 
 def test_iter_jobs_walks_every_page() -> None:
-    jobs = [job_answer(str(i)) for i in range(7)]
+    jobs = [job_answer(id=str(i)) for i in range(7)]
 
     def handler(request: httpx.Request) -> httpx.Response:
         limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
@@ -436,7 +427,7 @@ def test_wait_returns_the_final_job() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/events"):
             return stream(request)
-        return httpx.Response(200, json=job_answer("j", "succeeded"))
+        return httpx.Response(200, json=job_answer(id="j", status="succeeded"))
 
     final = mock_client(handler).wait("j")
     assert (type(final), final.id, final.status) == (JobRead, "j", "succeeded")
