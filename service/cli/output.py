@@ -59,7 +59,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def facts(rows: list[tuple[str, str]]) -> None:
-    """``key  value`` lines, the keys padded to one width (``descent show``)."""
+    """``key  value`` lines, the keys padded to one width (``descent job show``)."""
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         typer.echo(f"{key.ljust(width)}  {value}")

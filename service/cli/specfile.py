@@ -1,4 +1,4 @@
-"""Spec files and ``--set``: what ``descent submit``, ``sweep start`` and ``lab lr-find``
+"""Spec files and ``--set``: what ``descent job submit``, ``sweep start`` and ``lab lr-find``
 send, before the API validates it.
 
 ``--set PATH=VALUE`` writes through the spec language's own :func:`service.spec.paths.apply`,
