@@ -21,12 +21,14 @@ from service.cli.output import (
     text,
     value_text,
 )
-from service.client import JOB_ENDED, SWEEP_ENDED, Client, JobStatus
-from service.sweeps.schemas import AutoBoundsRead, SweepRead
+from service.client import JOB_ENDED, SWEEP_ENDED, JobStatus
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.table import Table
+
+    from service.client import Client
+    from service.sweeps.schemas import AutoBoundsRead, SweepRead
 
 #: The order of a live table: what is in progress first, then the finished ones.
 _STATE_RANK = {"running": 0, "queued": 1, "complete": 2, "pruned": 3, "failed": 4, "cancelled": 5}
@@ -165,6 +167,8 @@ class SweepBoard:
 
     def on_sweep(self, data: Mapping[str, Any]) -> str | None:
         """Take a ``sweep`` event; returns a line when the status changed."""
+        from service.sweeps.schemas import SweepRead
+
         changed = data.get("status") and data.get("status") != self.sweep.status
         fresh = {k: v for k, v in data.items() if k in SweepRead.model_fields and k != "id"}
         self.sweep = SweepRead.model_validate(self.sweep.model_dump() | fresh)

@@ -9,17 +9,19 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
 
 from service.cli.groups import command
 from service.cli.options import EXIT_CODES, EXIT_ERROR, EXIT_INTERRUPTED
-from service.cli.output import console, duration, err, num, print_json, say
-from service.client import JOB_ENDED, Client
-from service.jobs.schemas import JobRead
-from service.spec import JobSpec
+from service.cli.output import console, duration, err, num, print_json, say, text
+from service.client import JOB_ENDED
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.console import Console
+
+    from service.client import Client
+    from service.jobs.schemas import JobRead
+    from service.spec import JobSpec
 
 #: Left out of a followed job's final metrics (`descent job show` and `metrics` have them).
 HIDDEN_FINAL = frozenset({"epoch", "epoch_seconds", "samples_per_second"})
@@ -28,7 +30,7 @@ HIDDEN_FINAL = frozenset({"epoch", "epoch_seconds", "samples_per_second"})
 UNITS = {"train": "epoch", "lr_range_test": "step", "landscape": "row"}
 
 #: A job or a sweep, as it ended.
-Ended = TypeVar("Ended", bound=BaseModel)
+Ended = TypeVar("Ended", bound="BaseModel")
 
 
 def unit(job: JobRead) -> str:
@@ -38,6 +40,10 @@ def unit(job: JobRead) -> str:
 def stored_spec(job: JobRead) -> JobSpec | None:
     """The job's spec as the worker reads it (every default filled in); ``None`` for one
     this client's spec language cannot read (a server of another version)."""
+    from pydantic import ValidationError
+
+    from service.spec import JobSpec
+
     try:
         return JobSpec.model_validate_json(json.dumps(job.spec))
     except ValidationError:
@@ -144,8 +150,6 @@ def _follow_job_live(
         TimeElapsedColumn,
         TimeRemainingColumn,
     )
-
-    from service.cli.output import text
 
     class EpochProgress(Progress):
         """The bar on one line, the latest metrics on the next: on one line they would

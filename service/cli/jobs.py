@@ -8,7 +8,7 @@ job keeps running); otherwise 0, or 1 when a request failed, 2 for a usage error
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -40,8 +40,10 @@ from service.cli.output import (
 )
 from service.cli.specfile import apply_set, load_spec
 from service.client import JOB_ENDED, JobKind, JobStatus
-from service.jobs.schemas import JobRead
-from service.spec import JobSpec
+
+if TYPE_CHECKING:
+    from service.jobs.schemas import JobRead
+    from service.spec import JobSpec
 
 app = typer.Typer(
     name="job",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,8 +25,11 @@ from service.cli.options import (
 )
 from service.cli.output import err, image_format, num, print_created, write_image
 from service.cli.specfile import apply_set, load_spec
-from service.client import Client, LabPlot
-from service.jobs.schemas import JobRead, ResultRead
+from service.client import LabPlot
+
+if TYPE_CHECKING:
+    from service.client import Client
+    from service.jobs.schemas import JobRead, ResultRead
 
 app = typer.Typer(
     name="lab",

@@ -7,12 +7,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from service.cli.output import err, report
-from service.client import ApiError, Client, DescentError, JobStatus
+from service.client import ApiError, DescentError, JobStatus
+
+if TYPE_CHECKING:
+    from service.client import Client
 
 #: The exit code of a followed job or sweep, by how it ended (a sweep's end states are
 #: named as a job's are).
@@ -63,6 +66,8 @@ ChartOpt = Annotated[
 @contextmanager
 def connect(url: str | None, token: str | None) -> Iterator[Client]:
     """A configured client; any :class:`DescentError` becomes a message and exit 1."""
+    from service.client import Client
+
     try:
         with Client.from_config(url=url, token=token) as client:
             yield client

@@ -17,20 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import BaseModel
 
 from service.client import ApiError, ImageFormat
-from service.jobs.schemas import JobRead
-from service.sweeps.schemas import SweepRead, TrialCounts
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-#: Trial states in the order the counts are told (the API's own order).
-TRIAL_STATES: tuple[str, ...] = tuple(TrialCounts.model_fields)
-
+    from service.jobs.schemas import JobRead
+    from service.sweeps.schemas import SweepRead, TrialCounts
 
 # -- plain lines -------------------------------------------------------------------------
 
@@ -49,6 +46,8 @@ def print_json(value: BaseModel | Mapping[str, Any] | list[Any] | None) -> None:
 
 
 def _jsonable(value: Any) -> Any:
+    from pydantic import BaseModel
+
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, Mapping):
@@ -141,10 +140,12 @@ def params_inline(params: Mapping[str, Any] | None) -> str:
 
 def counts_text(counts: TrialCounts | Mapping[str, int] | None) -> str:
     """``2 complete, 1 pruned``: trials by state, in the API's order."""
+    from service.sweeps.schemas import TrialCounts
+
     if isinstance(counts, TrialCounts):
         counts = counts.model_dump()
     counts = counts or {}
-    parts = [f"{counts[s]} {s}" for s in TRIAL_STATES if counts.get(s)]
+    parts = [f"{counts[s]} {s}" for s in TrialCounts.model_fields if counts.get(s)]
     return ", ".join(parts) or "none yet"
 
 

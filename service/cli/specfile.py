@@ -24,8 +24,6 @@ from typing import Any
 
 import typer
 
-from service.spec.paths import PathError, apply
-
 __all__ = ["SpecFileError", "apply_set", "apply_sweep_set", "load_spec", "yaml_value"]
 
 #: The keys of ``space`` and of a configuration's ``set`` are dotted paths themselves.
@@ -106,6 +104,8 @@ def _parse(assignment: str) -> tuple[str, Any]:
 
 def _write(spec: dict[str, Any], values: dict[str, tuple[Any, str]], prefix: str = "") -> Any:
     """``spec`` with ``values`` (path → (value, the --set it came from)) written in."""
+    from service.spec.paths import PathError, apply
+
     try:
         return apply(spec, {path: value for path, (value, _) in values.items()})
     except PathError as exc:

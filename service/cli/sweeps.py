@@ -43,10 +43,11 @@ from service.cli.output import (
 )
 from service.cli.specfile import apply_sweep_set, load_spec
 from service.client import ApiError, SweepKind, SweepPlot, SweepStatus
-from service.sweeps.schemas import ComparisonRead, SweepRead, TrialRead
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+    from service.sweeps.schemas import ComparisonRead, SweepRead, TrialRead
 
 app = typer.Typer(
     name="sweep",

@@ -24,9 +24,12 @@ a :class:`ConfigError` for a config file that cannot be used.
 
 ``settings`` resolves the URL and token, ``sse`` parses event streams, ``api`` holds the
 client, ``choices`` the fixed vocabularies (statuses, chart kinds, formats).
+:class:`Client` (with httpx and the schemas it parses with) is loaded on first use, so
+that ``descent --help`` and the commands' option parsing stay quick.
 """
 
-from service.client.api import Client
+from typing import TYPE_CHECKING, Any
+
 from service.client.choices import (
     JOB_ENDED,
     SWEEP_ENDED,
@@ -49,6 +52,9 @@ from service.client.settings import (
     resolve_settings,
 )
 from service.client.sse import Event, ServerSentEvent, parse_sse
+
+if TYPE_CHECKING:
+    from service.client.api import Client
 
 __all__ = [
     "DEFAULT_URL",
@@ -77,3 +83,11 @@ __all__ = [
     "read_config",
     "resolve_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Client":
+        from service.client.api import Client
+
+        return Client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["ApiError", "ConfigError", "DescentError", "FieldProblem", "Unreachable"]
 

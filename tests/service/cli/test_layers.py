@@ -98,3 +98,16 @@ def test_the_public_surface_is_curated() -> None:
     assert not missing
     public = {name for name in vars(descent) if not name.startswith("_")}
     assert public == set(descent.__all__)
+
+
+def test_the_command_tree_loads_without_the_client_or_the_spec() -> None:
+    """`descent --help` and option parsing build the tree only: httpx, the schemas and the
+    spec language load when a command runs."""
+    code = (
+        "import sys, service.cli.main\n"
+        "print(sorted(m for m in ('httpx', 'service.spec', 'service.client.api',"
+        " 'service.jobs.schemas', 'service.sweeps.schemas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
