@@ -21,7 +21,7 @@ from service.cli.output import (
     text,
     value_text,
 )
-from service.client import JOB_ENDED, SWEEP_ENDED, JobStatus
+from service.client import JOB_ENDED, SWEEP_ENDED, JobStatus, SweepKind
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -91,7 +91,7 @@ class SweepBoard:
 
     @property
     def comparison(self) -> bool:
-        return self.sweep.kind == "comparison"
+        return self.sweep.kind == SweepKind.comparison
 
     def _job(self, data: Mapping[str, Any]) -> tuple[_Trial, _Job]:
         number = int(data.get("trial") or 0)

@@ -13,7 +13,7 @@ import typer
 from service.cli.groups import command
 from service.cli.options import EXIT_CODES, EXIT_ERROR, EXIT_INTERRUPTED
 from service.cli.output import console, duration, err, num, print_json, say, text
-from service.client import JOB_ENDED
+from service.client import JOB_ENDED, JobKind
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 HIDDEN_FINAL = frozenset({"epoch", "epoch_seconds", "samples_per_second"})
 #: What one row of a job is called, by kind: a training epoch, a range test's step, a
 #: landscape's grid row.
-UNITS = {"train": "epoch", "lr_range_test": "step", "landscape": "row"}
+UNITS = {JobKind.train: "epoch", JobKind.lr_range_test: "step", JobKind.landscape: "row"}
 
 #: A job or a sweep, as it ended.
 Ended = TypeVar("Ended", bound="BaseModel")
@@ -59,9 +59,9 @@ def monitor(job: JobRead) -> str:
 
 def shown_metrics(job: JobRead) -> tuple[str, ...]:
     """The metrics a follower shows per row."""
-    if job.kind == "lr_range_test":
+    if job.kind == JobKind.lr_range_test:
         return ("lr", "loss", "smoothed_loss")
-    if job.kind == "landscape":
+    if job.kind == JobKind.landscape:
         return ("loss_min", "loss_max")
     quality = "val_r2" if job.task == "regression" else "val_accuracy"
     return ("train_loss", "val_loss", quality, "lr")

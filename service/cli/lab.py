@@ -25,7 +25,7 @@ from service.cli.options import (
 )
 from service.cli.output import err, image_format, num, print_created, write_image
 from service.cli.specfile import apply_set, load_spec
-from service.client import LabPlot
+from service.client import JobKind, JobStatus, LabPlot
 
 if TYPE_CHECKING:
     from service.client import Client
@@ -78,9 +78,9 @@ FollowChartOpt = Annotated[
 def result_lines(found: ResultRead) -> list[str]:
     """A lab result (or a training job's ``auto_lr``) in a few lines."""
     doc = found.result
-    if found.kind == "lr_range_test":
+    if found.kind == JobKind.lr_range_test:
         return _range_test_lines(doc)
-    if found.kind == "landscape":
+    if found.kind == JobKind.landscape:
         return _landscape_lines(doc)
     record = doc.get("auto_lr") or {}
     return [f"auto lr: {record.get('why', '')}"] if record else []
@@ -142,7 +142,7 @@ def _lab_outcome(
 
     def lines(job: JobRead) -> list[str]:
         out = outcome_lines(job)
-        if job.status != "succeeded":
+        if job.status != JobStatus.succeeded:
             return out
         out += result_lines(client.result(job.id))
         if output is not None:
