@@ -431,3 +431,31 @@ def test_wait_returns_the_final_job() -> None:
 
     final = mock_client(handler).wait("j")
     assert (type(final), final.id, final.status) == (JobRead, "j", "succeeded")
+
+
+# -- typed answers -----------------------------------------------------------------------
+
+
+def test_an_answer_that_is_not_the_apis_model_is_a_bad_response() -> None:
+    client = mock_client(lambda r: httpx.Response(200, json={"id": "j", "status": "queued"}))
+    with pytest.raises(ApiError) as info:
+        client.job("j")
+    assert (info.value.status, info.value.code) == (200, "bad_response")
+    assert "GET /v1/jobs/j: the answer is not a JobRead" in info.value.message
+    assert "another version" in info.value.message
+
+
+def test_a_job_spec_is_sent_as_its_author_set_it() -> None:
+    from service.spec import JobSpec
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(202, json=job_answer(status="queued"))
+
+    spec = JobSpec.model_validate({"optimizer": {"name": "sgd", "lr": 0.1}})
+    job = mock_client(handler).submit(spec)
+    assert job.status == "queued"
+    # The server fills in the defaults; what is sent is what was set.
+    assert json.loads(seen[0].content) == {"optimizer": {"name": "sgd", "lr": 0.1}}
