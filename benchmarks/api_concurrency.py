@@ -71,8 +71,9 @@ def seed(database_url: str, *, user: str = "bench", epochs: int = EPOCHS) -> tup
     (tests/integration/test_load.py seeds its database with this too.)"""
     from service.auth import service as auth_service
     from service.db import make_engine, make_sessionmaker, session_scope, utcnow
-    from service.jobs.models import EpochMetric, JobAttempt, JobStatus
+    from service.jobs.models import EpochMetric, JobAttempt
     from service.jobs.service import new_job
+    from service.jobs.states import JobStatus
     from service.spec import JobSpec
 
     spec = JobSpec.model_validate({"dataset": {"name": "digits"}, "training": {"epochs": epochs}})

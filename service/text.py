@@ -18,6 +18,9 @@ from pydantic import AfterValidator, Field
 _CLASS = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 _CONTROL = re.compile(f"[{_CLASS}]")
 LABEL_PATTERN = f"^[^{_CLASS}]*$"
+#: A user's name (an account, not a label): what the API and `descent admin` accept. Here
+#: rather than in the accounts service so that its schemas import no SQLAlchemy.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 
 
 def check_label(value: str) -> str:

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from service.db import utcnow
-from service.jobs.models import JobStatus
 from service.jobs.service import dataset_shape, new_job
+from service.jobs.states import JobStatus
 from service.spec import JobSpec
+from service.spec.paths import apply
 from service.sweeps.models import Sweep, SweepTrial
-from service.sweeps.spec import apply
 
 
 @dataclass

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-# The `descent` subcommands. Must match the commands defined in service/cli.py.
+# The `descent` subcommands. Must match the commands defined in service/cli/server.py.
 CLI_COMMANDS = frozenset({"up", "api", "worker", "migrate", "db-check"})
 
 ENV_PREFIX = "DESCENT_"

@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.db import utcnow
 from service.jobs import lifecycle
-from service.jobs.models import Job, JobStatus
+from service.jobs.models import Job
+from service.jobs.states import JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import utcnow
 from service.jobs import lifecycle
-from service.jobs.models import Job, JobStatus
+from service.jobs.models import Job
+from service.jobs.states import JobStatus
 from workers.engine.report import StopTraining
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, utcnow
 from service.jobs import lifecycle
-from service.jobs.models import EpochMetric, Job, JobStatus
+from service.jobs.models import EpochMetric, Job
+from service.jobs.states import JobStatus
 from service.live import Notifier
 from service.queue import Send
 from service.spec import JobSpec

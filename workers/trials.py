@@ -19,7 +19,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.jobs.models import Job, JobStatus
+from service.jobs.models import Job
+from service.jobs.states import JobStatus
 from service.spec import JobSpec
 from service.sweeps.driver import load_trials, parse_spec
 from service.sweeps.models import Sweep

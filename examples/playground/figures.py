@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         with Client.from_config(args.url, args.token, timeout=120) as descent:
             for path in paths:
                 request = json.loads(path.read_text())
-                show(path.stem, descent.playground(request))
+                show(path.stem, descent.playground(request).model_dump(mode="json"))
                 if args.images:
                     args.images.mkdir(parents=True, exist_ok=True)
                     image = args.images / f"playground-{path.stem}.png"

@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from service.auth.service import NAME_PATTERN
-from service.text import Label
+from service.text import NAME_PATTERN, Label
 
 
 def _not_coerced(value: Any) -> Any:

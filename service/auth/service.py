@@ -20,13 +20,13 @@ from service.db import make_engine, make_sessionmaker, session_scope, utcnow
 from service.errors import Conflict, Invalid, NotFound
 from service.jobs.models import Job
 from service.spec import FieldError
+from service.text import NAME_PATTERN
 
 #: The embedded default's user: created on first start, and the one every request acts
 #: as when ``DESCENT_AUTH=none``.
 LOCAL_ADMIN = "admin"
 #: ``last_used_at`` is written at most this often per token, so reads stay reads.
 TOUCH_INTERVAL = timedelta(seconds=60)
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
 

@@ -15,7 +15,8 @@ from service.config import Settings
 from service.datasets.csv_parse import CsvLimits, DatasetError, parse_csv
 from service.datasets.models import Dataset
 from service.errors import Conflict, Invalid
-from service.jobs.models import Job, JobStatus
+from service.jobs.models import Job
+from service.jobs.states import JobStatus
 from service.owned import get_owned
 from service.spec import FieldError
 from service.text import strip_control

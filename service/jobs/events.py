@@ -32,7 +32,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.jobs.models import EpochMetric, Job, JobStatus
+from service.jobs.models import EpochMetric, Job
+from service.jobs.states import JobStatus
 from service.streams import Event, Feed, Step, iso
 
 __all__ = ["SOURCE", "JobFeed", "JobState", "Snapshot", "read_snapshot", "versions"]

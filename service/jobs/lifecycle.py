@@ -35,7 +35,8 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, CursorResult, func, or_, update
 from sqlalchemy.orm import Session
 
-from service.jobs.models import Job, JobAttempt, JobStatus
+from service.jobs.models import Job, JobAttempt
+from service.jobs.states import JobStatus
 
 QUEUED, RUNNING, SUCCEEDED = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED
 FAILED, CANCELLED, DIVERGED, PRUNED = (

@@ -29,7 +29,7 @@ from service.errors import (
     NotFound,
 )
 from service.jobs import events, service
-from service.jobs.models import Job, JobKind, JobStatus
+from service.jobs.models import Job
 from service.jobs.schemas import (
     EVENT_SCHEMA,
     EXAMPLE_SPEC,
@@ -39,6 +39,7 @@ from service.jobs.schemas import (
     MetricsRead,
     ResultRead,
 )
+from service.jobs.states import JobKind, JobStatus
 from service.query import MAX_QUERY_INT, Limit, Offset, comma_list_pattern, split_list
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names

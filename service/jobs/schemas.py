@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.jobs.models import JobKind, JobStatus
+from service.jobs.states import JobKind, JobStatus
 from service.spec.results import (
     AutoLrRecord,
     AutoLrSummary,

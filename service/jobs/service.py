@@ -15,8 +15,9 @@ from service.datasets.models import Dataset
 from service.db import utcnow
 from service.errors import Conflict, Invalid, Unavailable
 from service.jobs import lifecycle
-from service.jobs.models import EpochMetric, Job, JobAttempt, JobKind, JobStatus
+from service.jobs.models import EpochMetric, Job, JobAttempt
 from service.jobs.schemas import RangeTestResultRead, ResultRead
+from service.jobs.states import JobKind, JobStatus
 from service.live import Notifier
 from service.owned import get_owned
 from service.queue import Producer

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.errors import Invalid
-from service.jobs.models import JobStatus
+from service.jobs.states import JobStatus
 from service.spec import FieldError, metric_names
 from service.spec.common import TASK_METRICS
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from service.deps import CurrentUser, DbDep, JobId, authenticated_router
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, Conflict, Invalid
 from service.jobs import service as job_service
-from service.jobs.models import JobStatus
+from service.jobs.states import JobStatus
 from service.plots.lab import (
     render_interpolation,
     render_landscape_contour,

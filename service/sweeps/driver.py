@@ -28,14 +28,17 @@ import service.models  # noqa: F401  (every table: the trials' rows refer to use
 from service.config import Settings
 from service.db import utcnow
 from service.jobs import lifecycle
-from service.jobs.models import Job, JobStatus
+from service.jobs.models import Job
 from service.jobs.service import dataset_shape, limits, new_job
+from service.jobs.states import JobStatus
 from service.queue import Send
 from service.spec import JobSpec, SpecError, check_job
 from service.spec.lab import round_rate
+from service.spec.paths import PathError, apply
 from service.spec.results import JobResult, RangeTestRecord
-from service.sweeps.models import Sweep, SweepKind, SweepStatus, SweepTrial, TrialState
-from service.sweeps.spec import AUTO, ComparisonSpec, PathError, SweepSpec, apply
+from service.sweeps.models import Sweep, SweepTrial
+from service.sweeps.spec import AUTO, ComparisonSpec, SweepSpec
+from service.sweeps.states import SweepKind, SweepStatus, TrialState
 from service.sweeps.study import JobRow, TrialRow, sample
 
 log = logging.getLogger(__name__)

@@ -44,9 +44,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.jobs import events as job_events
-from service.jobs.models import EpochMetric, Job, JobStatus
+from service.jobs.models import EpochMetric, Job
+from service.jobs.states import JobStatus
 from service.streams import Event, Feed, Step, iso
-from service.sweeps.models import Sweep, SweepStatus, SweepTrial, TrialState
+from service.sweeps.models import Sweep, SweepTrial
+from service.sweeps.states import SweepStatus, TrialState
 from service.sweeps.study import JobRow, TrialRow
 
 __all__ = ["SOURCE", "Snapshot", "SweepFeed", "read_snapshot", "versions"]

@@ -11,91 +11,17 @@ space — and runs as ``repeats`` jobs, one per seed; the jobs carry ``sweep_id`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import TypeAdapter
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, StrEnumType, UTCDateTime, utcnow
 from service.db_json import TypedJSON
-from service.jobs.models import JobStatus
-
-
-class SweepStatus(StrEnum):
-    """A sweep is running from its creation until every trial it will have has ended:
-    running → succeeded | failed | cancelled."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    #: Ended: no trial is created after this.
-    TERMINAL: ClassVar[frozenset[SweepStatus]]
-
-
-SweepStatus.TERMINAL = frozenset(SweepStatus) - {SweepStatus.RUNNING}
-
-
-class SweepKind(StrEnum):
-    """A search over a space, or a comparison of named configurations."""
-
-    SEARCH = "sweep"
-    COMPARISON = "comparison"
-
-
-class TrialState(StrEnum):
-    """A sweep's trial (one configuration, run as one job per seed), from its jobs'
-    statuses: queued (all wait for a worker), running (one is queued or running),
-    complete (every seed succeeded with a finite objective), pruned, failed (one failed
-    or diverged, or a seed scored nothing) or cancelled."""
-
-    # Derived by ``of`` only: the leaderboard, the counts and the event stream agree.
-
-    QUEUED = "queued"  # every job waits for a worker (or it has none yet)
-    RUNNING = "running"  # a job is queued or running
-    COMPLETE = "complete"  # every seed succeeded with a finite objective
-    PRUNED = "pruned"  # the pruner stopped it
-    FAILED = "failed"  # a job failed or diverged, or a seed scored nothing
-    CANCELLED = "cancelled"  # a job was cancelled (and none was pruned)
-
-    @classmethod
-    def of(cls, statuses: Sequence[JobStatus], *, scored: bool) -> TrialState:
-        """The state of a trial whose jobs are in ``statuses``; ``scored``: every job has
-        a finite objective."""
-        if not statuses or any(s in JobStatus.ACTIVE for s in statuses):
-            if all(s == JobStatus.QUEUED for s in statuses):
-                return cls.QUEUED
-            return cls.RUNNING
-        if JobStatus.PRUNED in statuses:
-            return cls.PRUNED
-        if scored and all(s == JobStatus.SUCCEEDED for s in statuses):
-            return cls.COMPLETE
-        if JobStatus.CANCELLED in statuses:
-            return cls.CANCELLED
-        return cls.FAILED
-
-
-class AutoBounds(BaseModel):
-    """The range test that sets a sweep's "auto" ends, and what it set."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
-
-    job_id: str = Field(description="The range-test job (GET /v1/jobs/{id}/result).")
-    paths: list[str] = Field(description='The space\'s paths with an "auto" end.')
-    bounds: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] | None = Field(
-        None,
-        description="Path → [low, high] as the trials sample it; absent until the test ends.",
-        examples=[{"optimizer.lr": [0.0014, 0.14]}],
-    )
-    lr_at_minimum: float | None = Field(
-        None, description="The rate at the smoothed loss's minimum: the upper end."
-    )
-    why: str | None = Field(None, description="How the ends were chosen, in words.")
+from service.sweeps.schemas import AutoBounds
+from service.sweeps.states import SweepKind, SweepStatus
 
 
 class Sweep(Base):

@@ -46,7 +46,8 @@ from service.plots.sweeps import (
 from service.spec import FieldError
 from service.sweeps import service as sweep_service
 from service.sweeps.driver import load_trials, resolved_space
-from service.sweeps.models import Sweep, SweepKind, SweepStatus
+from service.sweeps.models import Sweep
+from service.sweeps.states import SweepKind, SweepStatus
 from service.sweeps.study import TrialRow
 from service.text import safe_filename
 

@@ -28,7 +28,7 @@ from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, TOO_LARGE_SCHEMA
 from service.query import Limit, Offset, comma_list_pattern, split_list
 from service.sweeps import service
 from service.sweeps.driver import load_trials, load_trials_of
-from service.sweeps.models import Sweep, SweepKind, SweepStatus, TrialState
+from service.sweeps.models import Sweep
 from service.sweeps.schemas import (
     EXAMPLE_COMPARISON,
     EXAMPLE_GRID,
@@ -42,6 +42,7 @@ from service.sweeps.schemas import (
     TrialRead,
 )
 from service.sweeps.spec import ComparisonSpec, SweepSpec
+from service.sweeps.states import SweepKind, SweepStatus, TrialState
 from service.sweeps.study import TrialRow
 
 router = authenticated_router(prefix="/v1", tags=["sweeps"])

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.jobs.models import JobStatus
-from service.sweeps.models import AutoBounds, SweepKind, SweepStatus, TrialState
+from service.jobs.states import JobStatus
+from service.sweeps.states import SweepKind, SweepStatus, TrialState
 
 EXAMPLE_SWEEP: dict[str, Any] = {
     "name": "digits lr and optimizer",
@@ -92,6 +92,24 @@ class BestTrial(BaseModel):
     )
     value: float = Field(description="The trial's objective: the mean over its seeds.")
     job_ids: list[str] = Field(description="The trial's jobs, one per seed.")
+
+
+class AutoBounds(BaseModel):
+    """The range test that sets a sweep's "auto" ends, and what it set."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+    job_id: str = Field(description="The range-test job (GET /v1/jobs/{id}/result).")
+    paths: list[str] = Field(description='The space\'s paths with an "auto" end.')
+    bounds: dict[str, Annotated[list[float], Field(min_length=2, max_length=2)]] | None = Field(
+        None,
+        description="Path → [low, high] as the trials sample it; absent until the test ends.",
+        examples=[{"optimizer.lr": [0.0014, 0.14]}],
+    )
+    lr_at_minimum: float | None = Field(
+        None, description="The rate at the smoothed loss's minimum: the upper end."
+    )
+    why: str | None = Field(None, description="How the ends were chosen, in words.")
 
 
 class SweepRead(BaseModel):

@@ -25,15 +25,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
 from service.errors import Conflict, Invalid
-from service.jobs.models import Job, JobStatus
+from service.jobs.models import Job
 from service.jobs.service import dataset_shape, new_job
+from service.jobs.states import JobStatus
 from service.owned import get_owned
 from service.spec import FieldError, JobSpec
 from service.stats import spread
 from service.sweeps import driver
-from service.sweeps.models import AutoBounds, Sweep, SweepKind, SweepStatus, TrialState
-from service.sweeps.schemas import ComparisonRead, ConfigurationStats, PairedTest
+from service.sweeps.models import Sweep
+from service.sweeps.schemas import AutoBounds, ComparisonRead, ConfigurationStats, PairedTest
 from service.sweeps.spec import ComparisonSpec, SweepSpec
+from service.sweeps.states import SweepKind, SweepStatus, TrialState
 from service.sweeps.study import TrialRow
 from service.sweeps.validate import check_comparison, check_sweep, label_of, range_test_body
 

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from service.jobs.models import JobStatus
-from service.sweeps.models import TrialState
+from service.jobs.states import JobStatus
 from service.sweeps.spec import Distribution, PrunerSpec, SweepSpec, grid_points
+from service.sweeps.states import TrialState
 
 if TYPE_CHECKING:
     import optuna

@@ -16,12 +16,11 @@ from service.jobs.service import dataset_shape, limits
 from service.spec import FieldError, JobSpec, SpecError, check_job, format_validation_error
 from service.spec.common import monitorable_metrics
 from service.spec.lab import RangeTest
+from service.spec.paths import PathError, apply
 from service.sweeps.spec import (
     ComparisonSpec,
     Distribution,
-    PathError,
     SweepSpec,
-    apply,
     expand_presets,
     grid_points,
 )

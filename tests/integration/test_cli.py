@@ -25,6 +25,7 @@ from support import ROOT, Backend, Worker, make_backend, make_user, serve, start
 from typer.testing import CliRunner
 
 from service.client import Client
+from service.jobs.schemas import JobRead
 
 pytestmark = pytest.mark.integration
 
@@ -104,11 +105,9 @@ class Live:
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
-    def wait(self, job_id: str, what: str = "the job to end") -> dict:
+    def wait(self, job_id: str, what: str = "the job to end") -> JobRead:
         with self.client() as c:
-            return wait_for(
-                lambda: (j := c.job(job_id))["status"] in TERMINAL and j, 120, what=what
-            )
+            return wait_for(lambda: (j := c.job(job_id)).status in TERMINAL and j, 120, what=what)
 
 
 @pytest.fixture(scope="module")
@@ -132,12 +131,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 
 @pytest.fixture(scope="module")
-def done_job(live: Live) -> dict:
+def done_job(live: Live) -> JobRead:
     """A small job that succeeded."""
     with live.client() as c:
         job = c.submit({**SMALL, "name": "done"})
-        final = c.wait(job["id"])
-    assert final["status"] == "succeeded", final
+        final = c.wait(job.id)
+    assert final.status == "succeeded", final
     return final
 
 
@@ -172,7 +171,7 @@ def test_submit_follow_prints_a_line_per_epoch_when_piped_and_exits_0(live: Live
                      re.M)  # fmt: skip
     assert re.search(r"^final: .*val_accuracy", out.stdout, re.M)
     with live.client() as c:
-        assert c.job(job_id)["status"] == "succeeded"
+        assert c.job(job_id).status == "succeeded"
 
 
 def test_following_a_diverging_job_exits_4_with_the_reason(live: Live) -> None:
@@ -183,32 +182,32 @@ def test_following_a_diverging_job_exits_4_with_the_reason(live: Live) -> None:
     reason = re.search(r"^reason: (.+)$", out.stdout, re.M)
     assert reason, out.stdout
     with live.client() as c:
-        assert c.job(out.stdout.split()[0])["status_reason"] == reason.group(1)
+        assert c.job(out.stdout.split()[0]).status_reason == reason.group(1)
 
 
 def test_ctrl_c_stops_following_and_cancel_ends_a_followed_job_with_5(live: Live) -> None:
     with live.client() as c:
         job = c.submit(LONG)
-    job_id = job["id"]
+    job_id = job.id
     try:
         watcher = live.popen("follow", job_id)
         assert watcher.stdout is not None
         assert watcher.stdout.readline().startswith(f"job {job_id}: ")  # following now
         with live.client() as c:
-            wait_for(lambda: c.job(job_id)["epochs_completed"] >= 1, 90, what="a first epoch")
+            wait_for(lambda: c.job(job_id).epochs_completed >= 1, 90, what="a first epoch")
         watcher.send_signal(signal.SIGINT)
         stdout, stderr = watcher.communicate(timeout=30)
         assert watcher.returncode == 130, stdout + stderr
         assert f"job {job_id} keeps running" in stderr
         assert f"`descent cancel {job_id}`" in stderr
         with live.client() as c:
-            assert c.job(job_id)["status"] == "running"
+            assert c.job(job_id).status == "running"
 
         follower = live.popen("watch", job_id)
         with live.client() as c:
-            start = c.job(job_id)["epochs_completed"]
+            start = c.job(job_id).epochs_completed
             # Long enough for the server to have closed the follower's stream at least once.
-            wait_for(lambda: c.job(job_id)["epochs_completed"] >= start + 5, 90,
+            wait_for(lambda: c.job(job_id).epochs_completed >= start + 5, 90,
                      what="five more epochs")  # fmt: skip
         out = live.run("cancel", job_id)
         assert out.returncode == 0, out.stderr
@@ -223,13 +222,13 @@ def test_ctrl_c_stops_following_and_cancel_ends_a_followed_job_with_5(live: Live
         assert numbers == list(range(1, len(numbers) + 1))
     finally:
         with live.client() as c:
-            if c.job(job_id)["status"] not in TERMINAL:
+            if c.job(job_id).status not in TERMINAL:
                 c.cancel(job_id)
         live.wait(job_id)
 
 
-def test_jobs_show_metrics_and_cancel_of_a_finished_job(live: Live, done_job: dict) -> None:
-    job_id = done_job["id"]
+def test_jobs_show_metrics_and_cancel_of_a_finished_job(live: Live, done_job: JobRead) -> None:
+    job_id = done_job.id
     out = live.run("jobs", "--limit", "50")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[:6] == ["ID", "NAME", "STATUS", "EPOCHS", "BEST", "CREATED"]
@@ -269,8 +268,8 @@ def test_jobs_show_metrics_and_cancel_of_a_finished_job(live: Live, done_job: di
     assert "error:" in out.stderr and "succeeded" in out.stderr
 
 
-def test_plot_one_job_or_compare_several(live: Live, done_job: dict, tmp_path: Path) -> None:
-    job_id = done_job["id"]
+def test_plot_one_job_or_compare_several(live: Live, done_job: JobRead, tmp_path: Path) -> None:
+    job_id = done_job.id
     png = tmp_path / "curves.png"
     out = live.run("plot", job_id, "-o", str(png))
     assert out.returncode == 0, out.stderr
@@ -285,7 +284,7 @@ def test_plot_one_job_or_compare_several(live: Live, done_job: dict, tmp_path: P
     assert "<svg" in text and 'id="series-train_loss"' in text and 'id="series-lr"' not in text
 
     with live.client() as c:
-        other = c.submit({**SMALL, "optimizer": {"name": "sgd", "lr": 0.1}})["id"]
+        other = c.submit({**SMALL, "optimizer": {"name": "sgd", "lr": 0.1}}).id
     svg = tmp_path / "compare.svg"
     out = live.run("plot", job_id, other, "-m", "val_accuracy", "-o", str(svg))
     assert out.returncode == 0, out.stderr
@@ -366,11 +365,11 @@ def test_the_config_file_and_the_local_token_file_are_found(live: Live, tmp_path
     assert out.returncode == 0, out.stderr
 
 
-def test_the_commands_run_in_process_too(live: Live, done_job: dict) -> None:
+def test_the_commands_run_in_process_too(live: Live, done_job: JobRead) -> None:
     from service.cli import app
 
     result = CliRunner().invoke(
-        app, ["show", done_job["id"], "--url", live.url, "--token", live.token]
+        app, ["show", done_job.id, "--url", live.url, "--token", live.token]
     )
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.stdout

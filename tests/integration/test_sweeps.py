@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from support import ROOT, Backend, Worker, bearer, make_backend, make_user, start_worker, wait_for
 
 from service.main import create_app
-from service.sweeps.spec import apply
+from service.spec.paths import apply
 
 pytestmark = pytest.mark.integration
 

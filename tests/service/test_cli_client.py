@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 
 from service import client as client_module
 from service.cli import app
-from service.cli_client import apply_set, load_spec, outcome_lines, yaml_value
+from service.cli.follow import outcome_lines
+from service.cli.specfile import apply_set, load_spec, yaml_value
+from service.jobs.schemas import JobRead
 
 runner = CliRunner()
 
@@ -56,7 +58,10 @@ def test_set_creates_dicts_along_the_path_and_indexes_lists() -> None:
     assert spec == {
         "dataset": {"name": "digits"},
         "model": {"kind": "mlp", "hidden": [16, 4]},
-        "optimizer": {"lr": 0.01},
+        # The spec left the optimizer out: its default member is named, since the API
+        # refuses an optimizer without its name (before --set went through the spec's
+        # own writer, this sent {"lr": 0.01} and the job was refused).
+        "optimizer": {"name": "adam", "lr": 0.01},
         "regularization": {"early_stopping": {"patience": 3}},
     }
 
@@ -105,10 +110,14 @@ def test_specs_load_from_yaml_json_and_stdin(tmp_path: Path, monkeypatch) -> Non
 JOB = {
     "id": "job-1",
     "name": "moons",
+    "kind": "train",
     "status": "queued",
     "status_reason": None,
     "task": "classification",
     "spec": {"training": {"epochs": 3}, "regularization": {"early_stopping": None}},
+    "dataset_id": None,
+    "n_parameters": 226,
+    "cancel_requested": False,
     "epochs": 3,
     "epochs_completed": 0,
     "attempt": 0,
@@ -116,8 +125,11 @@ JOB = {
     "best_value": None,
     "final_metrics": None,
     "stop_epoch": None,
+    "has_model": False,
+    "created_at": "2026-01-01T09:59:59Z",
     "started_at": None,
     "finished_at": None,
+    "links": {},
 }
 
 
@@ -209,7 +221,7 @@ def test_submit_follow_prints_a_line_per_epoch_and_exits_by_outcome(
     assert json.loads(seen[0].content) == {
         "dataset": {"name": "moons"},
         "training": {"epochs": 3},
-        "optimizer": {"lr": 0.001},
+        "optimizer": {"name": "adam", "lr": 0.001},  # named: the API needs the name
         "name": "moons",
     }
     lines = result.stdout.splitlines()
@@ -259,7 +271,7 @@ def test_outcome_lines_name_the_early_stop_and_the_monitor() -> None:
         "stop_epoch": 3,
         "spec": {"regularization": {"early_stopping": {"monitor": "val_accuracy"}}},
     }
-    assert outcome_lines(job)[0] == (
+    assert outcome_lines(JobRead.model_validate(job))[0] == (
         "succeeded after 3/3 epochs in 7.5s (early stopping at epoch 3); "
         "best epoch 2: val_accuracy 0.3"
     )

@@ -22,14 +22,10 @@ from typer.testing import CliRunner
 
 from service import client as client_module
 from service.cli import app
-from service.cli_client import (
-    SweepBoard,
-    apply_sweep_set,
-    auto_range_text,
-    sweep_outcome_lines,
-    trial_state,
-)
+from service.cli.board import SweepBoard, auto_range_text, sweep_outcome_lines
+from service.cli.specfile import apply_sweep_set
 from service.client import Client
+from service.sweeps.schemas import AutoBoundsRead, SweepRead
 
 runner = CliRunner()
 SWEEP_ID = "5b0f4c1e-2d3a-4b5c-8d9e-0f1a2b3c4d5e"
@@ -100,6 +96,15 @@ def test_a_trials_state_follows_its_jobs_as_the_api_counts_it(
     assert trial_state(statuses) == state
 
 
+def trial_state(statuses: list[str]) -> str:
+    """The API's state of a trial whose jobs have these statuses: the follow board shows
+    the `trial_state` the API's trial events carry rather than deriving its own."""
+    from service.sweeps.study import JobRow, TrialRow
+
+    jobs = [JobRow(str(i), s, i, objective=0.5) for i, s in enumerate(statuses)]
+    return TrialRow(0, {}, {}, jobs).state
+
+
 def sweep_doc(status: str = "running", **extra: Any) -> dict[str, Any]:
     return {
         "id": SWEEP_ID,
@@ -138,25 +143,36 @@ def sweep_doc(status: str = "running", **extra: Any) -> dict[str, Any]:
 
 
 def test_the_board_orders_running_first_then_best_and_dedupes_repeats() -> None:
-    board = SweepBoard(sweep_doc())
+    board = SweepBoard(SweepRead.model_validate(sweep_doc()))
     p = {"optimizer.name": "adam", "optimizer.lr": 0.0012345}
-    assert board.on_trial({"trial": 0, "repeat": 0, "status": "running", "params": p}) == (
+    running = {"trial": 0, "repeat": 0, "status": "running", "trial_state": "running", "params": p}
+    assert board.on_trial(running) == (
         "trial 0: running  optimizer.name=adam  optimizer.lr=0.001234"
     )
     # The same state again (a reconnect tells it anew): nothing to print.
-    assert board.on_trial({"trial": 0, "repeat": 0, "status": "running", "params": p}) is None
+    assert board.on_trial(running) is None
     board.on_epoch({"trial": 0, "repeat": 0, "epoch": 1, "objective": 0.9})
     board.on_epoch({"trial": 0, "repeat": 0, "epoch": 2, "objective": 0.95})
     line = board.on_trial(
-        {"trial": 0, "repeat": 0, "status": "succeeded", "epochs_completed": 2, "objective": 0.95}
+        {
+            "trial": 0,
+            "repeat": 0,
+            "status": "succeeded",
+            "trial_state": "complete",
+            "epochs_completed": 2,
+            "objective": 0.95,
+        }  # fmt: skip
     )
     assert line == "trial 0: succeeded after 2 epochs, val_accuracy 0.95"
-    board.on_trial({"trial": 1, "status": "running", "params": {"optimizer.name": "sgd"}})
-    board.on_trial({"trial": 2, "status": "succeeded", "objective": 0.97, "epochs_completed": 3})
+    board.on_trial({"trial": 1, "status": "running", "trial_state": "running",
+                    "params": {"optimizer.name": "sgd"}})  # fmt: skip
+    board.on_trial({"trial": 2, "status": "succeeded", "trial_state": "complete",
+                    "objective": 0.97, "epochs_completed": 3})  # fmt: skip
     line = board.on_trial(
         {
             "trial": 3,
             "status": "pruned",
+            "trial_state": "pruned",
             "epochs_completed": 1,
             "objective": 0.5,
             "status_reason": "pruned by median at step 1",
@@ -177,8 +193,9 @@ def test_the_board_orders_running_first_then_best_and_dedupes_repeats() -> None:
 
 def test_auto_range_text_before_and_after_the_range_test() -> None:
     auto = {"job_id": "j1", "paths": ["optimizer.lr"]}
-    assert auto_range_text(auto) == "waiting for the range test j1 (optimizer.lr)"
-    done = auto | {"bounds": {"optimizer.lr": [0.0142, 1.42]}}
+    waiting = AutoBoundsRead.model_validate(auto)
+    assert auto_range_text(waiting) == "waiting for the range test j1 (optimizer.lr)"
+    done = AutoBoundsRead.model_validate(auto | {"bounds": {"optimizer.lr": [0.0142, 1.42]}})
     assert auto_range_text(done) == "optimizer.lr [0.0142, 1.42] from the range test j1"
 
 
@@ -190,7 +207,7 @@ def test_outcome_lines_name_counts_epochs_and_the_best_params() -> None:
         epochs_spent=17,
         best={"number": 2, "params": {"optimizer.lr": 0.01}, "value": 0.975, "job_ids": []},
     )
-    assert sweep_outcome_lines(final) == [
+    assert sweep_outcome_lines(SweepRead.model_validate(final)) == [
         f"sweep {SWEEP_ID} succeeded: 3/3 trials (2 complete, 1 pruned), 17 epochs",
         "best: trial 2: val_accuracy 0.975  optimizer.lr=0.01",
     ]
@@ -209,10 +226,28 @@ def sweep_events_text(final: str) -> str:
         "retry: 2000\n\n",
         _sse("sweep", 0, {"status": "running", "trials_created": 0}),
         _sse(
-            "trial", 0, {"trial": 0, "job_id": "j0", "repeat": 0, "status": "queued", "params": lr}
+            "trial",
+            0,
+            {
+                "trial": 0,
+                "job_id": "j0",
+                "repeat": 0,
+                "status": "queued",
+                "trial_state": "queued",
+                "params": lr,
+            },
         ),  # fmt: skip
         _sse(
-            "trial", 0, {"trial": 0, "job_id": "j0", "repeat": 0, "status": "running", "params": lr}
+            "trial",
+            0,
+            {
+                "trial": 0,
+                "job_id": "j0",
+                "repeat": 0,
+                "status": "running",
+                "trial_state": "running",
+                "params": lr,
+            },
         ),  # fmt: skip
         _sse(
             "epoch",
@@ -234,6 +269,7 @@ def sweep_events_text(final: str) -> str:
                 "job_id": "j1",
                 "repeat": 0,
                 "status": "running",
+                "trial_state": "running",
                 "params": {"optimizer.lr": 0.1},
             },
         ),  # fmt: skip
@@ -257,6 +293,7 @@ def sweep_events_text(final: str) -> str:
                 "job_id": "j1",
                 "repeat": 0,
                 "status": "pruned",
+                "trial_state": "pruned",
                 "status_reason": "pruned by asha at step 1 (epoch): val_accuracy 0.5 was not "
                 "among the best",
                 "epochs_completed": 1,
@@ -284,6 +321,7 @@ def sweep_events_text(final: str) -> str:
                 "job_id": "j0",
                 "repeat": 0,
                 "status": "succeeded",
+                "trial_state": "complete",
                 "epochs_completed": 2,
                 "objective": 0.96,
             },
@@ -458,11 +496,25 @@ def mock_client(handler: Callable[[httpx.Request], httpx.Response]) -> Client:
 def test_client_sweep_requests() -> None:
     seen: list[httpx.Request] = []
 
+    page = {"items": [], "total": 0, "limit": 50, "offset": 0}
+    importance = {"metric": "val_accuracy", "direction": "max", "method": "fanova",
+                  "params": [], "trials_used": 0}  # fmt: skip
+    comparison = {"metric": "val_accuracy", "direction": "max", "seeds": [],
+                  "configurations": [], "tests": []}  # fmt: skip
+
     def handler(request: httpx.Request) -> httpx.Response:
+        # Each answer as the API gives it: the client parses it into the API's model.
         seen.append(request)
-        if request.url.path.endswith(".svg"):
+        path = request.url.path
+        if path.endswith(".svg"):
             return httpx.Response(200, content=b"<svg/>")
-        return httpx.Response(200, json={"items": [], "total": 0})
+        if path.endswith(("/trials", "/v1/sweeps")) and request.method == "GET":
+            return httpx.Response(200, json=page)
+        if path.endswith("/importance"):
+            return httpx.Response(200, json=importance)
+        if path.endswith("/comparison"):
+            return httpx.Response(200, json=comparison)
+        return httpx.Response(200, json=sweep_doc())
 
     c = mock_client(handler)
     c.create_sweep({"space": {}})
@@ -641,7 +693,7 @@ def test_sweep_and_compare_create_through_the_api(live: Live, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert re.fullmatch(r"[0-9a-f-]{36}\n", result.stdout)
     with live.client() as c:
-        assert c.sweep(result.stdout.strip())["kind"] == "comparison"
+        assert c.sweep(result.stdout.strip()).kind == "comparison"
 
 
 def test_a_bad_sweep_spec_is_refused_naming_the_path(live: Live, tmp_path: Path) -> None:
@@ -657,7 +709,7 @@ def test_a_bad_sweep_spec_is_refused_naming_the_path(live: Live, tmp_path: Path)
 
 
 @pytest.fixture(scope="module")
-def finished(live: Live) -> dict[str, Any]:
+def finished(live: Live) -> SweepRead:
     """A sweep of four trials (two complete, one pruned, one failed) that has ended."""
     from sweep_rows import J
 
@@ -674,7 +726,7 @@ def finished(live: Live) -> dict[str, Any]:
                 "max_trials": 4,
             }
         )
-    sid = sweep["id"]
+    sid = sweep.id
     live.trial(sid, 0, {"optimizer.lr": 0.02, "optimizer.name": "sgd"}, [J("succeeded", 0.9)])
     live.trial(sid, 1, {"optimizer.lr": 0.05, "optimizer.name": "adam"}, [J("succeeded", 0.97)])
     live.trial(sid, 2, {"optimizer.lr": 0.09, "optimizer.name": "sgd"}, [J("pruned", 0.4, 1)])
@@ -685,10 +737,10 @@ def finished(live: Live) -> dict[str, Any]:
     return sweep
 
 
-def test_sweeps_lists_and_filters(live: Live, finished: dict) -> None:
+def test_sweeps_lists_and_filters(live: Live, finished: SweepRead) -> None:
     result = live.cli("sweeps", "--status", "succeeded")
     assert result.exit_code == 0, result.output
-    row = next(line for line in result.stdout.splitlines() if finished["id"] in line)
+    row = next(line for line in result.stdout.splitlines() if finished.id in line)
     assert re.search(r"finished\s+sweep\s+succeeded\s+4/4\s+9\s+val_accuracy 0\.97", row), row
     result = live.cli("sweeps", "--kind", "comparison", "--json")
     assert result.exit_code == 0, result.output
@@ -698,8 +750,10 @@ def test_sweeps_lists_and_filters(live: Live, finished: dict) -> None:
     assert result.exit_code == 1 and "status" in result.stderr
 
 
-def test_sweep_show_has_the_summary_best_params_and_leaderboard(live: Live, finished: dict) -> None:
-    result = live.cli("sweep-show", finished["id"], "--trials", "3")
+def test_sweep_show_has_the_summary_best_params_and_leaderboard(
+    live: Live, finished: SweepRead
+) -> None:
+    result = live.cli("sweep-show", finished.id, "--trials", "3")
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert re.search(r"^status\s+succeeded$", out, re.M), out
@@ -717,7 +771,7 @@ def test_sweep_show_has_the_summary_best_params_and_leaderboard(live: Live, fini
                                                          ["2", "pruned"]]  # fmt: skip
     assert "comparison of" not in out  # one seed per configuration
 
-    result = live.cli("sweep-show", finished["id"], "--json")
+    result = live.cli("sweep-show", finished.id, "--json")
     doc = json.loads(result.stdout)
     assert doc["sweep"]["best"]["number"] == 1 and doc["comparison"] is None
     assert [t["number"] for t in doc["trials"]["items"]] == [1, 0, 2, 3]
@@ -732,9 +786,9 @@ def test_sweep_show_of_a_comparison_has_the_statistics(live: Live, tmp_path: Pat
         import yaml
 
         cmp = c.create_sweep(yaml.safe_load(COMPARISON_YAML))
-    sid = cmp["id"]
+    sid = cmp.id
     values = {0: [0.80, 0.83, 0.78], 1: [0.95, 0.97, 0.96]}
-    for number, conf in enumerate(cmp["spec"]["configurations"]):
+    for number, conf in enumerate(cmp.spec["configurations"]):
         jobs = [J("succeeded", v) for v in values[number]]
         live.trial(sid, number, conf["set"], jobs, record={"label": conf["label"]})
     result = live.cli("sweep-show", sid)
@@ -758,12 +812,12 @@ def test_sweep_show_of_a_comparison_has_the_statistics(live: Live, tmp_path: Pat
 
 
 def test_sweep_follow_of_an_ended_sweep_tells_every_trial_and_exits_0(
-    live: Live, finished: dict
+    live: Live, finished: SweepRead
 ) -> None:
-    result = live.cli("sweep-follow", finished["id"])
+    result = live.cli("sweep-follow", finished.id)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == f"sweep {finished['id']}: succeeded, 4 trials, 2 at once"
+    assert lines[0] == f"sweep {finished.id}: succeeded, 4 trials, 2 at once"
     assert lines[1:5] == [
         "trial 0: succeeded after 3 epochs, val_accuracy 0.9  optimizer.lr=0.02  "
         "optimizer.name=sgd",
@@ -773,7 +827,7 @@ def test_sweep_follow_of_an_ended_sweep_tells_every_trial_and_exits_0(
         "trial 3: failed after 2 epochs  optimizer.lr=0.03  optimizer.name=adam",
     ]
     assert lines[5] == (
-        f"sweep {finished['id']} succeeded: 4/4 trials (2 complete, 1 pruned, 1 failed), 9 epochs"
+        f"sweep {finished.id} succeeded: 4/4 trials (2 complete, 1 pruned, 1 failed), 9 epochs"
     )
     assert lines[6] == "reason: 4 trials"
     assert lines[7] == "best: trial 1: val_accuracy 0.97  optimizer.lr=0.05  optimizer.name=adam"
@@ -787,7 +841,7 @@ def test_sweep_cancel_then_follow_exits_5_and_plot_writes_a_chart(
     with live.client() as c:
         sweep = c.create_sweep({"base": BASE, "space": {"optimizer.lr": {"uniform": [0.01, 0.1]}},
                                 "objective": {"metric": "val_accuracy"}})  # fmt: skip
-    sid = sweep["id"]
+    sid = sweep.id
     live.trial(sid, 0, {"optimizer.lr": 0.02}, [J("succeeded", 0.9)])
     live.trial(sid, 1, {"optimizer.lr": 0.04}, [J("queued", None, 0)])
     result = live.cli("sweep-cancel", sid)
@@ -823,7 +877,7 @@ def test_following_a_running_sweep_live_with_reconnects(live: Live) -> None:
     with live.client() as c:
         sweep = c.create_sweep({"base": BASE, "space": {"optimizer.lr": {"uniform": [0.01, 0.1]}},
                                 "objective": {"metric": "val_loss"}, "max_trials": 1})  # fmt: skip
-    sid = sweep["id"]
+    sid = sweep.id
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DESCENT_")}
     env.update(live.env(), PYTHONUNBUFFERED="1")
     env.pop("DESCENT_CONFIG")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cli_support import job_answer
 
 from service.client import (
     DEFAULT_URL,
@@ -27,6 +28,7 @@ from service.client import (
     parse_sse,
     resolve_settings,
 )
+from service.jobs.schemas import JobRead
 
 # -- configuration -------------------------------------------------------------------------
 
@@ -228,6 +230,9 @@ def test_requests_send_lists_comma_joined_and_ids_escaped() -> None:
         seen.append(request)
         if request.url.path.endswith(".svg"):
             return httpx.Response(200, content=b"<svg/>", headers={"content-type": "image/svg"})
+        if request.url.path.endswith("/metrics"):
+            return httpx.Response(200, json={"job_id": "a/b", "status": "running",
+                                             "names": ["epoch"], "epochs": []})  # fmt: skip
         return httpx.Response(200, json={"items": [], "total": 0, "limit": 5, "offset": 0})
 
     client = mock_client(handler)
@@ -253,7 +258,7 @@ def test_requests_send_lists_comma_joined_and_ids_escaped() -> None:
 
 
 def test_iter_jobs_walks_every_page() -> None:
-    jobs = [{"id": str(i)} for i in range(7)]
+    jobs = [job_answer(id=str(i)) for i in range(7)]
 
     def handler(request: httpx.Request) -> httpx.Response:
         limit, offset = int(request.url.params["limit"]), int(request.url.params["offset"])
@@ -262,7 +267,7 @@ def test_iter_jobs_walks_every_page() -> None:
             200, json={"items": page, "total": len(jobs), "limit": limit, "offset": offset}
         )
 
-    assert [j["id"] for j in mock_client(handler).iter_jobs(page_size=3)] == list("0123456")
+    assert [j.id for j in mock_client(handler).iter_jobs(page_size=3)] == list("0123456")
 
 
 # -- the SSE parser --------------------------------------------------------------------------
@@ -422,6 +427,35 @@ def test_wait_returns_the_final_job() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/events"):
             return stream(request)
-        return httpx.Response(200, json={"id": "j", "status": "succeeded"})
+        return httpx.Response(200, json=job_answer(id="j", status="succeeded"))
 
-    assert mock_client(handler).wait("j") == {"id": "j", "status": "succeeded"}
+    final = mock_client(handler).wait("j")
+    assert (type(final), final.id, final.status) == (JobRead, "j", "succeeded")
+
+
+# -- typed answers -----------------------------------------------------------------------
+
+
+def test_an_answer_that_is_not_the_apis_model_is_a_bad_response() -> None:
+    client = mock_client(lambda r: httpx.Response(200, json={"id": "j", "status": "queued"}))
+    with pytest.raises(ApiError) as info:
+        client.job("j")
+    assert (info.value.status, info.value.code) == (200, "bad_response")
+    assert "GET /v1/jobs/j: the answer is not a JobRead" in info.value.message
+    assert "another version" in info.value.message
+
+
+def test_a_job_spec_is_sent_as_its_author_set_it() -> None:
+    from service.spec import JobSpec
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(202, json=job_answer(status="queued"))
+
+    spec = JobSpec.model_validate({"optimizer": {"name": "sgd", "lr": 0.1}})
+    job = mock_client(handler).submit(spec)
+    assert job.status == "queued"
+    # The server fills in the defaults; what is sent is what was set.
+    assert json.loads(seen[0].content) == {"optimizer": {"name": "sgd", "lr": 0.1}}

@@ -45,9 +45,11 @@ from sweep_rows import J, add_trial, float_record
 
 from service.db import make_engine, make_sessionmaker, session_scope, utcnow
 from service.deps import UUID_PATTERN
-from service.jobs.models import EpochMetric, Job, JobAttempt, JobStatus
+from service.jobs.models import EpochMetric, Job, JobAttempt
+from service.jobs.states import JobStatus
 from service.main import create_app
-from service.sweeps.models import Sweep, SweepStatus
+from service.sweeps.models import Sweep
+from service.sweeps.states import SweepStatus
 
 EXAMPLES = int(os.environ.get("DESCENT_FUZZ_EXAMPLES", "15"))
 UUID = re.compile(UUID_PATTERN)

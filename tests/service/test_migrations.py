@@ -20,7 +20,8 @@ from service.db import Base, make_sessionmaker
 from service.jobs.models import Job
 from service.migrate import downgrade, upgrade
 from service.sweeps.driver import parse_spec
-from service.sweeps.models import AutoBounds, Sweep
+from service.sweeps.models import Sweep
+from service.sweeps.schemas import AutoBounds
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 
 

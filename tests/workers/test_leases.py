@@ -15,7 +15,8 @@ from support import Backend
 
 from service.config import Settings
 from service.db import utcnow
-from service.jobs.models import EpochMetric, Job, JobAttempt, JobStatus
+from service.jobs.models import EpochMetric, Job, JobAttempt
+from service.jobs.states import JobStatus
 from service.spec import JobSpec
 from workers.claim import claim
 from workers.lease import Lease, LeaseLost, retrying

@@ -16,12 +16,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from support import Backend, wait_for
 
 from service.config import Settings
-from service.jobs.models import EpochMetric, Job, JobStatus
+from service.jobs.models import EpochMetric, Job
+from service.jobs.states import JobStatus
 from service.spec.results import RangeTestRecord
 from service.sweeps import driver
 from service.sweeps import service as sweep_service
-from service.sweeps.models import AutoBounds, Sweep, SweepKind, SweepStatus, SweepTrial
+from service.sweeps.models import Sweep, SweepTrial
+from service.sweeps.schemas import AutoBounds
 from service.sweeps.spec import ComparisonSpec, SweepSpec
+from service.sweeps.states import SweepKind, SweepStatus
 from service.sweeps.validate import check_comparison, check_sweep
 from workers import runner
 

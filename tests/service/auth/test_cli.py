@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 from support import ROOT, bearer
 from typer.testing import CliRunner
 
-from service.cli import app, is_loopback
+from service.cli import app
+from service.cli.server import is_loopback
 from service.main import create_app
 
 

@@ -24,10 +24,12 @@ from support import make_backend
 
 from service.db import make_engine, make_sessionmaker, utcnow
 from service.jobs import lifecycle
-from service.jobs.models import Job, JobAttempt, JobKind, JobStatus
+from service.jobs.models import Job, JobAttempt
+from service.jobs.states import JobKind, JobStatus
 from service.spec import JobSpec
 from service.spec.lab import JobKind as SpecJobKind
-from service.sweeps.models import Sweep, SweepKind, SweepStatus
+from service.sweeps.models import Sweep
+from service.sweeps.states import SweepKind, SweepStatus
 
 SPEC = JobSpec.model_validate({"dataset": {"name": "iris"}}).model_dump(mode="json")
 NOW = utcnow()
@@ -514,8 +516,8 @@ def test_the_docs_print_the_table() -> None:
 
 
 def test_the_enums_name_what_the_spec_and_the_api_name() -> None:
-    from service.sweeps.models import TrialState
     from service.sweeps.schemas import TrialCounts
+    from service.sweeps.states import TrialState
 
     assert {k.value for k in JobKind} == set(get_args(SpecJobKind))
     assert list(TrialCounts.model_fields) == [s.value for s in TrialState]

@@ -308,7 +308,7 @@ def test_the_client_gets_json_and_images_from_a_real_server(sqlite_backend: Back
     token = make_user(sqlite_backend, "player")
     with serve(create_app(sqlite_backend.settings())) as url, Client(url, token) as descent:
         out = descent.playground(body("quadratic", steps=50))
-        assert out["runs"][0]["steps_taken"] == 50
+        assert out.runs[0].steps_taken == 50
         assert descent.playground(body(steps=5), fmt="png").startswith(PNG_MAGIC)
         assert descent.playground(body(steps=5), fmt="svg").lstrip().startswith(b"<?xml")
         with pytest.raises(ApiError) as caught:

@@ -26,10 +26,12 @@ from service.jobs.models import EpochMetric
 from service.jobs.service import dataset_shape, new_job
 from service.plots import sweeps as sp
 from service.spec import JobSpec
+from service.spec.paths import apply
 from service.stats import t_quantile
-from service.sweeps.models import Sweep, SweepKind, SweepTrial
+from service.sweeps.models import Sweep, SweepTrial
 from service.sweeps.service import max_trials_of
-from service.sweeps.spec import ComparisonSpec, SweepSpec, apply
+from service.sweeps.spec import ComparisonSpec, SweepSpec
+from service.sweeps.states import SweepKind
 from service.sweeps.study import JobRow, TrialRow, sample
 from service.sweeps.validate import check_comparison, check_sweep
 

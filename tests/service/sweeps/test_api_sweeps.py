@@ -18,7 +18,8 @@ from sqlalchemy import select
 from support import Backend, bearer, make_backend, make_user
 from sweep_rows import J, add_trial, float_record
 
-from service.jobs.models import Job, JobStatus
+from service.jobs.models import Job
+from service.jobs.states import JobStatus
 from service.main import create_app
 from service.sweeps.service import holm
 

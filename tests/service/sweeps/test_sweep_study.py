@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from service.jobs.models import JobStatus
-from service.sweeps.models import TrialState
+from service.jobs.states import JobStatus
 from service.sweeps.spec import SweepSpec, expand_presets, grid_points
+from service.sweeps.states import TrialState
 from service.sweeps.study import (
     OUTCOMES,
     JobRow,

@@ -14,9 +14,9 @@ from support import Backend, make_backend
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from service.spec import FieldError, SpecError
-from service.sweeps.models import SweepKind
 from service.sweeps.service import max_trials_of
 from service.sweeps.spec import ComparisonSpec, SweepSpec
+from service.sweeps.states import SweepKind
 from service.sweeps.validate import (
     DEFAULT_MAX_TRIALS,
     check_comparison,

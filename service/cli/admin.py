@@ -1,7 +1,8 @@
 """``descent admin …`` and ``descent token``: accounts from the command line.
 
-These talk to the database directly (settings from ``DESCENT_*``), so they work where no
-token exists yet: they are how the full stack gets its first admin. Secrets go to stdout
+These are server commands: they talk to the database directly (settings from
+``DESCENT_*``), so they work where no token exists yet: they are how the full stack gets
+its first admin. Secrets go to stdout
 alone (``TOKEN=$(descent admin create-token ada)``); everything else to stderr. Imports
 stay inside the commands so that ``descent --help`` stays instant.
 """
@@ -223,3 +224,9 @@ def token() -> None:
         raise _fail(exc.message) from exc
     typer.echo(f"minted a new token for the local admin; saved in {path}", err=True)
     typer.echo(plain)
+
+
+def register(app: typer.Typer, panel: str) -> None:
+    """Add ``descent admin …`` and ``descent token`` to the ``descent`` app."""
+    app.command("token", rich_help_panel=panel)(token)
+    app.add_typer(admin, name="admin", rich_help_panel=panel)

@@ -1,8 +1,12 @@
-"""The ``descent`` command.
+"""The server commands: ``descent up``, ``api``, ``worker``, ``migrate``, ``db-check``.
 
 ``descent up`` is the embedded default: migrations, the API and a supervised worker,
 with SQLite files under one data directory and nothing else to install. The other
 commands run one part each, for the full stack (docker-compose or your own hosts).
+
+Unlike the user commands, these run the server: they import its modules, each inside
+the command that needs it, so that the user commands and ``descent --help`` never load
+the server.
 """
 
 from __future__ import annotations
@@ -16,28 +20,22 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.auth.cli import admin as admin_app
-from service.auth.cli import token as token_command
-from service.cli_client import register as register_client_commands
-from service.cli_lab import register as register_lab_commands
+if TYPE_CHECKING:
+    from service.config import Settings
 
-app = typer.Typer(
-    name="descent",
-    help="Descent: train and tune neural networks from declarative job specs.",
-    no_args_is_help=True,
-    add_completion=False,
-)
 log = logging.getLogger("descent")
+#: Where --help lists these (and `descent admin`, `token`).
+SERVER = "Run the service"
 
 HostOpt = Annotated[str, typer.Option(help="Interface to bind.")]
 PortOpt = Annotated[int, typer.Option(help="Port to listen on.")]
 
 
-def _settings():  # noqa: ANN202 - imported lazily so `descent --help` stays instant
+def _settings() -> Settings:
     from service.config import Settings
 
     return Settings()
@@ -134,7 +132,6 @@ class WorkerSupervisor:
             p.wait()
 
 
-@app.command()
 def up(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
@@ -199,7 +196,6 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-@app.command()
 def api(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
@@ -222,7 +218,6 @@ def api(
     )
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(ctx: typer.Context) -> None:
     """Run training workers: one process per visible GPU, or one on CPU.
 
@@ -231,7 +226,6 @@ def worker(ctx: typer.Context) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "workers", *ctx.args])
 
 
-@app.command()
 def migrate() -> None:
     """Apply database migrations (once, before the API starts)."""
     from service.migrate import upgrade
@@ -242,7 +236,6 @@ def migrate() -> None:
     typer.echo(f"migrated {settings.database_url.split('@')[-1]}")
 
 
-@app.command("db-check")
 def db_check() -> None:
     """Exit 0 when the database answers, 1 otherwise (for healthchecks)."""
     from sqlalchemy import text
@@ -261,10 +254,13 @@ def db_check() -> None:
     typer.echo("database ok")
 
 
-app.command("token")(token_command)
-app.add_typer(admin_app, name="admin")
-register_client_commands(app)
-register_lab_commands(app)
-
-if __name__ == "__main__":
-    app()
+def register(app: typer.Typer) -> None:
+    """Add the server commands to the ``descent`` app."""
+    app.command(rich_help_panel=SERVER)(up)
+    app.command(rich_help_panel=SERVER)(api)
+    app.command(
+        rich_help_panel=SERVER,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(worker)
+    app.command(rich_help_panel=SERVER)(migrate)
+    app.command("db-check", rich_help_panel=SERVER)(db_check)

@@ -1,0 +1,5 @@
+"""``python -m service.cli``: the ``descent`` command."""
+
+from service.cli.main import app
+
+app()
