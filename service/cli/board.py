@@ -28,13 +28,13 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from service.client import Client
-    from service.sweeps.schemas import AutoBoundsRead, SweepRead
+    from service.sweeps.schemas import AutoBounds, SweepRead
 
 #: The order of a live table: what is in progress first, then the finished ones.
 _STATE_RANK = {"running": 0, "queued": 1, "complete": 2, "pruned": 3, "failed": 4, "cancelled": 5}
 
 
-def auto_range_text(auto: AutoBoundsRead) -> str:
+def auto_range_text(auto: AutoBounds) -> str:
     """A sweep's "auto" ends: the range test's job and, once it has ended, what it set."""
     if not auto.bounds:
         return f"waiting for the range test {auto.job_id} ({', '.join(auto.paths)})"

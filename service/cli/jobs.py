@@ -181,8 +181,8 @@ def _facts(job: JobRead) -> list[tuple[str, str]]:
         epochs += f" (early stopping at epoch {job.stop_epoch})"
     rows.append((f"{unit(job)}s", epochs))
     if auto := job.auto_lr:
-        fields = ", ".join(auto.get("fields") or [])
-        rows.append(("auto lr", f"{fields} = {num(auto.get('value'))} ({auto.get('rule')} rule)"))
+        fields = ", ".join(auto.fields)
+        rows.append(("auto lr", f"{fields} = {num(auto.value)} ({auto.rule} rule)"))
     if job.best_epoch is not None:
         rows.append(("best", f"epoch {job.best_epoch}: {monitor(job)} {num(job.best_value)}"))
     if job.final_metrics:

@@ -25,11 +25,12 @@ from service.cli.options import (
 )
 from service.cli.output import err, image_format, num, print_created, write_image
 from service.cli.specfile import apply_set, load_spec
-from service.client import JobKind, JobStatus, LabPlot
+from service.client import JobStatus, LabPlot
 
 if TYPE_CHECKING:
     from service.client import Client
     from service.jobs.schemas import JobRead, ResultRead
+    from service.spec.results import LandscapeRecord, RangeTestRecord
 
 app = typer.Typer(
     name="lab",
@@ -78,56 +79,50 @@ FollowChartOpt = Annotated[
 def result_lines(found: ResultRead) -> list[str]:
     """A lab result (or a training job's ``auto_lr``) in a few lines."""
     doc = found.result
-    if found.kind == JobKind.LR_RANGE_TEST:
+    if doc.kind == "lr_range_test":
         return _range_test_lines(doc)
-    if found.kind == JobKind.LANDSCAPE:
+    if doc.kind == "landscape":
         return _landscape_lines(doc)
-    record = doc.get("auto_lr") or {}
-    return [f"auto lr: {record.get('why', '')}"] if record else []
+    return [f"auto lr: {doc.auto_lr.why}"]
 
 
-def _range_test_lines(doc: dict[str, Any]) -> list[str]:
-    lines = []
-    if stopped := doc.get("stopped"):
-        lines.append(f"stopped: {stopped.get('text')}")
-    if best := doc.get("best"):
+def _range_test_lines(doc: RangeTestRecord) -> list[str]:
+    lines = [f"stopped: {doc.stopped.text}"]
+    if doc.best is not None:
         lines.append(
-            f"lowest smoothed loss {num(best.get('smoothed_loss'))} at lr "
-            f"{num(best.get('lr'), 3)} (step {best.get('step')})"
+            f"lowest smoothed loss {num(doc.best.smoothed_loss)} at lr "
+            f"{num(doc.best.lr, 3)} (step {doc.best.step})"
         )
-    for s in doc.get("suggestions") or []:
-        lines.append(f"suggestion {s['rule']:<10} lr {num(s['lr'], 3)}")
-        lines.append(f"  {s.get('explanation', '')}")
-    if not doc.get("suggestions"):
+    for s in doc.suggestions:
+        lines.append(f"suggestion {s.rule:<10} lr {num(s.lr, 3)}")
+        lines.append(f"  {s.explanation}")
+    if not doc.suggestions:
         lines.append("no suggestion: the smoothed loss never fell")
-    elif rule := doc.get("suggestion"):
-        lines.append(f'"auto" takes {rule} (range_test.suggestion)')
+    elif doc.suggestion:
+        lines.append(f'"auto" takes {doc.suggestion} (range_test.suggestion)')
     else:
         lines.append('"auto" takes valley for optimizer.lr, min_div_10 for one_cycle.max_lr')
     return lines
 
 
-def _landscape_lines(doc: dict[str, Any]) -> list[str]:
-    metrics = doc.get("metrics") or {}
-    centre = doc.get("centre") or {}
-    surface = doc.get("surface") or {}
-    losses = [v for row in surface.get("loss") or [] for v in row if v is not None]
-    directions = (doc.get("directions") or {}).get("kind", "")
+def _landscape_lines(doc: LandscapeRecord) -> list[str]:
+    losses = [v for row in doc.surface.loss for v in row if v is not None]
     lines = [
-        f"centre (the final weights): {metrics.get('loss', 'loss')} "
-        f"{num(centre.get('loss'), 6)}, {metrics.get('quality', 'quality')} "
-        f"{num(centre.get('quality'))}",
-        f"grid: {len(surface.get('x') or [])}×{len(surface.get('y') or [])} "
-        f"{directions} directions; loss from {num(min(losses, default=None))} to "
-        f"{num(max(losses, default=None))}",
+        f"centre (the final weights): {doc.metrics.loss} {num(doc.centre.loss, 6)}, "
+        f"{doc.metrics.quality} {num(doc.centre.quality)}",
+        f"grid: {len(doc.surface.x)}×{len(doc.surface.y)} {doc.directions.kind} directions; "
+        f"loss from {num(min(losses, default=None))} to {num(max(losses, default=None))}",
     ]
-    line = doc.get("interpolation") or {}
-    if line.get("loss"):
+    if doc.interpolation.loss:
         lines.append(
-            f"line from the initial (α=0) to the final weights (α=1): {len(line['loss'])} points"
+            "line from the initial (α=0) to the final weights (α=1): "
+            f"{len(doc.interpolation.loss)} points"
         )
-    if variance := doc.get("explained_variance"):
-        lines.append("explained variance: " + ", ".join(f"{v:.1%}" for v in variance))
+    if doc.explained_variance:
+        lines.append(
+            "explained variance: "
+            + ", ".join("-" if v is None else f"{v:.1%}" for v in doc.explained_variance)
+        )
     return lines
 
 

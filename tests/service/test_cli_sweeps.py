@@ -25,7 +25,7 @@ from service.cli import app
 from service.cli.board import SweepBoard, auto_range_text, sweep_outcome_lines
 from service.cli.specfile import apply_sweep_set
 from service.client import Client
-from service.sweeps.schemas import AutoBoundsRead, SweepRead
+from service.sweeps.schemas import AutoBounds, SweepRead
 
 runner = CliRunner()
 SWEEP_ID = "5b0f4c1e-2d3a-4b5c-8d9e-0f1a2b3c4d5e"
@@ -193,9 +193,9 @@ def test_the_board_orders_running_first_then_best_and_dedupes_repeats() -> None:
 
 def test_auto_range_text_before_and_after_the_range_test() -> None:
     auto = {"job_id": "j1", "paths": ["optimizer.lr"]}
-    waiting = AutoBoundsRead.model_validate(auto)
+    waiting = AutoBounds.model_validate(auto)
     assert auto_range_text(waiting) == "waiting for the range test j1 (optimizer.lr)"
-    done = AutoBoundsRead.model_validate(auto | {"bounds": {"optimizer.lr": [0.0142, 1.42]}})
+    done = AutoBounds.model_validate(auto | {"bounds": {"optimizer.lr": [0.0142, 1.42]}})
     assert auto_range_text(done) == "optimizer.lr [0.0142, 1.42] from the range test j1"
 
 

@@ -12,14 +12,28 @@ from typer.testing import CliRunner
 from service.cli import app
 
 runner = CliRunner()
+#: A range test's result as GET /v1/jobs/{id}/result serves it (a typed record).
 RANGE_TEST = {
-    "stopped": {"text": "the smoothed loss exceeded 4 × its best at step 92"},
+    "kind": "lr_range_test",
+    "status": "succeeded",
+    "reason": None,
+    "settings": {"lr_min": 1e-07, "lr_max": 10.0, "steps": 100, "mode": "exponential",
+                 "smoothing": 0.98, "diverge_factor": 4.0, "suggestion": None},
+    "steps_run": 92,
+    "stopped": {"why": "diverged", "step": 92,
+                "text": "the smoothed loss exceeded 4 × its best at step 92"},
     "best": {"smoothed_loss": 1.322, "lr": 1.42, "step": 86},
     "suggestions": [
-        {"rule": "steepest", "lr": 0.175, "explanation": "falls fastest at step 71"},
-        {"rule": "valley", "lr": 0.0163, "explanation": "its longest descent"},
+        {"rule": "steepest", "lr": 0.175, "step": 71, "loss": 1.9,
+         "explanation": "falls fastest at step 71"},
+        {"rule": "valley", "lr": 0.0163, "step": 60, "loss": 2.1,
+         "explanation": "its longest descent"},
     ],
-}
+    "suggestion": None,
+    "device": "cpu",
+    "seconds": 1.5,
+    "curve": {"step": [1], "lr": [1e-07], "loss": [2.3], "smoothed_loss": [2.3]},
+}  # fmt: skip
 
 
 def test_landscape_sends_its_settings_and_refuses_unknown_choices(fake_api) -> None:  # noqa: ANN001
