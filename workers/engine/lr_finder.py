@@ -210,13 +210,15 @@ def _longest_descent(loss: np.ndarray) -> tuple[int, int]:
 def valley(
     lrs: Sequence[float], losses: Sequence[float], *, first_step: int = 1
 ) -> Suggestion | None:
-    """The middle of the longest descent of the smoothed loss before its minimum
-    (fastai's valley rule); None when the loss never fell.
+    """fastai's valley rule: a point about halfway along the longest descent of the
+    smoothed loss before its minimum; None when the loss never fell.
 
-    As in fastai, the descent is the longest strictly decreasing subsequence, and the
-    valley is the stretch of as many points as it has, ending where it ends: a plateau
-    that wobbles down by a hair now and then adds a few points to the subsequence, not
-    its whole length to the valley.
+    As in fastai (``fastai.callback.schedule.valley``), the descent is the longest
+    strictly decreasing subsequence, L points ending at index ``last`` (of several equally
+    long, the one that ends first), so a plateau that wobbles down by a hair now and then
+    adds a few points to the subsequence, not its whole length to the valley. The valley
+    starts at ``last − L`` and the pick is ``⌊L/3⌋ + ⌊L/6⌋`` points into it (about L/2,
+    never past it): fastai's index, clamped at the curve's first point.
     """
     lr, loss = _curve(lrs, losses)
     if len(loss) < 2:
@@ -225,8 +227,7 @@ def valley(
     if end == 0:
         return None
     length, last = _longest_descent(loss[: end + 1])
-    first = max(0, last - length + 1)
-    i = first + (last - first) // 2
+    i = max(0, last - length + length // 3 + length // 6)
     step = first_step + i
     return Suggestion(
         "valley",
@@ -234,7 +235,8 @@ def valley(
         step,
         float(loss[i]),
         f"the smoothed loss falls over {length} steps up to step {first_step + last} "
-        f"(lr {lr[last]:.3g}), its longest descent; step {step} is halfway along it",
+        f"(lr {lr[last]:.3g}), its longest descent; step {step} is about halfway along "
+        "it (fastai's valley)",
     )
 
 
