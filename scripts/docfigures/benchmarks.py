@@ -115,6 +115,8 @@ def api(docs: list[Doc]) -> dict[str, Value]:
         **{f"startup.{k}": v for k, v in doc["startup"].items()},
         **{f"cancelled.{k}": v for k, v in r["cancelled_jobs"].items()},
         "cancelled.total": sum(r["cancelled_jobs"].values()),
+        "cancelled.all_before_start": r["cancelled_jobs"]["before_start"]
+        == sum(r["cancelled_jobs"].values()),
         "jobs_in_database": r["jobs_in_database"],
     }
     for i, name in enumerate(ENDPOINTS):

@@ -1,11 +1,14 @@
 """The figures the documents quote, and where: ``docs/figures/claims.toml``.
 
 Each entry of the claims file is a text as it stands in a document, with every quoted
-figure replaced by a placeholder naming it: ``[[figure]]`` or ``[[figure:format]]``
-(a Python format spec, ``.3f``, ``,``, ``.0%``; ``.3f−`` prints −, not -),
-``[[source.figure]]`` for another
-source's, ``[[figure@AVX2]]`` for the figure recorded on the (one) other platform whose
-key contains ``AVX2``, and ``[[@cpu]]`` for the CPU the quoted figures were made on::
+figure replaced by a placeholder naming it: ``[[figure]]`` or ``[[figure:format]]``,
+``[[source.figure]]`` for another source's, ``[[figure@AVX2]]`` for the figure recorded
+on the (one) other platform whose key contains ``AVX2``, ``[[@cpu]]`` for the CPU the
+quoted figures were made on and ``[[@load]]`` for its load average then (wall times
+depend on it). A format is a Python format spec (``.3f``, ``,``, ``.0%``) or one of:
+``.3f−`` (a typographic minus), ``%.0f`` (0.84 as 84), ``and`` (a list as "15, 27 and
+38"), ``len`` (a list's length), ``holds`` (prints nothing, and fails unless the figure
+is true: for a sentence that states it)::
 
     ["README.md"]
     "digits-adam" = ['ends at val_accuracy [[final_val_accuracy:.3f]]']
@@ -67,6 +70,8 @@ def _value(key: str, source: str, quoted: Mapping[str, Quoted]) -> tuple[Value, 
     q = quoted[source]
     if name == "@cpu":
         return q.cpu, fmt
+    if name == "@load":  # the machine's 1-minute load average when the record was made
+        return (q.machine.get("load_average") or [None])[0], fmt or ".1f"
     name, _, where = name.partition("@")
     figures = q.figures
     if where:  # another platform's figure: the one whose key contains ``where``
@@ -84,6 +89,17 @@ def show(value: Value, fmt: str) -> str:
     as the typographic one, as the prose does)."""
     if fmt.endswith("−"):
         return show(value, fmt[:-1]).replace("-", "−")
+    if fmt.startswith("%"):  # a share as a percentage without the sign: "84" (of 84–85%)
+        return format(float(value) * 100, fmt[1:])
+    if fmt == "len":  # how many: "9" runs
+        return str(len(value))
+    if fmt == "and":  # a list, as prose: "15, 27 and 38"
+        items = [str(v) for v in value]
+        return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
+    if fmt == "holds":  # a yes/no the sentence states: nothing to print, but it must hold
+        if value is not True:
+            raise ClaimError(f"the record says {value!r} where the text states it holds")
+        return ""
     if fmt:
         try:
             return format(value, fmt)
@@ -122,7 +138,9 @@ def pattern(claim: Claim, quoted: Mapping[str, Quoted]) -> re.Pattern[str]:
             shown = show(*_value(m.group(1), claim.source, quoted))
         except ClaimError:
             shown = "?"
-        if re.fullmatch(NUMBER, shown):
+        if not shown:
+            parts.append("()")
+        elif re.fullmatch(NUMBER, shown):
             parts.append(f"({NUMBER}|never|None)")
         else:
             words = len(shown.split()) or 1
@@ -186,7 +204,10 @@ def rewrite_claims(
     for claim in claims:
         path = root / claim.file
         text = path.read_text()
-        want = render(claim, quoted)
+        try:
+            want = render(claim, quoted)
+        except ClaimError:
+            continue  # the check reports it
         if squash(want) in squash(text):
             continue  # says it already
         loose = pattern(claim, quoted)

@@ -199,7 +199,8 @@ SOURCES = [
     Source(
         name="digits-adam",
         about="examples/digits-adam.json as the README submits it, and two variations",
-        command=".venv/bin/python examples/measure.py examples/digits-adam.json --history",
+        command=".venv/bin/python scripts/docs_check.py regenerate digits-adam (one run: "
+        ".venv/bin/python examples/measure.py examples/digits-adam.json --history)",
         cheap=True,
         computes=digits_adam,
         rules=(

@@ -125,7 +125,8 @@ SOURCES = [
     Source(
         name="playground",
         about="the requests of examples/playground/, run in-process as the API runs them",
-        command=".venv/bin/python examples/playground/figures.py (against `descent up`)",
+        command=".venv/bin/python scripts/docs_check.py regenerate playground (over HTTP, "
+        "against `descent up`: .venv/bin/python examples/playground/figures.py)",
         cheap=True,
         computes=playground,
         rules=(

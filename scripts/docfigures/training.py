@@ -103,7 +103,8 @@ def comparison(
     return Source(
         name=name,
         about=about,
-        command=f".venv/bin/python examples/measure.py {files}{target}",
+        command=f".venv/bin/python scripts/docs_check.py regenerate {name} (the table alone: "
+        f".venv/bin/python examples/measure.py {files}{target})",
         cheap=cheap,
         computes=computes,
         rules=(("*wall_s", TIMING), *rules, ("*.name", Rule("exact")), ("*", CHAOTIC)),
@@ -172,13 +173,16 @@ def _init_scaling(runs: dict[str, Run]) -> dict[str, Value]:
     return figures | _data_shape("breast_cancer")
 
 
-def _data_shape(name: str) -> dict[str, Value]:
+def _data_shape(name: str, path: Path | None = None) -> dict[str, Value]:
+    """The split of dataset ``name`` (or of the spec at ``path``), as a job makes it."""
     import torch
+    import yaml
 
     from service.spec import JobSpec
     from workers.engine import load_dataset
 
-    spec = JobSpec.model_validate({"dataset": {"name": name}})
+    raw = yaml.safe_load(path.read_text()) if path else {"dataset": {"name": name}}
+    spec = JobSpec.model_validate(raw)
     cpu = torch.device("cpu")
     data = load_dataset(spec.dataset, datasets_dir=ROOT / ".descent" / "datasets", device=cpu)
     n_train, n_val = len(data.y_train), len(data.y_val)
@@ -193,6 +197,113 @@ def _data_shape(name: str) -> dict[str, Value]:
     }
 
 
+def spikes(run: Run, metric: str = "val_loss", factor: float = 3.0) -> list[int]:
+    """Epochs where ``metric`` peaks (above both neighbours) at more than ``factor`` times
+    its lowest value so far: the spikes of a curve at too high a rate."""
+    v = series(run, metric)
+    return [
+        e + 1
+        for e in range(1, len(v) - 1)
+        if v[e] > v[e - 1] and v[e] > v[e + 1] and v[e] > factor * min(v[:e])
+    ]
+
+
+def _extra(directory: str, stem: str, *overrides: str) -> Run:
+    (run,) = train([ROOT / "examples" / directory / f"{stem}.yaml"], list(overrides))
+    return run
+
+
+# -- optimizers ------------------------------------------------------------------------------
+
+
+def _optimizers(runs: dict[str, Run]) -> dict[str, Value]:
+    m = measure()
+    reach = {k: m.reached(r.history, "val_accuracy", 0.9) for k, r in runs.items()}
+    first = [at(r, 1, "val_loss") for r in runs.values()]
+    adam_like = [reach[k] for k in ("adam", "adamw", "nadam")]
+    sgd_like = [reach[k] for k in ("sgd", "momentum", "nesterov")]
+    others = [series(r, "val_accuracy")[-1] for k, r in runs.items() if k != "adamax"]
+    adamax = series(runs["adamax"], "val_loss")
+    fast_adam = _extra("optimizers", "adam", "optimizer.lr=0.01")
+    slow_sgd = _extra("optimizers", "sgd", "optimizer.lr=0.02")
+    return {
+        "first_val_loss_min": min(first),
+        "first_val_loss_max": max(first),
+        "adam_like_reach_min": min(x for x in adam_like if x is not None),
+        "adam_like_reach_max": max(x for x in adam_like if x is not None),
+        "sgd_like_reach_min": min(x for x in sgd_like if x is not None),
+        "sgd_like_reach_max": max(x for x in sgd_like if x is not None),
+        "sgd.spikes": spikes(runs["sgd"]),
+        "adamax.still_falling": adamax[-1] < adamax[-2],
+        "others_final_min": min(others),
+        "adam_lr_0.01.reach": m.reached(fast_adam.history, "val_accuracy", 0.9),
+        "adam_lr_0.01.final_val_loss": series(fast_adam, "val_loss")[-1],
+        "sgd_lr_0.02.reach": m.reached(slow_sgd.history, "val_accuracy", 0.9),
+        "sgd_lr_0.02.best_val_accuracy": max(series(slow_sgd, "val_accuracy")),
+    } | _data_shape("spirals", ROOT / "examples" / "optimizers" / "sgd.yaml")
+
+
+# -- batch size ------------------------------------------------------------------------------
+
+
+def _batch_size(runs: dict[str, Run]) -> dict[str, Value]:
+    import statistics
+
+    full, one, mini = runs["full-batch"], runs["stochastic"], runs["mini-batch"]
+    more = _extra("batch-size", "full-batch", "training.epochs=650")
+    late = [(v, e + 1) for e, v in enumerate(series(one, "val_loss")) if e + 1 > 10]
+    peak, peak_epoch = max(late)
+    seconds = {k: statistics.median(series(r, "epoch_seconds")) for k, r in runs.items()}
+    shape = _data_shape("moons", ROOT / "examples" / "batch-size" / "full-batch.yaml")
+    n_train = int(shape["data.train"])
+    return {
+        "stochastic.late_peak_val_loss": peak,
+        "stochastic.late_peak_epoch": peak_epoch,
+        "stochastic.epoch_seconds_ratio": seconds["stochastic"] / seconds["mini-batch"],
+        "mini-batch.steps_per_epoch": -(-n_train // 32),
+        "mini-batch.steps": -(-n_train // 32) * mini.epochs,
+        "stochastic.steps": n_train * one.epochs,
+        "full-650.final_val_loss": series(more, "val_loss")[-1],
+        "full-650.final_val_accuracy": series(more, "val_accuracy")[-1],
+        "full-650.wall_s": round(more.seconds, 2),
+        "full-batch.final_val_accuracy_min": min(series(full, "val_accuracy", first=40)),
+        "full-batch.final_val_accuracy_max": max(series(full, "val_accuracy", first=40)),
+    } | shape
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+
+def _schedules(runs: dict[str, Run]) -> dict[str, Value]:
+    m = measure()
+    constant = runs["constant"]
+    decaying = {k: r for k, r in runs.items() if k != "constant"}
+    finals = {k: r.history[-1] for k, r in decaying.items()}
+    reach = [m.reached(r.history, "val_loss", 0.05) for r in decaying.values()]
+    cycle_lr = series(runs["one-cycle"], "lr")
+    plateau_lr = series(runs["plateau"], "lr")
+    after = series(constant, "val_loss", first=11)
+    return {
+        "constant.val_loss_min_after_10": min(after),
+        "constant.val_loss_max_after_10": max(after),
+        "constant.spikes": spikes(constant),
+        "decaying.final_val_loss_min": min(f["val_loss"] for f in finals.values()),
+        "decaying.final_val_loss_max": max(f["val_loss"] for f in finals.values()),
+        "decaying.final_train_loss_min": min(f["train_loss"] for f in finals.values()),
+        "decaying.final_train_loss_max": max(f["train_loss"] for f in finals.values()),
+        "decaying.reach_min": min(r for r in reach if r is not None),
+        "decaying.reach_max": max(r for r in reach if r is not None),
+        "decaying.all_reach": all(r is not None for r in reach),
+        "exponential.last_lr": series(runs["exponential"], "lr")[-1],
+        "time-based.last_lr": series(runs["time-based"], "lr")[-1],
+        "one-cycle.first_lr": cycle_lr[0],
+        "one-cycle.peak_epoch": cycle_lr.index(max(cycle_lr)) + 1,
+        "plateau.cuts": [e for e in range(1, len(plateau_lr)) if plateau_lr[e] < plateau_lr[e - 1]],
+        "highest_last_lr": max(decaying, key=lambda k: series(decaying[k], "lr")[-1]),
+        "lowest_final_val_loss": min(decaying, key=lambda k: finals[k]["val_loss"]),
+    }
+
+
 # -- the sources ----------------------------------------------------------------------------
 
 SOURCES = [
@@ -204,6 +315,37 @@ SOURCES = [
         derive=_regularization,
         cheap=True,
         rules=(("parameters", Rule("exact")), ("*.repeats_none", Rule("exact"))),
+    ),
+    comparison(
+        "optimizers",
+        "examples/optimizers: nine optimizers leaving the same plateau",
+        ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "nadam", "adamax"],
+        reach=("val_accuracy", 0.9),
+        derive=_optimizers,
+        cheap=False,
+        rules=(("data.*", Rule("exact")),),
+    ),
+    comparison(
+        "batch-size",
+        "examples/batch-size: full-batch GD, SGD and mini-batches",
+        ["full-batch", "stochastic", "mini-batch"],
+        reach=("val_accuracy", 0.9),
+        derive=_batch_size,
+        cheap=False,
+        rules=(
+            ("*epoch_seconds_ratio", TIMING),
+            ("data.*", Rule("exact")),
+            ("*steps*", Rule("exact")),
+        ),
+    ),
+    comparison(
+        "schedules",
+        "examples/schedules: seven schedules from the same SGD and rate",
+        ["constant", "step", "exponential", "time-based", "cosine", "one-cycle", "plateau"],
+        reach=("val_loss", 0.05),
+        derive=_schedules,
+        cheap=False,
+        rules=(("*.first_lr", Rule("exact")),),
     ),
     comparison(
         "init-scaling",
