@@ -180,6 +180,7 @@ def events(docs: list[Doc]) -> dict[str, Value]:
         mode = "embedded" if doc["mode"] == "embedded" else "redis"
         r = doc["results"]
         figures |= {
+            f"{mode}.elapsed_s": doc["elapsed_seconds"],
             f"{mode}.epochs": r["epoch_to_client"]["n"],
             f"{mode}.streams": r["streams_open"],
             f"{mode}.jobs": doc["options"]["jobs"],
