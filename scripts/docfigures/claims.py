@@ -7,8 +7,8 @@ on the (one) other platform whose key contains ``AVX2``, ``[[@cpu]]`` for the CP
 quoted figures were made on and ``[[@load]]`` for its load average then (wall times
 depend on it). A format is a Python format spec (``.3f``, ``,``, ``.0%``) or one of:
 ``.3f−`` (a typographic minus), ``%.0f`` (0.84 as 84), ``and`` (a list as "15, 27 and
-38"), ``len`` (a list's length), ``holds`` (prints nothing, and fails unless the figure
-is true: for a sentence that states it)::
+38"), ``len`` (a list's length), ``never`` (None as "never"), ``holds`` (prints nothing,
+and fails unless the figure is true: for a sentence that states it)::
 
     ["README.md"]
     "digits-adam" = ['ends at val_accuracy [[final_val_accuracy:.3f]]']
@@ -91,6 +91,8 @@ def show(value: Value, fmt: str) -> str:
         return show(value, fmt[:-1]).replace("-", "−")
     if fmt.startswith("%"):  # a share as a percentage without the sign: "84" (of 84–85%)
         return format(float(value) * 100, fmt[1:])
+    if fmt == "never":  # an epoch a run reached something at, or "never"
+        return "never" if value is None else str(value)
     if fmt == "len":  # how many: "9" runs
         return str(len(value))
     if fmt == "and":  # a list, as prose: "15, 27 and 38"
