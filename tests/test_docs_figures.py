@@ -13,7 +13,7 @@ import pytest
 from support import ROOT
 
 from scripts.docfigures import sources
-from scripts.docfigures.claims import Claim, check_claims, load_claims, render
+from scripts.docfigures.claims import Claim, check_claims, load_claims, render, rewrite_claims
 from scripts.docfigures.core import (
     EXACT,
     TIMING,
@@ -23,6 +23,7 @@ from scripts.docfigures.core import (
     Source,
     compare,
     platform_key,
+    quoted,
 )
 from scripts.docs_check import check_text, rerun
 
@@ -74,6 +75,20 @@ def test_changing_a_tables_cell_or_a_record_fails_the_check(tmp_path: Path) -> N
     problems = [str(p) for p in check_text(root)]
     assert any("docs/lab.md: the lab/grid block differs" in p for p in problems), problems
     assert any("Adam lingers 321 steps" in p and "300" in p for p in problems), problems
+
+
+def test_rewriting_claims_puts_back_the_recorded_figures_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    root = copy_of_the_documents(tmp_path)
+    before = (root / "README.md").read_text()
+    edit(root / "README.md", "Adam lingers 321 steps", "Adam lingers 300 steps")
+    edit(root / "README.md", "stops early at epoch 9:", "stops early at epoch 10:")
+    figures = {name: quoted(source, root) for name, source in sources().items()}
+    changed = rewrite_claims(load_claims(), figures, root)
+    assert changed == ["README.md"]
+    assert (root / "README.md").read_text() == before
+    assert check_text(root) == []
 
 
 def test_every_source_has_a_record_and_is_quoted_somewhere() -> None:
