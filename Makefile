@@ -11,7 +11,7 @@ TORCH       ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-embedded lint format services install clean
+.PHONY: up test test-embedded lint format services install clean docs-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ test: $(STAMP) services
 # Without PostgreSQL/Redis: only the embedded (SQLite + SQL broker) backend.
 test-embedded: $(STAMP)
 	$(PY) -m pytest -m "not postgres"
+
+# Every figure README.md, docs/ and examples/ quote against its recorded source, and the
+# cheap sources re-run (docs/figures/README.md). The test suite runs the same (tests/test_docs_figures.py).
+docs-check: $(STAMP)
+	$(PY) scripts/docs_check.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -37,7 +37,8 @@ TESTS = [
     "tests/service/test_fuzz.py",
 ]
 DOC = ROOT / "docs" / "reliability.md"
-START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+# The same markers as every block of figures in the docs (scripts/docs_check.py checks them).
+START, END = "<!-- figures:reliability/tables -->", "<!-- /figures -->"
 RESULTS = RESULTS_DIR / "reliability.json"
 
 

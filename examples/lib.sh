@@ -25,9 +25,17 @@ unexpected=() # runs that did not end as their example expects
 # for this run: 0 succeeded (the default), 3 failed, 4 diverged, 5 cancelled. Any other
 # ending is noted in `unexpected`, and the script carries on with the next run.
 run_spec() {
-  local spec=$1 expected=${2:-0} id rc
+  local spec=$1 expected=${2:-0} id
   echo "== $(basename "$spec")"
   id=$("$descent" submit "$spec") # prints the job id alone; a refused spec stops the script
+  follow_job "$id" "$(basename "$spec")" "$expected"
+}
+
+# follow_job ID NAME [EXPECTED_EXIT]
+# Show job ID's progress until it ends and add it to `ids`, as run_spec does for a job
+# it submitted (for jobs submitted otherwise, e.g. `descent landscape`).
+follow_job() {
+  local id=$1 name=$2 expected=${3:-0} rc
   ids+=("$id")
   if "$descent" follow "$id"; then rc=0; else rc=$?; fi
   if [ "$rc" -eq 130 ]; then
@@ -35,7 +43,7 @@ run_spec() {
     exit 130
   fi
   if [ "$rc" -ne "$expected" ]; then
-    unexpected+=("$(basename "$spec"): exit $rc, expected $expected (job $id)")
+    unexpected+=("$name: exit $rc, expected $expected (job $id)")
   fi
 }
 

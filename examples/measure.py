@@ -19,6 +19,7 @@ final validation figures and the wall time of ``train``, then the total.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -46,6 +47,9 @@ class Run:
     stop_epoch: int | None
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None  # by the early-stopping monitor, else val_loss
+    best_value: float | None = None
+    n_parameters: int = 0
 
 
 class MemoryReporter:
@@ -145,7 +149,19 @@ def measure(path: Path, overrides: list[str], *, checkpoints: bool, device: str)
         stop_epoch=result.stop_epoch,
         seconds=seconds,
         history=history,
+        best_epoch=result.best_epoch,
+        best_value=result.best_value,
+        n_parameters=result.n_parameters,
     )
+
+
+def warm_up(path: Path, overrides: list[str], *, device: str = "cpu") -> None:
+    """Train ``path`` for one untimed epoch. A worker process is warm when a job arrives:
+    this pays the one-time costs (lazy imports, torch's first kernels) so that the first
+    timed run is not charged for them. A spec that cannot run for one epoch (a warm-up
+    longer than that) just skips it."""
+    with contextlib.suppress(SystemExit, ValueError):
+        measure(path, [*overrides, "training.epochs=1"], checkpoints=False, device=device)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -162,17 +178,45 @@ def _best(history: list[dict[str, float]], metric: str, mode: str) -> tuple[floa
     return pick(values, key=lambda v: v[0])
 
 
-def _reached(history: list[dict[str, float]], metric: str, target: float) -> str:
-    """The first epoch whose ``metric`` is at least as good as ``target``."""
+def reached(history: list[dict[str, float]], metric: str, target: float) -> int | None:
+    """The first epoch whose ``metric`` is at least as good as ``target``; None: never."""
     better = (lambda v: v >= target) if metric_mode(metric) == "max" else (lambda v: v <= target)
     for m in history:
         if metric in m and better(m[metric]):
-            return str(int(m["epoch"]))
-    return "never"
+            return int(m["epoch"])
+    return None
 
 
-def table(runs: list[Run], reach: tuple[str, float] | None = None) -> str:
-    score = "val_accuracy" if all(r.task == "classification" for r in runs) else "val_r2"
+def score_metric(runs: list[Run]) -> str:
+    """The quality metric a table shows: accuracy when every run classifies, else r2."""
+    return "val_accuracy" if all(r.task == "classification" for r in runs) else "val_r2"
+
+
+def summary(run: Run, score: str, reach: tuple[str, float] | None = None) -> dict[str, Any]:
+    """One table row's figures (``reach``: the first epoch it reached, or None)."""
+    last = run.history[-1] if run.history else {}
+    best_loss, best_epoch = _best(run.history, "val_loss", "min")
+    best_score, _ = _best(run.history, score, "max")
+    row: dict[str, Any] = {
+        "name": run.name,
+        "status": run.status,
+        "epochs": run.epochs,
+        "stop_epoch": run.stop_epoch,
+        "best_val_loss": best_loss,
+        "best_val_loss_epoch": best_epoch,
+        "final_train_loss": last.get("train_loss"),
+        "final_val_loss": last.get("val_loss"),
+        "best_score": best_score,
+        "final_score": last.get(score),
+        "wall_s": round(run.seconds, 2),
+    }
+    if reach is not None:
+        row["reach"] = reached(run.history, *reach)
+    return row
+
+
+def table(rows: list[dict[str, Any]], score: str, reach: tuple[str, float] | None = None) -> str:
+    """The markdown table of ``summary`` rows, with their total wall time."""
     head = (
         "| run | status | epochs | best val_loss (epoch) | final train_loss | final val_loss "
         f"| best {score} | final {score} |"
@@ -181,19 +225,18 @@ def table(runs: list[Run], reach: tuple[str, float] | None = None) -> str:
         sign = "≥" if metric_mode(reach[0]) == "max" else "≤"
         head += f" first epoch {reach[0]} {sign} {reach[1]:g} |"
     lines = [head + " wall s |", "|---" * head.count("|") + "|"]
-    for r in runs:
-        last = r.history[-1] if r.history else {}
-        best_loss, best_epoch = _best(r.history, "val_loss", "min")
-        best_score, _ = _best(r.history, score, "max")
-        epochs = str(r.epochs) + (f" (stopped at {r.stop_epoch})" if r.stop_epoch else "")
+    for r in rows:
+        epochs = str(r["epochs"]) + (f" (stopped at {r['stop_epoch']})" if r["stop_epoch"] else "")
+        first = r.get("reach")
         lines.append(
-            f"| {r.name} | {r.status} | {epochs} | {_fmt(best_loss)} ({best_epoch}) "
-            f"| {_fmt(last.get('train_loss'))} | {_fmt(last.get('val_loss'))} "
-            f"| {_fmt(best_score)} | {_fmt(last.get(score))} |"
-            + (f" {_reached(r.history, *reach)} |" if reach is not None else "")
-            + f" {r.seconds:.1f} |"
+            f"| {r['name']} | {r['status']} | {epochs} "
+            f"| {_fmt(r['best_val_loss'])} ({r['best_val_loss_epoch']}) "
+            f"| {_fmt(r['final_train_loss'])} | {_fmt(r['final_val_loss'])} "
+            f"| {_fmt(r['best_score'])} | {_fmt(r['final_score'])} |"
+            + (f" {'never' if first is None else first} |" if reach is not None else "")
+            + f" {r['wall_s']:.1f} |"
         )
-    total = sum(r.seconds for r in runs)
+    total = sum(r["wall_s"] for r in rows)
     lines.append("| **total** |" + " |" * (head.count("|") - 2) + f" **{total:.1f}** |")
     return "\n".join(lines)
 
@@ -232,14 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    # A worker process is warm when a job arrives: pay the one-time costs (lazy imports,
-    # torch's first kernels) on one untimed epoch so the first row is not charged for them.
-    # A spec that cannot run for one epoch (a warm-up longer than that) just skips this.
-    try:
-        one_epoch = [*args.overrides, "training.epochs=1"]
-        measure(args.specs[0], one_epoch, checkpoints=False, device=args.device)
-    except (SystemExit, ValueError):
-        pass
+    warm_up(args.specs[0], args.overrides, device=args.device)
     runs = []
     for path in args.specs:
         run = measure(path, args.overrides, checkpoints=not args.no_checkpoints, device=args.device)
@@ -251,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             score = ["train_accuracy", "val_accuracy"] if classifies else ["val_r2"]
             print(history_table(run, ["train_loss", "val_loss", *score, "lr"]))
     print()
-    print(table(runs, reach))
+    score = score_metric(runs)
+    print(table([summary(r, score, reach) for r in runs], score, reach))
     return 0
 
 

@@ -197,8 +197,12 @@ case "$1" in
     spec=$(grep '^submit' "$STUB_LOG" | sed -n "$((10#${2##*-}))p")
     case "$spec" in *"${STUB_DIVERGE:-never}"*) echo diverged; exit 4 ;; esac
     echo succeeded ;;
-  plot)
+  plot|lab-plot)
     while [ $# -gt 0 ]; do [ "$1" = -o ] && : >"$2"; shift; done ;;
+  landscape)
+    printf '00000000-0000-4000-8000-%012d\n' 999 ;;
+  show)
+    echo "best        epoch 4: val_loss 0.1" ;;
 esac
 """
 
@@ -252,6 +256,19 @@ def test_run_script_submits_every_spec_then_plots_them(name, tmp_path):
         metric = c[c.index("-m") + 1]
         assert c[c.index("-o") + 1] == str(tmp_path / "plots" / f"{name}-{metric}.png")
         assert (tmp_path / "plots" / f"{name}-{metric}.png").exists()
+
+
+def test_the_lab_script_follows_and_counts_every_job_it_starts(tmp_path):
+    done, calls = run_script("lab", tmp_path)
+    assert done.returncode == 0, done.stderr
+    submitted = [Path(c[1]).name for c in calls if c[0] == "submit"]
+    assert submitted == ["range-test.yaml", "one-cycle-auto.yaml", "constant-auto.yaml"] + [
+        "constant.yaml"
+    ]
+    followed = [c[1] for c in calls if c[0] == "follow"]
+    assert followed[-1] == "00000000-0000-4000-8000-000000000999"  # the landscape
+    assert len(followed) == 5
+    assert "all 5 runs ended as expected" in done.stdout
 
 
 def test_run_script_carries_on_past_an_unexpected_ending_and_says_so(tmp_path):

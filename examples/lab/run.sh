@@ -21,8 +21,9 @@ one_cycle=${ids[1]}
 "$descent" plot "${ids[@]:1}" -m val_accuracy -o "$OUT/lab-val_accuracy.png"
 
 # The landscape of the 1cycle run: PCA directions of its per-epoch weights.
+echo "== landscape of the 1cycle run"
 landscape=$("$descent" landscape "$one_cycle" --directions pca)
-"$descent" follow "$landscape"
+follow_job "$landscape" "landscape"
 "$descent" result "$landscape"
 "$descent" lab-plot "$landscape" --view contour -o "$OUT/lab-landscape-contour.png"
 "$descent" lab-plot "$landscape" --view surface -o "$OUT/lab-landscape-surface.png"

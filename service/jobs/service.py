@@ -109,17 +109,30 @@ def create(
 
 
 #: What a landscape takes from the job it studies rather than from its own spec.
-FROM_SOURCE = ("dataset", "model", "regularization", "training")
+FROM_SOURCE = ("dataset", "model", "optimizer", "schedule", "regularization", "training")
+
+
+def _resolve_auto_rates(doc: dict[str, Any], result: dict[str, Any] | None) -> None:
+    """Write the rate a studied job's range test chose over its ``"auto"`` fields: a
+    landscape is not a training job, and takes no range test."""
+    value = ((result or {}).get("auto_lr") or {}).get("value")
+    if value is None:
+        return
+    if doc["optimizer"].get("lr") == "auto":
+        doc["optimizer"] = {**doc["optimizer"], "lr": value}
+    if (doc.get("schedule") or {}).get("max_lr") == "auto":
+        doc["schedule"] = {**doc["schedule"], "max_lr": value}
 
 
 def landscape_spec(*, session: Session, spec: JobSpec, owner: str) -> JobSpec:
-    """A landscape job's full spec: the studied job's dataset, model, regularization and
-    training sections with this spec's ``landscape`` settings. That job must be
-    ``owner``'s, a succeeded training job with saved weights, and for ``directions: pca``
-    one that kept its trajectory."""
+    """A landscape job's full spec: the studied job's dataset, model, optimizer, schedule,
+    regularization and training sections with this spec's ``landscape`` settings, so the
+    stored spec says how the weights it studies were trained (an ``"auto"`` rate as the
+    value the range test chose). That job must be ``owner``'s, a succeeded training job
+    with saved weights, and for ``directions: pca`` one that kept its trajectory."""
     settings = spec.landscape
     assert settings is not None  # JobSpec checks kind landscape has it
-    ignored = {*FROM_SOURCE, "optimizer", "schedule", "range_test"}
+    ignored = {*FROM_SOURCE, "range_test"}
     sent = sorted(ignored & spec.model_fields_set)
     if sent:
         raise SpecError(
@@ -157,6 +170,7 @@ def landscape_spec(*, session: Session, spec: JobSpec, owner: str) -> JobSpec:
             ]
         )
     doc = {name: source.spec[name] for name in FROM_SOURCE}
+    _resolve_auto_rates(doc, source.result)
     name = spec.name or f"landscape of {source.name}"[:200]
     return JobSpec.model_validate(
         {**doc, "kind": "landscape", "name": name, "landscape": settings.model_dump(mode="json")}

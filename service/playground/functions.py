@@ -98,6 +98,10 @@ class Surface:
         """The title, with the parameters when the surface has any."""
         return self.title
 
+    def default_start(self) -> tuple[float, float]:
+        """Where a run starts when the request names no point."""
+        return self.start
+
     def _point(self, x: float, y: float, kind: str) -> Point:
         return Point(x, y, self.value(x, y), kind)
 
@@ -236,18 +240,42 @@ class Rastrigin(Surface):
         return sorted(points, key=lambda p: (p.kind != "global", p.x * p.x + p.y * p.y))
 
 
+@dataclass(frozen=True)
 class Saddle(Surface):
+    """u² − v² in coordinates (u, v) turned by ``angle`` from (x, y): at 0 the classic
+    x² − y², whose stable manifold (the line every gradient along it points to the saddle
+    point) is the x axis; at θ that line is turned by θ. Gradient descent does not care
+    which way the surface is turned, the optimizers that scale each coordinate do."""
+
     name = "saddle"
     title = "Saddle"
-    formula = "f(x, y) = x² − y²"
-    start = (1.0, 1e-3)  # a hair off the stable manifold y = 0
+    formula = "f(x, y) = u² − v², u = x·cos θ + y·sin θ, v = −x·sin θ + y·cos θ"
+    start = (1.0, 1e-3)  # a hair off the stable manifold (for θ = 0: y = 0)
     window = Window(-1.5, 1.5, -1.5, 1.5)
 
+    angle: float = 0.0  # degrees
+
+    def _cs(self) -> tuple[float, float]:
+        return math.cos(math.radians(self.angle)), math.sin(math.radians(self.angle))
+
     def expression(self, x: Any, y: Any, m: Any = math) -> Any:
-        return x * x - y * y
+        c, s = self._cs()
+        u, v = c * x + s * y, c * y - s * x
+        return u * u - v * v
 
     def gradient(self, x: float, y: float) -> tuple[float, float]:
-        return 2 * x, -2 * y
+        c, s = self._cs()
+        u, v = c * x + s * y, c * y - s * x
+        return 2 * (c * u + s * v), 2 * (s * u - c * v)
+
+    def default_start(self) -> tuple[float, float]:
+        # ``start`` turned with the surface: the same hair off its stable manifold.
+        c, s = self._cs()
+        x, y = self.start
+        return c * x - s * y, s * x + c * y
+
+    def heading(self) -> str:
+        return f"{self.title} (θ = {self.angle:g}°)" if self.angle else self.title
 
     def _minima(self) -> list[Point]:
         return []  # unbounded below

@@ -206,7 +206,7 @@ def run_playground(req: PlaygroundRequest, *, gradient: Gradient = "analytic") -
     """
     eng = engine()
     surface = surface_of(req.function)
-    start = req.start or surface.start
+    start = req.start or surface.default_start()
     window = surface.window.including(*start)
     runs = []
     for run, label in zip(req.runs, labels(req.runs), strict=True):

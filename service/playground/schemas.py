@@ -92,8 +92,19 @@ class Rastrigin(SpecModel):
 
 
 class Saddle(SpecModel):
-    __doc__ = _doc(SURFACES["saddle"]) + " A saddle point at the origin."
+    __doc__ = (
+        _doc(SURFACES["saddle"])
+        + " A saddle point at the origin. The default start turns with θ: it stays a hair "
+        "off the stable manifold."
+    )
     name: Literal["saddle"]
+    angle: float = Field(
+        0.0,
+        ge=-180.0,
+        le=180.0,
+        description="θ in degrees: the surface turned by θ (45: f = 2xy). Gradient descent "
+        "behaves the same at any θ; optimizers that scale each coordinate do not.",
+    )
 
 
 class MonkeySaddle(SpecModel):

@@ -21,7 +21,8 @@ quality metric: accuracy for classification, R² for regression (in the target's
   (row of a linear layer's matrix, output channel of a convolution) is rescaled to the
   norm of the same filter of θ_final, so a step of 1 is the size of the weights
   themselves, layer by layer and filter by filter. Biases and batch norm's scale and
-  shift (1-D) get zero, the paper's default (its code's ``ignore='biasbn'``), and
+  shift (1-D) get zero, as the reference code's ``--xignore biasbn`` sets them (its
+  default, ``--xignore ''``, perturbs them like the weights), and
   batch norm's running statistics stay those of the final weights (its code's
   ``dir_type='weights'``: buffers are not directions). Evaluation in eval mode then uses
   those statistics at every grid point.

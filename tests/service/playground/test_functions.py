@@ -15,6 +15,8 @@ from service.playground.functions import FUNCTION_NAMES, Surface, Window, make_s
 SURFACES: list[Surface] = [make_surface(name) for name in FUNCTION_NAMES] + [
     make_surface("quadratic", condition_number=1000.0, angle=30.0),
     make_surface("quadratic", condition_number=1.0, angle=-135.0),
+    make_surface("saddle", angle=45.0),
+    make_surface("saddle", angle=-100.0),
 ]
 IDS = [s.heading() for s in SURFACES]
 
@@ -118,3 +120,18 @@ def test_overflow_gives_infinity_not_an_exception() -> None:
     for name in FUNCTION_NAMES:
         value = make_surface(name).value(1e200, -1e200)
         assert math.isinf(value) or math.isnan(value) or abs(value) > 1e300
+
+
+def test_a_turned_saddle_is_the_saddle_in_turned_coordinates() -> None:
+    """At 45° the surface is 2xy, and the default start turns with it: the same point in
+    the surface's own coordinates, so at the same distance from the stable manifold."""
+    plain, turned = make_surface("saddle"), make_surface("saddle", angle=45.0)
+    rng = random.Random(2)
+    for _ in range(50):
+        x, y = rng.uniform(-1.5, 1.5), rng.uniform(-1.5, 1.5)
+        assert turned.value(x, y) == pytest.approx(2 * x * y, rel=1e-12, abs=1e-12)
+    assert plain.default_start() == plain.start
+    sx, sy = turned.default_start()
+    r = math.sqrt(0.5)
+    assert (sx, sy) == pytest.approx((r * (1.0 - 1e-3), r * (1.0 + 1e-3)), rel=1e-12)
+    assert turned.value(sx, sy) == pytest.approx(plain.value(*plain.start), rel=1e-9)

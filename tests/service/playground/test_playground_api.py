@@ -99,6 +99,25 @@ def test_defaults_start_at_the_functions_own_start(api: TestClient) -> None:
     assert out["runs"][0]["reached_minimum"] in range(4)
 
 
+def test_a_turned_saddle_starts_where_its_default_start_turns_to(api: TestClient) -> None:
+    sgd = [{"optimizer": {"name": "sgd", "lr": 0.01}}]
+    turned = api.post(
+        "/v1/playground", json={"function": {"name": "saddle", "angle": 90}, "runs": sgd}
+    )
+    assert turned.status_code == 200, turned.text
+    out = turned.json()
+    assert out["start"] == pytest.approx([-1e-3, 1.0], abs=1e-15)  # (1, 0.001) turned 90°
+    assert out["title"] == "Saddle (θ = 90°)" and out["function"]["angle"] == 90
+    plain = api.post("/v1/playground", json={"function": {"name": "saddle"}, "runs": sgd})
+    assert plain.json()["start"] == [1.0, 0.001] and plain.json()["title"] == "Saddle"
+    bad = api.post(
+        "/v1/playground", json={"function": {"name": "saddle", "angle": 181}, "runs": sgd}
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["fields"][0]["field"] == (
+        "function.angle"
+    )
+
+
 def test_png_draws_the_contour_at_its_size(api: TestClient) -> None:
     r = api.post("/v1/playground", params={"format": "png"}, json=EXAMPLE_REQUEST)
     assert r.status_code == 200, r.text

@@ -46,6 +46,16 @@ SADDLE = {
 }
 
 
+#: The same, with the saddle turned 45° and the start turned with it.
+ROTATED = {
+    "sgd lr=0.01": (468, 698),
+    "sgd lr=0.01 momentum=0.9": (87, 140),
+    "adam lr=0.01": (321, 466),
+    "nadam lr=0.01": (290, 447),
+    "rmsprop lr=0.01": (120, 176),
+}
+
+
 def runs(result: Result) -> dict[str, Result]:
     return {run["label"]: run for run in result["runs"]}
 
@@ -113,6 +123,21 @@ def saddle_escape(result: Result) -> None:
         assert close_to(near_saddle(run), near) and close_to(left_saddle(run), left), label
 
 
+def saddle_rotated(result: Result) -> None:
+    """(b), turned 45°: gradient descent and momentum do as on x² − y², but Adam, NAdam
+    and RMSprop, whose escape came from the escape direction being a coordinate axis, now
+    come near the saddle point and linger there (Adam for hundreds of steps)."""
+    by_label = runs(result)
+    assert near_saddle(by_label["sgd lr=0.01"]) > 400
+    assert near_saddle(by_label["sgd lr=0.01 momentum=0.9"]) < 100
+    for name in ("adam lr=0.01", "nadam lr=0.01", "rmsprop lr=0.01"):
+        assert near_saddle(by_label[name]) > 100, name
+    assert near_saddle(by_label["adam lr=0.01"]) > 300
+    for label, (near, left) in ROTATED.items():
+        run = by_label[label]
+        assert close_to(near_saddle(run), near) and close_to(left_saddle(run), left), label
+
+
 def himmelblau_basins(result: Result) -> None:
     """From beside the local maximum, the runs end in two different minima."""
     assert {r["reached_minimum"] for r in result["runs"]} == {1, 2}
@@ -123,6 +148,7 @@ CLAIMS: dict[str, Callable[[Result], None]] = {
     "rosenbrock-gd-rates": rosenbrock_gd_rates,
     "rosenbrock-adam-rates": rosenbrock_adam_rates,
     "saddle-escape": saddle_escape,
+    "saddle-rotated": saddle_rotated,
     "himmelblau-basins": himmelblau_basins,
 }
 

@@ -123,14 +123,37 @@ def valley_curve(bump: bool = False) -> list[float]:
     return losses
 
 
+def fastai_index(length: int, last: int) -> int:
+    """fastai's valley index for a descent of ``length`` points ending at ``last``."""
+    return last - length + length // 3 + length // 6
+
+
 @pytest.mark.parametrize("bump", [False, True])
-def test_valley_is_the_middle_of_the_longest_descent(bump: bool) -> None:
+def test_valley_is_about_halfway_along_the_longest_descent(bump: bool) -> None:
     s = valley(LRS, valley_curve(bump))
     assert s is not None
-    # The descent runs from -5 to -1 (one point of the plateau counts: it is strictly
-    # decreasing); its middle is -3.
-    assert s.step == index_of(-3.0) + 1
-    assert math.isclose(s.lr, 1e-3, rel_tol=1e-9)
+    # The descent runs from -5 to -1: 41 points (one of the plateau counts: it is strictly
+    # decreasing), 40 around the bump. fastai's index is a step or two before the middle.
+    length = 40 if bump else 41
+    assert s.step == fastai_index(length, index_of(-1.0)) + 1
+    assert s.step in (index_of(-3.2) + 1, index_of(-3.1) + 1)
+    assert math.isclose(s.lr, LRS[s.step - 1], rel_tol=1e-12)
+
+
+def test_valley_takes_fastais_index_where_it_differs_from_the_middle() -> None:
+    # A plateau, then four falling points ending at index 9, then a rise. The descent is
+    # 5 points long (one of the plateau counts), indices 5 to 9, whose middle is 7.
+    # fastai starts the valley one point earlier, at 9 - 5, and picks 5 // 3 + 5 // 6 = 1
+    # point into it: index 5, two steps (a rate 10^0.2 = 1.6x) lower.
+    losses = [3.0] * 6 + [2.5, 2.0, 1.5, 1.0] + [1.5 + 0.5 * i for i in range(10)]
+    s = valley(LRS[: len(losses)], losses)
+    assert s is not None
+    assert s.step == fastai_index(5, 9) + 1 == 6
+    assert "falls over 5 steps up to step 10" in s.explanation
+    # A descent of two points from the first: fastai's index would be -1 (the curve's
+    # last point, in Python); here it is the first point.
+    short = valley(LRS[:3], [2.0, 1.0, 3.0])
+    assert short is not None and short.step == 1
 
 
 def test_valley_ignores_descents_after_the_minimum() -> None:
