@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from service.client import Client
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.server]
 
 #: About a second, start to end.
 SMALL = {

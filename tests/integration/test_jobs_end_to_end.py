@@ -13,7 +13,17 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import ROOT, Backend, Worker, bearer, make_backend, make_user, start_worker, wait_for
+from support import (
+    BACKENDS,
+    ROOT,
+    Backend,
+    Worker,
+    bearer,
+    make_backend,
+    make_user,
+    start_worker,
+    wait_for,
+)
 
 from service.main import create_app
 from service.spec import COMMON_METRICS, TASK_METRICS, TIMING_METRICS
@@ -57,7 +67,7 @@ class Stack:
 
 @pytest.fixture(
     scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    params=BACKENDS,
 )
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

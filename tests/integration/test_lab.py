@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from faults import FAST_RECOVERY_ENV
 from stack import TERMINAL, Stack, busy_pool
-from support import make_backend, make_user
+from support import BACKENDS, make_backend, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +30,7 @@ RANGE_TEST = {
 RULES = {"steepest", "min_div_10", "valley"}
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:

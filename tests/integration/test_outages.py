@@ -18,11 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pg_backend(tmp_path: Path) -> Iterator[Backend]:
-    backend = make_backend("postgres", tmp_path)
-    backend.env.update(FAST_RECOVERY_ENV)
-    yield backend
-    backend.close()
+def pg_backend(postgres_backend: Backend) -> Backend:
+    postgres_backend.env.update(FAST_RECOVERY_ENV)
+    return postgres_backend
 
 
 @pytest.mark.postgres

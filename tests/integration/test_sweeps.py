@@ -18,7 +18,17 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from support import ROOT, Backend, Worker, bearer, make_backend, make_user, start_worker, wait_for
+from support import (
+    BACKENDS,
+    ROOT,
+    Backend,
+    Worker,
+    bearer,
+    make_backend,
+    make_user,
+    start_worker,
+    wait_for,
+)
 
 from service.main import create_app
 from service.sweeps.spec import apply
@@ -77,7 +87,7 @@ class Stack:
 
 @pytest.fixture(
     scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    params=BACKENDS,
 )
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -271,7 +281,7 @@ class Api:
         self.log.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_a_sweep_survives_killing_the_api_and_the_worker(kind: str, tmp_path: Path) -> None:
     backend = make_backend(kind, tmp_path)
     # Short leases, so that the killed worker's trials are taken over within seconds.

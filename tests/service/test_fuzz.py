@@ -48,6 +48,8 @@ from service.jobs.models import PRUNED, SUCCEEDED, EpochMetric, Job, JobAttempt
 from service.main import create_app
 from service.sweeps.models import SWEEP_SUCCEEDED, Sweep
 
+pytestmark = pytest.mark.fuzz
+
 EXAMPLES = int(os.environ.get("DESCENT_FUZZ_EXAMPLES", "15"))
 UUID = re.compile(UUID_PATTERN)
 log = logging.getLogger(__name__)

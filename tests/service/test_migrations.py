@@ -6,14 +6,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
-from support import make_backend
+from support import BACKENDS, make_backend
 
 import service.models  # noqa: F401
 from service.db import Base
 from service.migrate import downgrade, upgrade
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_upgrade_matches_models_and_downgrade_reverses(kind, tmp_path):
     backend = make_backend(kind, tmp_path, migrate=False)
     try:
