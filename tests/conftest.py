@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,13 +115,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if path not in before or (path.startswith(GUARDED) and before[path] != stat)
     )
     if written:
-        session.config.get_terminal_writer().line(
-            "tests wrote into the repository (use tmp_path): " + ", ".join(written), red=True
-        )
+        writer = session.config.get_terminal_writer()
+        writer.line()
+        writer.sep("=", "tests wrote into the repository (write under tmp_path)", red=True)
+        for path in written:
+            writer.line(path, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Hypothesis (under schemathesis) keeps its caches in ./.hypothesis unless told.
+    if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="descent-hypothesis-")
+        os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     # xdist workers share the machine's cores: torch's thread pool sized to the machine
     # in each of them would oversubscribe it (its threads spin while waiting).
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))

@@ -18,7 +18,8 @@ import pytest
 from faults import FAST_RECOVERY_ENV
 from support import COMMON_ENV, ROOT, wait_for
 
-pytestmark = pytest.mark.integration
+# Kills a supervised worker under 3-s leases: alone, like the other fault tests.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 JOB = {
     "dataset": {"name": "iris"},

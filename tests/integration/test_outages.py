@@ -14,7 +14,9 @@ from sqlalchemy import make_url
 from stack import Stack, spec
 from support import Backend, make_backend, wait_for
 
-pytestmark = pytest.mark.integration
+# A Redis restart, a database cut off under 3-s leases, a job sized to run out of
+# memory: alone, so that neither a neighbour's timing nor its memory is at stake.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 @pytest.fixture
