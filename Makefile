@@ -22,9 +22,10 @@ STAMP  := $(VENV)/.installed
 PYTEST       := $(PY) -m pytest
 TEST_WORKERS ?= auto
 # A module's tests stay in one process, so its fixtures (a served app, a trained model, a
-# worker) are made once; `serial` tests (process kills, tight leases, wall-clock
-# heartbeats) run afterwards, one at a time.
-PARALLEL     := -n $(TEST_WORKERS) --dist loadscope
+# worker) are made once. Modules are handed out in file order, tests/integration/ (the
+# longest) first, not by test count, which would leave them for the end. `serial` tests
+# (outages, wall-clock heartbeats) run afterwards, one at a time.
+PARALLEL     := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 DURATIONS    := --durations=30
 # Both passes run even when the first fails; the recipe fails if either did.
 define two_passes

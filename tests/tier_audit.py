@@ -1,6 +1,6 @@
-"""A pytest plugin for tests/test_tiers.py: it writes, for every collected test, its marks
-and the storage pairs it builds, read from the code of the test and of its fixtures rather
-than from the marks (``-p tier_audit``, output file in ``DESCENT_TIER_AUDIT``).
+"""A pytest plugin for tests/test_tiers.py: for every collected test, its marks and the
+storage pairs it builds, read from the code of the test and of its fixtures rather than
+from the marks.
 
 A pair is "built" where a test or one of its fixtures calls ``make_backend`` or
 ``supply_backend``: with a literal kind, with ``request.param`` (the fixture's parameter)
@@ -12,18 +12,13 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
-import json
-import os
 import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-OUTPUT_ENV = "DESCENT_TIER_AUDIT"
 BUILDERS = frozenset({"make_backend", "supply_backend"})
-
-_deselected: list[pytest.Item] = []
 
 
 def _callee(node: ast.Call) -> str | None:
@@ -93,17 +88,16 @@ def describe(item: pytest.Item) -> dict[str, Any]:
     }
 
 
-def pytest_deselected(items: list[pytest.Item]) -> None:
-    _deselected.extend(items)
+class TierAudit:
+    """Pass to ``pytest.main(..., plugins=[audit])``; after the run, ``selected`` and
+    ``deselected`` describe the tests (see ``describe``)."""
 
+    def __init__(self) -> None:
+        self.selected: list[dict[str, Any]] = []
+        self.deselected: list[dict[str, Any]] = []
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    path = os.environ.get(OUTPUT_ENV)
-    if not path:
-        return
-    report = {
-        "selected": [describe(i) for i in session.items],
-        "deselected": [describe(i) for i in _deselected],
-    }
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(report, f)
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected.extend(describe(i) for i in items)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.selected = [describe(i) for i in session.items]

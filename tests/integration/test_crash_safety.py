@@ -21,8 +21,7 @@ from support import Backend, wait_for
 
 from service.queue import Producer
 
-# SIGKILLs under 3-s leases: alone, so that a busy neighbour cannot starve a heartbeat.
-pytestmark = [pytest.mark.integration, pytest.mark.serial]
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture

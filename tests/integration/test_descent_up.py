@@ -18,8 +18,7 @@ import pytest
 from faults import FAST_RECOVERY_ENV
 from support import COMMON_ENV, ROOT, wait_for
 
-# Kills a supervised worker under 3-s leases: alone, like the other fault tests.
-pytestmark = [pytest.mark.integration, pytest.mark.serial]
+pytestmark = pytest.mark.integration
 
 JOB = {
     "dataset": {"name": "iris"},

@@ -200,7 +200,6 @@ def test_a_landscape_needs_a_finished_job_of_your_own(stack: Stack) -> None:
 
 # The recovery is the training jobs' own (leases, redelivery, the first record stands),
 # killed on both pairs in test_crash_safety.py; here, that a lab job goes through it.
-@pytest.mark.serial
 @pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
 def test_a_range_test_carries_on_after_its_pool_process_is_killed(stack: Stack) -> None:
     slow = {

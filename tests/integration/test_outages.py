@@ -14,8 +14,8 @@ from sqlalchemy import make_url
 from stack import Stack, spec
 from support import Backend, make_backend, wait_for
 
-# A Redis restart, a database cut off under 3-s leases, a job sized to run out of
-# memory: alone, so that neither a neighbour's timing nor its memory is at stake.
+# A Redis restart and a database cut off, each timed against 3-s leases, and a job sized
+# to run out of memory: alone, so that no neighbour shares the outage or the memory.
 pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 

@@ -281,7 +281,6 @@ class Api:
         self.log.close()
 
 
-@pytest.mark.serial  # kills under 5-s leases
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_a_sweep_survives_killing_the_api_and_the_worker(kind: str, tmp_path: Path) -> None:
     backend = make_backend(kind, tmp_path)
