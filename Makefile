@@ -4,7 +4,7 @@
 #
 # Tests (tiers are marks, see pyproject.toml):
 #   make test           ruff, then every test: the parallel pass, then the `serial` ones
-#   make test-fast      the edit loop: all but `integration` and `fuzz`, in parallel
+#   make test-fast      the edit loop: all but `integration`, `fuzz` and `serial`, in parallel
 #   make test-embedded  all but `postgres`: needs neither PostgreSQL nor Redis
 # TEST_WORKERS=N sets the parallel pass's processes (default: one per CPU core).
 
@@ -54,8 +54,9 @@ test: $(STAMP) services
 	$(PY) -m ruff check .
 	$(call two_passes,)
 
+# One parallel pass: the `serial` tests (outages, wall-clock heartbeats) wait for `make test`.
 test-fast: $(STAMP)
-	$(call two_passes, and not integration and not fuzz)
+	$(PYTEST) $(PARALLEL) -m "not integration and not fuzz and not serial"
 
 # Without PostgreSQL/Redis: only the embedded (SQLite + SQL broker) backend.
 test-embedded: $(STAMP)
