@@ -85,15 +85,10 @@ class Stack:
             raise AssertionError(f"{exc}\n{self.sweep(sweep_id)}\n{self.logs()}") from None
 
 
-@pytest.fixture(
-    scope="module",
-    params=BACKENDS,
-)
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    tmp: Path = tmp_path_factory.mktemp(request.param)
-    backend = make_backend(request.param, tmp)
+@pytest.fixture(scope="module")
+def stack(module_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    backend = module_backend
+    tmp: Path = tmp_path_factory.mktemp(f"{backend.name}-stack")
     workers = [start_worker(backend, tmp / f"worker{i}.log") for i in range(2)]
     token = make_user(backend, "tuner")
     try:
@@ -102,7 +97,6 @@ def stack(
     finally:
         for w in workers:
             w.stop()
-        backend.close()
 
 
 def _job(stack: Stack, job_id: str) -> dict:
