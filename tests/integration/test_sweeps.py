@@ -275,6 +275,7 @@ class Api:
         self.log.close()
 
 
+@pytest.mark.server  # `descent api` in a process of its own
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_a_sweep_survives_killing_the_api_and_the_worker(kind: str, tmp_path: Path) -> None:
     backend = make_backend(kind, tmp_path)
