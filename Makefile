@@ -1,6 +1,12 @@
 # The two commands:  `make up`   — set up and run the service (embedded default)
 #                    `make test` — set up and run the tests
 # Both create .venv and install what they need on first use.
+#
+# Tests (tiers are marks, see pyproject.toml):
+#   make test           ruff, then every test: the parallel pass, then the `serial` ones
+#   make test-fast      the edit loop: all but `integration`, `fuzz` and `serial`, in parallel
+#   make test-embedded  all but `postgres`: needs neither PostgreSQL nor Redis
+# TEST_WORKERS=N sets the parallel pass's processes (default: one per CPU core).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,7 +17,23 @@ TORCH       ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-embedded lint format services install clean docs-check
+.PHONY: up test test-fast test-embedded lint format services install clean docs-check
+
+PYTEST       := $(PY) -m pytest
+TEST_WORKERS ?= auto
+# A module's tests stay in one process, so its fixtures (a served app, a trained model, a
+# worker) are made once. Modules are handed out in file order, tests/integration/ (the
+# longest) first, not by test count, which would leave them for the end. `serial` tests
+# (outages, wall-clock heartbeats) run afterwards, one at a time.
+PARALLEL     := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
+DURATIONS    := --durations=30
+# Both passes run even when the first fails; the recipe fails if either did.
+define two_passes
+	status=0; \
+	$(PYTEST) $(PARALLEL) $(DURATIONS) -m "not serial$(1)" || status=$$?; \
+	$(PYTEST) $(DURATIONS) -m "serial$(1)" || status=$$?; \
+	exit $$status
+endef
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +52,15 @@ services:
 
 test: $(STAMP) services
 	$(PY) -m ruff check .
-	$(PY) -m pytest
+	$(call two_passes,)
+
+# One parallel pass: the `serial` tests (outages, wall-clock heartbeats) wait for `make test`.
+test-fast: $(STAMP)
+	$(PYTEST) $(PARALLEL) -m "not integration and not fuzz and not serial"
 
 # Without PostgreSQL/Redis: only the embedded (SQLite + SQL broker) backend.
 test-embedded: $(STAMP)
-	$(PY) -m pytest -m "not postgres"
+	$(call two_passes, and not postgres)
 
 # Every figure README.md, docs/ and examples/ quote against its recorded source, and the
 # cheap sources re-run (docs/figures/README.md). The test suite runs the same (tests/test_docs_figures.py).

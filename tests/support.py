@@ -2,7 +2,12 @@
 
 Backends are real: a SQLite file with Celery's SQLAlchemy broker, or PostgreSQL and
 Redis on 127.0.0.1 (started by `.ci/run`; a test that needs them fails loudly, with the
-command to start them, rather than skipping).
+command to start them, rather than skipping). ``BACKENDS`` lists the pairs once, each with
+its marks; tests/conftest.py supplies them as the ``backend`` fixtures.
+
+A test that reaches PostgreSQL, serves the API or starts a worker without the matching
+mark (``postgres``, ``server``, ``integration``) fails, so that ``-m`` selects the tiers
+the marks promise (``make test-embedded`` runs without PostgreSQL and Redis).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +29,37 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("DESCENT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("DESCENT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+#: The storage/broker pairs, each with the marks its tests need. Every test that runs on
+#: both takes its pair from here: the ``backend`` fixtures, or ``parametrize("kind", BACKENDS)``
+#: where a test makes the backend itself.
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+class _Running:
+    """The marks of the test being set up or run; None outside a pytest run (a benchmark
+    importing these helpers), where nothing is checked."""
+
+    marks: frozenset[str] | None = None
+
+
+def set_running_test_marks(marks: Iterable[str] | None) -> None:
+    """Called by tests/conftest.py as each test's setup begins."""
+    _Running.marks = None if marks is None else frozenset(marks)
+
+
+def require_mark(mark: str, what: str) -> None:
+    """Fail the running test unless it carries ``mark``: it does ``what``, which its tier
+    (selected or left out with ``-m``) must say."""
+    if _Running.marks is not None and mark not in _Running.marks:
+        pytest.fail(
+            f"this test {what} but is not marked `{mark}`: add @pytest.mark.{mark} (or take "
+            f"the part from a fixture that implies it, see tests/conftest.py)",
+            pytrace=False,
+        )
 
 
 @dataclass
@@ -67,6 +104,7 @@ def _pg_admin():  # noqa: ANN202
     import psycopg
     import redis
 
+    require_mark("postgres", "reaches PostgreSQL and Redis")
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
         redis.Redis.from_url(REDIS_URL, socket_timeout=5).ping()
@@ -112,6 +150,16 @@ def make_backend(kind: str, tmp: Path, *, migrate: bool = True) -> Backend:
             _copy_sqlite_template(str(backend.settings().database_url))
         return backend
     return _postgres_backend(tmp, template=_postgres_template() if migrate else None)
+
+
+@contextlib.contextmanager
+def supply_backend(kind: str, tmp: Path, *, migrate: bool = True) -> Iterator[Backend]:
+    """``make_backend`` for a ``with`` block: its database is dropped when the block ends."""
+    backend = make_backend(kind, tmp, migrate=migrate)
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 #: The run's migrated template databases: kind → SQLite file path or PostgreSQL name.
@@ -206,6 +254,7 @@ class Worker:
     """A real worker process (`python -m workers`), its output collected in a log file."""
 
     def __init__(self, backend: Backend, log_path: Path) -> None:
+        require_mark("integration", "starts a worker process")
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -266,6 +315,7 @@ def serve(app, host: str = "127.0.0.1"):  # noqa: ANN001, ANN201
 
     import uvicorn
 
+    require_mark("server", "serves the API with uvicorn")
     with socket.socket() as sock:
         sock.bind((host, 0))
         port = sock.getsockname()[1]

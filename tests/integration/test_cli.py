@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from service.client import Client
 from service.jobs.schemas import JobRead
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.server]
 
 #: About a second, start to end.
 SMALL = {

@@ -17,22 +17,20 @@ from pathlib import Path
 import pytest
 from faults import FAST_RECOVERY_ENV, kill_group, record_figures
 from stack import TERMINAL, Stack, busy_pool, spec
-from support import make_backend, wait_for
+from support import Backend, wait_for
 
 from service.queue import Producer
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    backend = make_backend(request.param, tmp_path)
+@pytest.fixture
+def stack(backend: Backend, tmp_path: Path) -> Iterator[Stack]:
     backend.env.update(FAST_RECOVERY_ENV)
     backend.env["DESCENT_MAX_RESTARTS"] = "20"
     s = Stack(backend, tmp_path)
     yield s
     s.close()
-    backend.close()
 
 
 def test_killed_workers_jobs_resume_from_their_checkpoints(stack: Stack):

@@ -18,7 +18,7 @@ import pytest
 from faults import FAST_RECOVERY_ENV
 from support import COMMON_ENV, ROOT, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.server]
 
 JOB = {
     "dataset": {"name": "iris"},

@@ -9,11 +9,11 @@ import threading
 import httpx
 import pytest
 from sse import Sse, epochs, parse, stream
-from support import bearer, make_backend, make_user, serve, start_worker
+from support import BACKENDS, bearer, make_backend, make_user, serve, start_worker
 
 from service.main import create_app
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.server]
 
 EPOCHS = 20
 SPEC = {
@@ -26,7 +26,7 @@ SPEC = {
 }
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_a_live_job_streams_every_epoch_and_a_reconnect_resumes_exactly(kind, tmp_path):
     backend = make_backend(kind, tmp_path)
     worker = start_worker(backend, tmp_path / "worker.log")

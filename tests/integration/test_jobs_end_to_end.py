@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import ROOT, Backend, Worker, bearer, make_backend, make_user, start_worker, wait_for
+from support import (
+    ROOT,
+    Backend,
+    Worker,
+    bearer,
+    make_user,
+    start_worker,
+    wait_for,
+)
 
 from service.main import create_app
 from service.spec import COMMON_METRICS, TASK_METRICS, TIMING_METRICS
@@ -55,15 +63,10 @@ class Stack:
         return self.client.get(f"/v1/jobs/{job_id}/metrics", params=params).json()
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    tmp: Path = tmp_path_factory.mktemp(request.param)
-    backend = make_backend(request.param, tmp)
+@pytest.fixture(scope="module")
+def stack(module_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    backend = module_backend
+    tmp: Path = tmp_path_factory.mktemp(f"{backend.name}-stack")
     worker = start_worker(backend, tmp / "worker.log")
     token = make_user(backend, "trainer")
     try:
@@ -71,7 +74,6 @@ def stack(
             yield Stack(backend, client, worker)
     finally:
         worker.stop()
-        backend.close()
 
 
 def test_example_job_succeeds_with_every_metric_each_epoch(stack: Stack) -> None:

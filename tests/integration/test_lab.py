@@ -9,12 +9,11 @@ import math
 import os
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from faults import FAST_RECOVERY_ENV
 from stack import TERMINAL, Stack, busy_pool
-from support import make_backend, make_user
+from support import Backend, make_user
 
 pytestmark = pytest.mark.integration
 
@@ -30,20 +29,13 @@ RANGE_TEST = {
 RULES = {"steepest", "min_div_10", "valley"}
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    tmp: Path = tmp_path_factory.mktemp(request.param)
-    backend = make_backend(request.param, tmp)
-    backend.env.update(FAST_RECOVERY_ENV)
-    s = Stack(backend, tmp)
+@pytest.fixture(scope="module")
+def stack(module_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    module_backend.env.update(FAST_RECOVERY_ENV)
+    s = Stack(module_backend, tmp_path_factory.mktemp(f"{module_backend.name}-stack"))
     s.start_worker()
     yield s
     s.close()
-    backend.close()
 
 
 def _get(stack: Stack, path: str, status: int = 200) -> dict:
@@ -202,7 +194,7 @@ def test_a_landscape_needs_a_finished_job_of_your_own(stack: Stack) -> None:
 
 # The recovery is the training jobs' own (leases, redelivery, the first record stands),
 # killed on both pairs in test_crash_safety.py; here, that a lab job goes through it.
-@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("module_backend", ["sqlite"], indirect=True)
 def test_a_range_test_carries_on_after_its_pool_process_is_killed(stack: Stack) -> None:
     slow = {
         **RANGE_TEST,

@@ -14,15 +14,15 @@ from sqlalchemy import make_url
 from stack import Stack, spec
 from support import Backend, make_backend, wait_for
 
-pytestmark = pytest.mark.integration
+# A Redis restart and a database cut off, each timed against 3-s leases, and a job sized
+# to run out of memory: alone, so that no neighbour shares the outage or the memory.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 @pytest.fixture
-def pg_backend(tmp_path: Path) -> Iterator[Backend]:
-    backend = make_backend("postgres", tmp_path)
-    backend.env.update(FAST_RECOVERY_ENV)
-    yield backend
-    backend.close()
+def pg_backend(postgres_backend: Backend) -> Backend:
+    postgres_backend.env.update(FAST_RECOVERY_ENV)
+    return postgres_backend
 
 
 @pytest.mark.postgres

@@ -18,7 +18,17 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from support import ROOT, Backend, Worker, bearer, make_backend, make_user, start_worker, wait_for
+from support import (
+    BACKENDS,
+    ROOT,
+    Backend,
+    Worker,
+    bearer,
+    make_backend,
+    make_user,
+    start_worker,
+    wait_for,
+)
 
 from service.main import create_app
 from service.spec.paths import apply
@@ -75,15 +85,10 @@ class Stack:
             raise AssertionError(f"{exc}\n{self.sweep(sweep_id)}\n{self.logs()}") from None
 
 
-@pytest.fixture(
-    scope="module",
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    tmp: Path = tmp_path_factory.mktemp(request.param)
-    backend = make_backend(request.param, tmp)
+@pytest.fixture(scope="module")
+def stack(module_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    backend = module_backend
+    tmp: Path = tmp_path_factory.mktemp(f"{backend.name}-stack")
     workers = [start_worker(backend, tmp / f"worker{i}.log") for i in range(2)]
     token = make_user(backend, "tuner")
     try:
@@ -92,7 +97,6 @@ def stack(
     finally:
         for w in workers:
             w.stop()
-        backend.close()
 
 
 def _job(stack: Stack, job_id: str) -> dict:
@@ -272,7 +276,8 @@ class Api:
         self.log.close()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.server  # `descent api` in a process of its own
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_a_sweep_survives_killing_the_api_and_the_worker(kind: str, tmp_path: Path) -> None:
     backend = make_backend(kind, tmp_path)
     # Short leases, so that the killed worker's trials are taken over within seconds.

@@ -677,6 +677,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         backend.close()
 
 
+@pytest.mark.server
 def test_sweep_and_compare_create_through_the_api(live: Live, tmp_path: Path) -> None:
     spec = tmp_path / "sweep.yaml"
     spec.write_text(SWEEP_YAML)
@@ -696,6 +697,7 @@ def test_sweep_and_compare_create_through_the_api(live: Live, tmp_path: Path) ->
         assert c.sweep(result.stdout.strip()).kind == "comparison"
 
 
+@pytest.mark.server
 def test_a_bad_sweep_spec_is_refused_naming_the_path(live: Live, tmp_path: Path) -> None:
     spec = tmp_path / "sweep.yaml"
     spec.write_text(SWEEP_YAML)
@@ -737,6 +739,7 @@ def finished(live: Live) -> SweepRead:
     return sweep
 
 
+@pytest.mark.server
 def test_sweeps_lists_and_filters(live: Live, finished: SweepRead) -> None:
     result = live.cli("sweeps", "--status", "succeeded")
     assert result.exit_code == 0, result.output
@@ -750,6 +753,7 @@ def test_sweeps_lists_and_filters(live: Live, finished: SweepRead) -> None:
     assert result.exit_code == 1 and "status" in result.stderr
 
 
+@pytest.mark.server
 def test_sweep_show_has_the_summary_best_params_and_leaderboard(
     live: Live, finished: SweepRead
 ) -> None:
@@ -777,6 +781,7 @@ def test_sweep_show_has_the_summary_best_params_and_leaderboard(
     assert [t["number"] for t in doc["trials"]["items"]] == [1, 0, 2, 3]
 
 
+@pytest.mark.server
 def test_sweep_show_of_a_comparison_has_the_statistics(live: Live, tmp_path: Path) -> None:
     from sweep_rows import J
 
@@ -860,6 +865,7 @@ def test_sweep_cancel_then_follow_exits_5_and_plot_writes_a_chart(
     assert f"wrote {out}" in result.stderr
 
 
+@pytest.mark.server
 def test_following_a_running_sweep_live_with_reconnects(live: Live) -> None:
     """The follower runs as a user runs it (a subprocess, stdout piped) while a stand-in
     for the workers writes a trial's job, its epochs and its end; streams close every

@@ -31,11 +31,8 @@ from service.streams import loop as stream_loop
 SPEC = {"dataset": {"name": "moons"}, "training": {"epochs": 8}}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    b = make_backend(request.param, tmp_path_factory.mktemp(request.param))
-    yield b
-    b.close()
+# Streams are read from a real uvicorn server; `backend` (tests/conftest.py) is fresh per test.
+pytestmark = pytest.mark.server
 
 
 @contextlib.contextmanager
@@ -252,6 +249,8 @@ def test_a_long_history_is_replayed_in_batches(backend: Backend, monkeypatch):
     assert again[0].data["status"] == "succeeded" and epochs(again) == list(range(1, 9))
 
 
+# Two 0.2-s heartbeats must fit in a 1.5-s lifetime: not beside a busy neighbour.
+@pytest.mark.serial
 def test_a_quiet_stream_gets_heartbeats_and_ends_at_its_lifetime_without_an_end(
     backend: Backend,
 ):
@@ -329,6 +328,7 @@ def test_many_streams_share_one_poll_and_do_not_starve_the_api(backend: Backend)
     assert streams_left == 0
 
 
+@pytest.mark.postgres
 def test_with_redis_a_notification_wakes_streams_without_the_poll(tmp_path: Path):
     backend = make_backend("postgres", tmp_path)
     try:

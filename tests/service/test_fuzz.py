@@ -51,6 +51,8 @@ from service.main import create_app
 from service.sweeps.models import Sweep
 from service.sweeps.states import SweepStatus
 
+pytestmark = pytest.mark.fuzz
+
 EXAMPLES = int(os.environ.get("DESCENT_FUZZ_EXAMPLES", "15"))
 UUID = re.compile(UUID_PATTERN)
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from faults import record_figures
-from support import Backend, bearer, make_backend, make_user
+from support import BACKENDS, Backend, bearer, make_backend, make_user
 
 from service.deps import admin_user
 from service.main import create_app
@@ -96,9 +96,7 @@ def csv_bytes(rows: int = 60) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:

@@ -5,24 +5,21 @@ are refused with a 422 naming the field, or cleaned where they are only kept as 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from support import make_backend, make_user
+from support import Backend, make_user
 
 from service.main import create_app
 
 CSV = b"a,b,y\n" + b"".join(b"%d,%d,%d\n" % (i, i * 2, i % 2) for i in range(40))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClient]:
-    backend = make_backend(request.param, tmp_path)
+@pytest.fixture
+def client(backend: Backend) -> Iterator[TestClient]:
     with TestClient(create_app(backend.settings())) as c:
         c.headers["Authorization"] = f"Bearer {make_user(backend, 'labels')}"
         yield c
-    backend.close()
 
 
 @pytest.mark.parametrize("bad", ["a\x00b", "line\nbreak", "bell\x07"])

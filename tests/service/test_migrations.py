@@ -13,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from job_results import auto_lr_record, range_test_record
 from sqlalchemy import create_engine, inspect
-from support import make_backend
+from support import BACKENDS, make_backend
 
 import service.models  # noqa: F401
 from service.db import Base, make_sessionmaker
@@ -25,7 +25,7 @@ from service.sweeps.schemas import AutoBounds
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize("kind", BACKENDS)
 def test_upgrade_matches_models_and_downgrade_reverses(kind, tmp_path):
     backend = make_backend(kind, tmp_path, migrate=False)
     try:

@@ -6,7 +6,9 @@ from service.config import Settings
 from service.queue import TRAIN_JOB, Producer
 
 
-def test_worker_app_settings_suit_long_training_tasks():
+def test_worker_app_settings_suit_long_training_tasks(tmp_path, monkeypatch):
+    # Importing the app makes the default embedded broker, ./.descent/broker.sqlite.
+    monkeypatch.chdir(tmp_path)
     from workers.app import app
     from workers.tasks import train_job
 

@@ -323,6 +323,7 @@ def test_the_openapi_examples_are_valid_requests(api: TestClient) -> None:
 # -- the client, against a real server --------------------------------------------------
 
 
+@pytest.mark.server
 def test_the_client_gets_json_and_images_from_a_real_server(sqlite_backend: Backend) -> None:
     token = make_user(sqlite_backend, "player")
     with serve(create_app(sqlite_backend.settings())) as url, Client(url, token) as descent:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -418,10 +419,13 @@ def test_openapi_documents_images_and_404(api: TestClient) -> None:
         assert op["description"], path
 
 
-def test_the_api_imports_no_matplotlib_until_a_plot_is_drawn() -> None:
+def test_the_api_imports_no_matplotlib_until_a_plot_is_drawn(tmp_path: Path) -> None:
     code = (
         "import sys, service.main, service.plots.router; service.main.create_app(); "
         "print('matplotlib' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # In tmp_path: the app's default data directory, ./.descent, is made where it starts.
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     assert out.stdout.strip() == "False", out.stdout + out.stderr

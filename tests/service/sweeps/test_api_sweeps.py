@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from scipy import stats
 from sqlalchemy import select
-from support import Backend, bearer, make_backend, make_user
+from support import Backend, bearer, make_user
 from sweep_rows import J, add_trial, float_record
 
 from service.jobs.models import Job
@@ -52,15 +51,11 @@ class Api:
             return add_trial(s, sweep_id, number, params, jobs, **kw)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    backend = make_backend(request.param, tmp_path)
+@pytest.fixture
+def api(backend: Backend) -> Iterator[Api]:
     token = make_user(backend, "tester")
-    try:
-        with TestClient(create_app(backend.settings()), headers=bearer(token)) as client:
-            yield Api(client, backend)
-    finally:
-        backend.close()
+    with TestClient(create_app(backend.settings()), headers=bearer(token)) as client:
+        yield Api(client, backend)
 
 
 def error_fields(r) -> list[str]:  # noqa: ANN001

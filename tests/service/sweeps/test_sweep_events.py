@@ -30,11 +30,8 @@ BASE = {"dataset": {"name": "moons"}, "training": {"epochs": 4}}
 OBJECTIVE = {"metric": "val_loss", "direction": "min", "measure": "best"}
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    b = make_backend(request.param, tmp_path_factory.mktemp(request.param))
-    yield b
-    b.close()
+# Streams are read from a real uvicorn server; `backend` (tests/conftest.py) is fresh per test.
+pytestmark = pytest.mark.server
 
 
 @contextlib.contextmanager
@@ -383,6 +380,8 @@ def test_a_bad_last_event_id_is_a_422_naming_it(backend: Backend):
         sweep.close()
 
 
+# Two 0.2-s heartbeats must fit in a 1.5-s lifetime: not beside a busy neighbour.
+@pytest.mark.serial
 def test_a_quiet_stream_gets_heartbeats_and_ends_at_its_lifetime_without_an_end(
     backend: Backend,
 ):
@@ -428,6 +427,7 @@ def test_the_openapi_document_describes_the_four_events(backend: Backend):
     assert {p["name"] for p in op["parameters"]} >= {"sweep_id", "after", "Last-Event-ID"}
 
 
+@pytest.mark.postgres
 def test_with_redis_a_workers_notification_wakes_the_stream_without_the_poll(tmp_path: Path):
     backend = make_backend("postgres", tmp_path)
     try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
-from support import Backend, make_backend
+from support import Backend
 
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
@@ -33,15 +33,8 @@ BASE: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    b = make_backend("sqlite", tmp_path_factory.mktemp("sweep-validate"))
-    yield b
-    b.close()
-
-
-@pytest.fixture(scope="module")
-def settings(backend: Backend) -> Settings:
-    return backend.settings()
+def settings(module_sqlite_backend: Backend) -> Settings:
+    return module_sqlite_backend.settings()
 
 
 @pytest.fixture(scope="module")
