@@ -36,6 +36,7 @@ from service.spec.lab import RangeTest
 from service.spec.results import (
     AutoLrRecord,
     AutoLrSummary,
+    JobResult,
     LandscapeRecord,
     RangeCurve,
     RangeTestRecord,
@@ -112,12 +113,12 @@ def create(
 FROM_SOURCE = ("dataset", "model", "optimizer", "schedule", "regularization", "training")
 
 
-def _resolve_auto_rates(doc: dict[str, Any], result: dict[str, Any] | None) -> None:
+def _resolve_auto_rates(doc: dict[str, Any], result: JobResult | None) -> None:
     """Write the rate a studied job's range test chose over its ``"auto"`` fields: a
     landscape is not a training job, and takes no range test."""
-    value = ((result or {}).get("auto_lr") or {}).get("value")
-    if value is None:
+    if not isinstance(result, AutoLrRecord):
         return
+    value = result.auto_lr.value
     if doc["optimizer"].get("lr") == "auto":
         doc["optimizer"] = {**doc["optimizer"], "lr": value}
     if (doc.get("schedule") or {}).get("max_lr") == "auto":

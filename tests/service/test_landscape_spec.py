@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from job_results import auto_lr_record
 from support import Backend
 
 from service.db import make_engine, make_sessionmaker, session_scope
-from service.jobs.models import SUCCEEDED, Job
+from service.jobs.models import Job
+from service.jobs.states import JobStatus
+from service.spec.results import JobResult
 
 TRAINED: dict[str, Any] = {
     "dataset": {"name": "digits"},
@@ -22,7 +25,9 @@ TRAINED: dict[str, Any] = {
 }
 
 
-def finished(backend: Backend, api: TestClient, spec: dict[str, Any], **result: Any) -> str:
+def finished(
+    backend: Backend, api: TestClient, spec: dict[str, Any], result: JobResult | None = None
+) -> str:
     """A job submitted as ``spec`` and left as a worker leaves a succeeded one."""
     r = api.post("/v1/jobs", json=spec)
     assert r.status_code == 202, r.text
@@ -32,8 +37,8 @@ def finished(backend: Backend, api: TestClient, spec: dict[str, Any], **result: 
         with session_scope(make_sessionmaker(engine)) as session:
             job = session.get(Job, job_id)
             assert job is not None
-            job.status, job.has_model, job.epochs_completed = SUCCEEDED, True, 4
-            job.result = result or None
+            job.status, job.has_model, job.epochs_completed = JobStatus.SUCCEEDED, True, 4
+            job.result = result
             session.commit()
     finally:
         engine.dispose()
@@ -67,8 +72,9 @@ def test_an_auto_rate_is_stored_as_the_value_its_range_test_chose(
         "schedule": {"name": "one_cycle", "max_lr": "auto"},
         "range_test": {"steps": 50},
     }
-    chosen = {"fields": ["schedule.max_lr"], "value": 0.0739, "rule": "min_div_10"}
-    job_id = finished(sqlite_backend, api, auto, auto_lr=chosen)
+    record = auto_lr_record(0.0739)
+    chosen = record.auto_lr.model_copy(update={"fields": ["schedule.max_lr"], "rule": "min_div_10"})
+    job_id = finished(sqlite_backend, api, auto, record.model_copy(update={"auto_lr": chosen}))
     spec = landscape_of(api, job_id)
     assert spec["schedule"]["name"] == "one_cycle" and spec["schedule"]["max_lr"] == 0.0739
     assert spec["optimizer"]["momentum"] == 0.9

@@ -10,13 +10,12 @@ import pytest
 from pydantic import ValidationError
 
 from service.spec import JobSpec
+from service.spec.paths import PathError, apply
 from service.sweeps.spec import (
     Branch,
     ComparisonSpec,
     Distribution,
-    PathError,
     SweepSpec,
-    apply,
     expand_presets,
     grid_points,
     optimizer_family,
