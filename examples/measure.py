@@ -121,7 +121,7 @@ def measure(path: Path, overrides: list[str], *, checkpoints: bool, device: str)
     # "auto" rates: the range test runs first, as on a worker (workers/runner.py).
     spec, auto = resolve_auto(spec, datasets_dir=Settings().datasets_dir, device=device)
     if auto:
-        name += f" ({', '.join(auto['fields'])} auto → {auto['value']:g}, {auto['rule']})"
+        name += f" ({', '.join(auto.fields)} auto → {auto.value:g}, {auto.rule})"
     with tempfile.TemporaryDirectory(prefix="descent-measure-") as tmp:
         reporter = MemoryReporter(Path(tmp) / "checkpoint.pt" if checkpoints else None)
         started = time.perf_counter()

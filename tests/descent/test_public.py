@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+#: Serves the API with uvicorn (tests/support.py: serve).
+pytestmark = pytest.mark.server
+
 SCRIPT = """
 import sys
 from descent import ApiError, Client, JobRead, JobSpec, JobStatus, load_spec

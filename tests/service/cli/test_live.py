@@ -15,6 +15,9 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.client import ApiError, Client
 
+#: Serves the API with uvicorn (tests/support.py: serve).
+pytestmark = pytest.mark.server
+
 SGD = {
     "dataset": {"name": "moons", "n_samples": 200},
     "model": {"kind": "mlp", "hidden": [8]},
