@@ -91,7 +91,7 @@ async def current_user(
             return local_admin(session=session)
         return user_for_authorization(session=session, authorization=authorization)
 
-    return await request.app.state.gate.run(lookup, request=request)
+    return await request.app.state.gate.run(lookup, gone=request.is_disconnected)
 
 
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -48,6 +48,8 @@ from service.db import session_scope
 from service.errors import ClientGone, Unavailable
 
 T = TypeVar("T")
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
 
 #: Seconds a client is told to wait before trying a busy server again.
 BUSY_RETRY_AFTER = 2
@@ -107,13 +109,16 @@ class DatabaseGate:
         """Calls waiting for a turn on the running event loop now (for tests)."""
         return self._admission().statistics().tasks_waiting
 
-    async def run(self, work: Callable[[Session], T], *, request: Request | None = None) -> T:
+    async def run(
+        self, work: Callable[[Session], T], *, gone: Callable[[], Awaitable[bool]] | None = None
+    ) -> T:
         """``work(session)`` in a thread, once admitted; its result, or what it raised.
 
-        With ``request``, a client that has gone (before admission or while waiting for
-        it) gets no database work: :class:`~service.errors.ClientGone` is raised instead.
+        With ``gone`` (whether the request's client has closed its connection), a client
+        that has gone before admission or while waiting for it gets no database work:
+        :class:`~service.errors.ClientGone` is raised instead.
         """
-        if request is not None and await request.is_disconnected():
+        if gone is not None and await gone():
             raise ClientGone("the client closed the connection before its turn")
         admission = self._admission()
         ticket = object()  # one token per call, whatever task makes it
@@ -125,7 +130,7 @@ class DatabaseGate:
                 f"use for {self.wait_seconds:g} s (DESCENT_DB_QUEUE_SECONDS); try again shortly"
             )
         try:
-            if request is not None and await request.is_disconnected():
+            if gone is not None and await gone():
                 raise ClientGone("the client closed the connection while waiting its turn")
             return await anyio.to_thread.run_sync(self._call, work, limiter=self._threads())
         finally:
@@ -146,4 +151,38 @@ class Db:
         self._request = request
 
     async def run(self, work: Callable[[Session], T]) -> T:
-        return await self._gate.run(work, request=self._request)
+        return await self._gate.run(work, gone=self._request.is_disconnected)
+
+
+class Departure:
+    """Whether the client of a request without a body has gone, asked without taking from
+    the app what it reads: a message read to find out is handed back to the app, in
+    order, through :meth:`receive`. (Starlette's ``Request.is_disconnected`` drops what
+    it reads, which would lose a body's first part.)"""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._read: list[Message] = []
+        self.gone = False
+
+    async def __call__(self) -> bool:
+        """True once the client has closed its connection; never waits."""
+        if self.gone:
+            return True
+        message: Message | None = None
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # take a message only if one is there already
+            message = await self._receive()
+        if message is not None:
+            if message["type"] == "http.disconnect":
+                self.gone = True
+            else:
+                self._read.append(message)
+        return self.gone
+
+    async def receive(self) -> Message:
+        if self._read:
+            return self._read.pop(0)
+        if self.gone:
+            return {"type": "http.disconnect"}
+        return await self._receive()

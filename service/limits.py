@@ -200,7 +200,8 @@ class BodyLimits:
         size = 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client went away
+            if message["type"] != "http.request":  # the client went away: nobody reads it
+                await _reply(send, 499, "client_closed_request", "the client closed the connection")
                 return
             chunk = message.get("body", b"")
             size += len(chunk)

@@ -26,7 +26,7 @@ from starlette.datastructures import Headers
 from service.auth.models import User
 from service.auth.service import authenticate
 from service.errors import ApiError, Unauthorized, api_error_response, database_error_response
-from service.gate import DatabaseGate
+from service.gate import DatabaseGate, Departure
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -87,17 +87,22 @@ class RequireToken:
         if scope["type"] != "http" or path in self.public:
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
+        gone: Departure | None = None
+        if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+            # Without a body, whether the client has gone can be asked before the lookup
+            # (a request with one is checked by its handler's own call, before its work).
+            gone = Departure(receive)
+            receive = gone.receive
         try:
             # A missing or malformed header is refused before any database work.
-            token = bearer_token(Headers(scope=scope).get("authorization"))
+            token = bearer_token(headers.get("authorization"))
 
             def lookup(session: Session) -> User:
                 return user_for_token(session=session, token=token)
 
-            # No disconnect check here: it would read the body's first message, which the
-            # route has not read yet; the handler's own call checks before its work.
-            user = await self.gate.run(lookup)
-        except ApiError as exc:  # 401, or 503 when the database is too busy
+            user = await self.gate.run(lookup, gone=gone)
+        except ApiError as exc:  # 401, 499 when the client has gone, 503 when too busy
             await api_error_response(exc)(scope, receive, send)
             return
         except (DBAPIError, PoolTimeout) as exc:

@@ -20,7 +20,7 @@ from typing import Any, get_args
 import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
-from support import make_backend
+from support import Backend
 
 from service.db import make_engine, make_sessionmaker, utcnow
 from service.jobs import lifecycle
@@ -48,18 +48,12 @@ LOST: dict[str, Any] = {
 }
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def sessions(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[sessionmaker[Session]]:
+@pytest.fixture(scope="module")
+def sessions(module_backend: Backend) -> Iterator[sessionmaker[Session]]:
     # One database per backend for the module: every test makes jobs of its own.
-    backend = make_backend(request.param, Path(tmp_path_factory.mktemp(request.param)))
-    engine = make_engine(str(backend.settings().database_url))
+    engine = make_engine(str(module_backend.settings().database_url))
     yield make_sessionmaker(engine)
     engine.dispose()
-    backend.close()
 
 
 @pytest.fixture(scope="module")
