@@ -67,9 +67,13 @@ test-embedded: $(STAMP)
 docs-check: $(STAMP)
 	$(PY) scripts/docs_check.py
 
+# ruff, the layers' import contracts (pyproject.toml: [tool.importlinter]; see
+# docs/architecture.md) and the type checker over the code that ships.
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 
 format: $(STAMP)
 	$(PY) -m ruff format .

@@ -132,7 +132,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _base_env(extra: dict[str, str]) -> dict[str, str]:
+def base_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
     return {**env, "PYTHONUNBUFFERED": "1", "DESCENT_TORCH_THREADS": "1", **extra}
 
@@ -247,7 +247,7 @@ class EmbeddedStack(Stack):
             "descent up",
             [sys.executable, "-m", "service.cli", "up", "--port", str(self.port),
              "--data-dir", str(self.workdir / "data")],
-            _base_env({}),
+            base_env({}),
             self.workdir / "up.log",
         )  # fmt: skip
         self.procs = [up]
@@ -315,7 +315,7 @@ class FullStack(Stack):
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.url.database}"')
                 self.created_db = True
-        env = _base_env(
+        env = base_env(
             {
                 "DESCENT_DATA_DIR": str(self.workdir / "data"),
                 "DESCENT_DATABASE_URL": self.database_url,
@@ -607,7 +607,7 @@ def _e2e_row(run: dict[str, Any]) -> list[float]:
     return [run["total_seconds"], run["queue_wait_seconds"], run["run_seconds"]]
 
 
-def _raise_exit(signum: int, _frame: object) -> None:
+def raise_exit(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
@@ -638,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--requests and --e2e-jobs must be at least 1, --drain-jobs at least 0")
 
     # SIGTERM too runs the finally below, which stops the server.
-    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGTERM, raise_exit)
     machine = machine_info()  # before the run: the load average is the machine's, not ours
     workdir = Path(tempfile.mkdtemp(prefix="descent-bench-"))
     stack: Stack = (

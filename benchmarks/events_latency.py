@@ -41,7 +41,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import httpx  # noqa: E402
 
-from benchmarks.api_latency import EmbeddedStack, FullStack, Stack, _raise_exit  # noqa: E402
+from benchmarks.api_latency import EmbeddedStack, FullStack, Stack, raise_exit  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
     machine_info,
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.database_url) != bool(args.broker_url):
         parser.error("--database-url and --broker-url go together")
 
-    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGTERM, raise_exit)
     machine = machine_info()
     workdir = Path(tempfile.mkdtemp(prefix="descent-bench-"))
     stack: Stack = (

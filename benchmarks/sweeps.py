@@ -23,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.api_latency import EmbeddedStack, Proc, _base_env  # noqa: E402
+from benchmarks.api_latency import EmbeddedStack, Proc, base_env  # noqa: E402
 from benchmarks.common import RESULTS_DIR, machine_info, table, write_results  # noqa: E402
 
 
@@ -36,7 +36,7 @@ class TwoWorkers(EmbeddedStack):
             "descent up",
             [sys.executable, "-m", "service.cli", "up", "--workers", "2",
              "--port", str(self.port), "--data-dir", str(self.workdir / "data")],
-            _base_env({"DESCENT_TORCH_THREADS": "1"}),
+            base_env({"DESCENT_TORCH_THREADS": "1"}),
             self.workdir / "up.log",
         )  # fmt: skip
         self.procs = [up]

@@ -12,9 +12,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event, make_url
+from sqlalchemy import (
+    CursorResult,
+    DateTime,
+    Engine,
+    MetaData,
+    Result,
+    String,
+    create_engine,
+    event,
+    make_url,
+)
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -70,6 +80,13 @@ class StrEnumType(TypeDecorator[E]):
 
     def process_result_value(self, value: str | None, dialect: Any) -> E | None:
         return None if value is None else self.enum(value)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE changed: how a conditional write says whether it
+    took effect. (``Session.execute`` is typed as returning any ``Result``; for these
+    statements it is a ``CursorResult``, which counts them.)"""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def utcnow() -> datetime:

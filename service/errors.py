@@ -291,9 +291,9 @@ def install_error_handlers(app: FastAPI) -> None:
         code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"
         )
-        headers = exc.headers
+        headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+            headers = {**headers, "Allow": ", ".join(allowed_methods(request))}
         return _response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(DBAPIError)  # OperationalError is one

@@ -152,7 +152,7 @@ def spec_summary(spec: JobSpec | None) -> str:
     """``moons · mlp [64, 32] relu · adam lr=0.003 · 8 epochs x batch 32``."""
     if spec is None:
         return "-"
-    arch = spec.model.kind
+    arch: str = spec.model.kind
     if hidden := getattr(spec.model, "hidden", None):
         arch += f" {list(hidden)}"
     if activation := getattr(spec.model, "activation", None):

@@ -233,7 +233,7 @@ def migrate() -> None:
     _logging()
     settings = _settings()
     upgrade(str(settings.database_url))
-    typer.echo(f"migrated {settings.database_url.split('@')[-1]}")
+    typer.echo(f"migrated {str(settings.database_url).split('@')[-1]}")
 
 
 def db_check() -> None:

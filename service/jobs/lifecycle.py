@@ -30,11 +30,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, func, or_, update
+from sqlalchemy import ColumnElement, func, or_, update
 from sqlalchemy.orm import Session
 
+from service.db import rowcount
 from service.jobs.models import Job, JobAttempt
 from service.jobs.states import JobStatus
 
@@ -151,7 +152,7 @@ def _update(session: Session, where: list[ColumnElement[bool]], values: Mapping[
     result = session.execute(
         update(Job).where(*where).values(**values).execution_options(synchronize_session=False)
     )
-    return cast(CursorResult[Any], result).rowcount
+    return rowcount(result)
 
 
 def _expired(expired_before: datetime) -> ColumnElement[bool]:
@@ -471,7 +472,7 @@ def _update_attempt(session: Session, job_id: str, attempt: int, values: Mapping
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    return bool(cast(CursorResult[Any], result).rowcount)
+    return bool(rowcount(result))
 
 
 __all__ = [

@@ -69,7 +69,7 @@ def _contours(ax: Any, fig: Any, x: Any, y: Any, z: Any) -> None:
     if uses_log_levels(z):
         positive = z[z > 0]
         low = max(float(positive.min()) if positive.size else 0.0, top * FLOOR)
-        levels = np.geomspace(low, top, LEVELS)
+        levels: Any = np.geomspace(low, top, LEVELS)
         filled = ax.contourf(
             x, y, z, levels=levels, norm=LogNorm(low, top), cmap=CMAP, alpha=ALPHA, extend="min"
         )
@@ -184,7 +184,7 @@ def _path(ax: Any, i: int, run: RunResult, result: PlaygroundResult, color: Any)
     )
 
 
-def _symlog_ticks(low: float, high: float) -> list[float]:
+def symlog_ticks(low: float, high: float) -> list[float]:
     """0 and ±powers of ten out to the values, at most about five on each side."""
     ticks = [0.0]
     for sign, reach in ((-1.0, -low), (1.0, high)):
@@ -209,7 +209,7 @@ def _values(ax: Any, result: PlaygroundResult, colors: list[Any]) -> None:
         from matplotlib.ticker import NullLocator
 
         ax.set_yscale("symlog", linthresh=SYMLOG_LINEAR)
-        ax.set_yticks(_symlog_ticks(min(values), max(values)))
+        ax.set_yticks(symlog_ticks(min(values), max(values)))
         ax.yaxis.set_minor_locator(NullLocator())
     ax.set_xlim(0, result.steps)
     ax.set_xlabel("step")

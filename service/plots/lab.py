@@ -410,7 +410,7 @@ def render_landscape_surface(
     decades or more), the final weights and the trajectory marked."""
     mpl.prepare()
     import numpy as np
-    from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  registers the "3d" projection
+    from mpl_toolkits.mplot3d import Axes3D  # type: ignore[import-untyped]  # noqa: F401  registers the "3d" projection
 
     xs, ys, grid = _surface(result_json)
     loss_name = _metric(result_json, "loss", "loss")

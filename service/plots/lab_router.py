@@ -99,12 +99,13 @@ async def lab_plot(
         if auto:
             record = found.get("auto_lr") or {}
             found = {**record, "curve": record.get("curve") or {}}
-        render: Callable[[dict[str, Any], Format], bytes] = {
+        renders: dict[str, Callable[[dict[str, Any], Format], bytes]] = {
             "range_test": _range_test,
             "interpolation": render_interpolation,
             "contour": render_landscape_contour,
             "surface": render_landscape_surface,
-        }[view]
+        }
+        render = renders[view]
         live = job.status not in JobStatus.TERMINAL
         return Prepared(found, render, live, f"{job.name}-{view}")
 

@@ -21,7 +21,7 @@ import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 __all__ = [
     "DPI",
@@ -93,7 +93,8 @@ def prepare() -> None:
         import matplotlib
 
         matplotlib.use("agg")
-        matplotlib.rcParams.update(_RC)
+        # matplotlib types its keys as a Literal of every name; ours are checked at run time.
+        cast(dict[str, Any], matplotlib.rcParams).update(_RC)
         _ready = True
 
 

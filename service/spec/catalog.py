@@ -98,7 +98,10 @@ def _tag(model: type[BaseModel], key: str) -> str:
 def _entries(union: Any, key: str, extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     out = []
     for model in _members(union):
-        entry: dict[str, Any] = {key: _tag(model, key), "description": model.description}
+        entry: dict[str, Any] = {
+            key: _tag(model, key),
+            "description": getattr(model, "description", ""),
+        }
         for attr in extra:
             entry[attr] = getattr(model, attr)
         entry["params"] = params_of(model, skip=(key,))

@@ -14,6 +14,7 @@ job. Both are jobs (same table, queue, leases, metrics store) whose spec says ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
@@ -70,7 +71,7 @@ class RangeTest(SpecModel):
         "annealing), `valley` for a rate used throughout (`optimizer.lr`).",
     )
 
-    def rule_for(self, fields: list[str]) -> str:
+    def rule_for(self, fields: Sequence[str]) -> str:
         """The rule ``"auto"`` takes for ``fields`` (see ``suggestion``)."""
         if self.suggestion is not None:
             return self.suggestion

@@ -20,6 +20,16 @@ LR = Annotated[
         "settings) runs first and its suggestion is used."
     ),
 ]
+
+
+def resolved(rate: float | Literal["auto"], field: str) -> float:
+    """``rate`` once an ``"auto"`` value has been set by its range test; a ValueError
+    naming ``field`` when it has not (a bug of whoever runs the job)."""
+    if rate == "auto":
+        raise ValueError(f'{field} is still "auto": its range test must set it first')
+    return rate
+
+
 WeightDecay = Annotated[
     StrictFloat,
     Field(ge=0.0, le=10.0, description="L2 penalty coupled into the gradient (g + λθ)."),

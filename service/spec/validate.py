@@ -7,7 +7,7 @@ in the first second on a worker is refused with a 422 instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,7 +250,7 @@ def _memory_message(memory: MemoryEstimate, cap: int) -> str:
 
 
 def format_validation_error(
-    errors: list[dict[str, Any]], body: Any, prefix: tuple = ()
+    errors: Sequence[Mapping[str, Any]], body: Any, prefix: tuple = ()
 ) -> list[FieldError]:
     """Pydantic's errors (``exc.errors()``) as FieldErrors with dotted paths into the request.
 

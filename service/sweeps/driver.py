@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import service.models  # noqa: F401  (every table: the trials' rows refer to users, datasets)
 from service.config import Settings
-from service.db import utcnow
+from service.db import rowcount, utcnow
 from service.jobs import lifecycle
 from service.jobs.models import Job
 from service.jobs.service import dataset_shape, limits, new_job
@@ -278,15 +278,17 @@ def _trial_jobs(
     seeds = sweep.spec["seeds"]
     base = sweep.spec["base"]
     with sessions() as s, s.begin():
-        took = s.execute(
-            update(Sweep)
-            .where(
-                Sweep.id == sweep.id,
-                Sweep.trials_created == number,
-                Sweep.status == SweepStatus.RUNNING,
+        took = rowcount(
+            s.execute(
+                update(Sweep)
+                .where(
+                    Sweep.id == sweep.id,
+                    Sweep.trials_created == number,
+                    Sweep.status == SweepStatus.RUNNING,
+                )
+                .values(trials_created=number + 1)
             )
-            .values(trials_created=number + 1)
-        ).rowcount
+        )
         if not took:
             return None
         # The sweep row is locked now: no one else can be creating a trial of this sweep.
@@ -407,11 +409,13 @@ def end(
         }
         if cancel_requested:
             values["cancel_requested"] = True
-        done = s.execute(
-            update(Sweep)
-            .where(Sweep.id == sweep_id, Sweep.status == SweepStatus.RUNNING)
-            .values(**values)
-        ).rowcount
+        done = rowcount(
+            s.execute(
+                update(Sweep)
+                .where(Sweep.id == sweep_id, Sweep.status == SweepStatus.RUNNING)
+                .values(**values)
+            )
+        )
     stop_trials(sessions, sweep_id, f"the sweep ended: {reason}", notify=notify)
     return bool(done)
 
@@ -449,7 +453,8 @@ def tick(
             .distinct()
         ).all()
     for sweep_id in leftover:
-        stop_trials(sessions, sweep_id, "the sweep has ended", notify=notify)
+        if sweep_id is not None:  # the join makes it so; the column may be null elsewhere
+            stop_trials(sessions, sweep_id, "the sweep has ended", notify=notify)
     for sweep_id in running:
         try:
             advance(sessions, settings, sweep_id, send, notify, notify_sweep)

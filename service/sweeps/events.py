@@ -203,7 +203,11 @@ def read_snapshot(
             )
             for j in jobs
         ],
-        [EpochRow(e[0], e[1], e[2], e[3] or 0, e[4], dict(e[5] or {}), e[6]) for e in epochs],
+        [
+            EpochRow(e[0], e[1], e[2], e[3] or 0, e[4], dict(e[5] or {}), e[6])
+            for e in epochs
+            if e[0] is not None and e[2] is not None  # a numbered epoch of a trial
+        ],
         len(epochs) >= limit,
     )
 
@@ -257,7 +261,7 @@ class _Sweep:
             rows = {n: TrialRow(n, params, {}) for n, (params, _) in sorted(self.trials.items())}
             for j in sorted(self.jobs.values(), key=lambda j: (j.trial, j.repeat)):
                 row = rows.setdefault(j.trial, TrialRow(j.trial, {}, {}))
-                row.jobs.append(JobRow(j.id, j.status, j.repeat, j.objective))
+                row.jobs.append(JobRow(j.id, JobStatus(j.status), j.repeat, j.objective))
             self._rows = rows
         return self._rows
 

@@ -146,6 +146,8 @@ def _runs(session: Session, sweep_id: str, numbers: list[int], metric: str) -> d
     ).all()
     runs: dict[int, dict[str, list[tuple[int, Any]]]] = {}
     for job_id, number, epoch, values in rows:
+        if number is None:  # the sweep's range test: no trial
+            continue
         value = values.get(metric) if isinstance(values, dict) else None
         runs.setdefault(number, {}).setdefault(job_id, []).append((epoch, value))
     return {n: list(by_job.values()) for n, by_job in runs.items()}

@@ -379,10 +379,8 @@ def importance_for(sweep: Sweep, trials: Sequence[TrialRow]) -> dict[str, Any]:
         raise Conflict(
             f"cannot compute the importance of sweep {sweep.id}'s parameters: {exc}"
         ) from None
-    params = sorted(
-        ({"name": k, "importance": max(0.0, float(v))} for k, v in values.items()),
-        key=lambda p: (-p["importance"], p["name"]),
-    )
+    ranked = sorted((-max(0.0, float(v)), k) for k, v in values.items())
+    params = [{"name": name, "importance": -negated} for negated, name in ranked]
     return {
         "metric": sweep.spec["objective"]["metric"],
         "direction": sweep.spec["objective"]["direction"],

@@ -88,12 +88,13 @@ class Distribution(SpecModel):
         "serialize_by_alias": True,
     }
 
-    def _get(self, kind: str) -> Any:
+    def given(self, kind: str) -> Any:
+        """What the spec gave for ``kind`` (``uniform``, ``int``, ``choice``, …), or None."""
         return getattr(self, "int_" if kind == "int" else kind)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Distribution:
-        given = [k for k in KINDS if self._get(k) is not None]
+        given = [k for k in KINDS if self.given(k) is not None]
         if len(given) != 1:
             raise ValueError(
                 f"give exactly one of {', '.join(KINDS)}"
@@ -104,8 +105,8 @@ class Distribution(SpecModel):
             raise ValueError("step and log go with int")
         if self.names is not None and kind != "preset":
             raise ValueError("names goes with preset")
-        if kind in ("uniform", "loguniform", "int") and AUTO not in self._get(kind):
-            low, high = self._get(kind)
+        if kind in ("uniform", "loguniform", "int") and AUTO not in self.given(kind):
+            low, high = self.given(kind)
             if not low < high:
                 raise ValueError(f"{kind}: [{low}, {high}] is empty or inverted; need low < high")
             if kind == "loguniform" and low <= 0:
@@ -114,11 +115,11 @@ class Distribution(SpecModel):
                 raise ValueError(f"int with log: low must be at least 1 (got {low})")
             if kind == "int" and self.step is not None and self.step > high - low:
                 raise ValueError(f"int: step {self.step} is wider than [{low}, {high}]")
-        ends = self._get(kind) if kind == "loguniform" else ()
+        ends = self.given(kind) if kind == "loguniform" else ()
         if AUTO in ends and any(v != AUTO and v <= 0 for v in ends):
             raise ValueError("loguniform: its ends must be above 0")
         if kind in ("choice", "grid"):
-            values = [v.value if isinstance(v, Branch) else v for v in self._get(kind)]
+            values = [v.value if isinstance(v, Branch) else v for v in self.given(kind)]
             keys = [repr(v) for v in values]
             if len(set(keys)) != len(keys):
                 raise ValueError(f"{kind}: values repeat")
@@ -126,18 +127,18 @@ class Distribution(SpecModel):
 
     @property
     def kind(self) -> str:
-        return next(k for k in KINDS if self._get(k) is not None)
+        return next(k for k in KINDS if self.given(k) is not None)
 
     @property
     def auto(self) -> bool:
         """Whether an end of its range is "auto" (left to a range test)."""
-        return self.kind in ("uniform", "loguniform") and AUTO in self._get(self.kind)
+        return self.kind in ("uniform", "loguniform") and AUTO in self.given(self.kind)
 
     def with_ends(self, low: float, high: float) -> Distribution:
         """The distribution with its "auto" ends set to ``low`` and ``high``."""
         if not self.auto:
             return self
-        given = self._get(self.kind)
+        given = self.given(self.kind)
         ends = (low if given[0] == AUTO else given[0], high if given[1] == AUTO else given[1])
         return Distribution.model_validate({self.kind: ends})
 
@@ -162,8 +163,8 @@ class Distribution(SpecModel):
         if finite is not None:
             return finite
         for kind in ("uniform", "loguniform", "int"):
-            if self._get(kind) is not None:
-                return list(self._get(kind))
+            if self.given(kind) is not None:
+                return list(self.given(kind))
         return []
 
 

@@ -86,6 +86,30 @@ def _optuna() -> Any:
     return optuna
 
 
+# -- what Optuna does not make public -----------------------------------------------
+# Rebuilding a study from SQL rows, and asking its pruner about one running trial, needs
+# three things Optuna keeps private: a study's storage (``Study._storage``), a trial's id
+# in it (``Trial._trial_id``, ``FrozenTrial._trial_id``), and a live ``Trial`` made of a
+# stored one. They are used through these three functions only; pyproject.toml caps
+# Optuna below its next major, and tests/service/sweeps/test_optuna_private.py fails,
+# naming them, if a release changes them.
+
+
+def trial_id(trial: Any) -> int:
+    """The storage id of a ``Trial`` or ``FrozenTrial``."""
+    return int(trial._trial_id)
+
+
+def stored_trial(study: Any, trial_id: int) -> Any:
+    """The ``FrozenTrial`` the study's storage holds now (params, system attrs)."""
+    return study._storage.get_trial(trial_id)
+
+
+def live_trial(study: Any, trial_id: int) -> Any:
+    """A ``Trial`` of the stored trial ``trial_id``: what a pruner is asked through."""
+    return _optuna().trial.Trial(study, trial_id)
+
+
 def sampler_seed(seed: int, number: int) -> int:
     return (seed * 1_000_003 + number * 7_919 + 1) % 2**32
 
@@ -226,7 +250,7 @@ def suggest(trial: Any, space: dict[str, Distribution], qualifier: str = "") -> 
         name = f"{path}{qualifier}"
         kind = dist.kind
         if kind in ("uniform", "loguniform"):
-            low, high = dist._get(kind)
+            low, high = dist.given(kind)
             value: Any = trial.suggest_float(name, low, high, log=kind == "loguniform")
         elif kind == "int":
             low, high = dist.int_  # type: ignore[misc]
@@ -251,7 +275,7 @@ def sample(
     if trial.number != number:  # the rows have a gap: never expected, never hidden
         raise RuntimeError(f"sweep {sweep_id}: trial {number} would be Optuna's {trial.number}")
     params = suggest(trial, spec.space)
-    frozen = study._storage.get_trial(trial._trial_id)
+    frozen = stored_trial(study, trial_id(trial))
     record = {
         "params": dict(frozen.params),
         "distributions": {k: distribution_to_json(d) for k, d in frozen.distributions.items()},
@@ -272,13 +296,12 @@ def judge(
 ) -> Judgement:
     """Ask the pruner about ``job`` (trial ``number``, its intermediate values up to
     ``step`` in ``job``) against every other trial of the sweep."""
-    optuna = _optuna()
     study = build_study(sweep_id, spec, trials, running_override=job, override_number=number)
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
-    trial = optuna.trial.Trial(study, frozen._trial_id)
+    trial = live_trial(study, trial_id(frozen))
     prune = bool(trial.should_prune())
-    after = study._storage.get_trial(frozen._trial_id).system_attrs
-    record_attrs = next(
+    after = stored_trial(study, trial_id(frozen)).system_attrs
+    record_attrs: dict[str, Any] = next(
         (t.optuna.get("system_attrs", {}) for t in trials if t.number == number), {}
     )
     attrs = {k: v for k, v in after.items() if record_attrs.get(k) != v}

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from service.spec import TASK_METRICS, JobSpec, monitorable_metrics
+from service.spec.optimizers import resolved
 from service.spec.regularization import Regularization
 from workers.engine.checkpoint import (
     Checkpoint,
@@ -342,7 +343,7 @@ class _Run:
         batches = epoch_batches(spec, len(data.y_train), model)
         schedule = build_schedule(
             spec.schedule,
-            base_lr=spec.optimizer.lr,
+            base_lr=resolved(spec.optimizer.lr, "optimizer.lr"),
             epochs=spec.training.epochs,
             steps_per_epoch=len(batches),
             has_momentum=spec.optimizer.has_momentum,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import TypeVar
+from typing import Literal, TypeVar, cast
 
 from torch import nn
 
@@ -26,7 +26,9 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 
 # The nonlinearity He initialisation scales for (torch.nn.init.calculate_gain's names).
 # GELU has no gain of its own; it is close to ReLU where it matters (x > 0).
-_GAIN_NAME = {
+#: The name torch's initialisers give each activation's gain.
+Gain = Literal["relu", "leaky_relu", "tanh", "sigmoid", "linear"]
+_GAIN_NAME: dict[str | None, Gain] = {
     "relu": "relu",
     "leaky_relu": "leaky_relu",
     "tanh": "tanh",
@@ -41,9 +43,9 @@ _L = TypeVar("_L", nn.Linear, nn.Conv2d)
 Init = Callable[[Layer, str | None], None]
 
 
-def _initialiser(init_weight: Callable[[nn.Parameter, str | None], None]) -> Init:
+def _initialiser(init_weight: Callable[[nn.Parameter, str | None], object]) -> Init:
     def init(layer: Layer, activation: str | None) -> None:
-        init_weight(layer.weight, activation)
+        init_weight(cast(nn.Parameter, layer.weight), activation)
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
 

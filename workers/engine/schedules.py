@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from service.spec import metric_mode
+from service.spec.optimizers import resolved
 from service.spec.schedules import (
     Constant,
     Cosine,
@@ -306,7 +307,7 @@ def _one_cycle(spec: OneCycle, job: JobSteps) -> Schedule:
         raise ValueError("schedule.cycle_momentum: this optimizer has no momentum or β1 to cycle")
     return OneCycleSchedule(
         spec,
-        max_lr=spec.max_lr or job.base_lr,
+        max_lr=resolved(spec.max_lr, "schedule.max_lr") if spec.max_lr else job.base_lr,
         total_steps=(job.epochs - job.warmup_epochs) * job.steps_per_epoch,
         cycle=cycle,
         **job.common(),

@@ -117,7 +117,9 @@ def render_intermediate(plot: IntermediatePlot, fmt: Format) -> bytes:
         if not counts.get(state):
             continue
         style = _CURVE_STYLE[state]
-        extra = {"marker": "x", "markersize": 8, "markeredgewidth": 2} if state == "pruned" else {}
+        extra: dict[str, Any] = (
+            {"marker": "x", "markersize": 8, "markeredgewidth": 2} if state == "pruned" else {}
+        )
         label = {
             "complete": "complete",
             "pruned": "pruned (× where it stopped)",

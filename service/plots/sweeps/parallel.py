@@ -20,6 +20,7 @@ from service.plots.sweeps.common import (
     is_number,
     nothing_to_plot,
 )
+from service.sweeps.states import TrialState
 
 __all__ = ["MISSING_Y", "ParallelAxis", "ParallelPlot", "parallel_plot", "render_parallel"]
 
@@ -150,7 +151,7 @@ _MISSING: Any = _Missing()
 def parallel_plot(info: SweepInfo, trials: Sequence[TrialInfo]) -> ParallelPlot:
     """One axis per parameter path (scaled as the space says), then the objective; one
     line per trial, coloured by its objective value (grey until it is complete)."""
-    complete = [t for t in trials if t.state == "complete" and t.value is not None]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     if not complete:
         raise nothing_to_plot(
             f"nothing to plot yet: no trial of sweep {info.id!r} has completed "
@@ -159,9 +160,10 @@ def parallel_plot(info: SweepInfo, trials: Sequence[TrialInfo]) -> ParallelPlot:
     # Draw the incomplete first, then the complete from worst to best: the best on top.
     done = {t.number for t in complete}
     rest = [t for t in trials if t.number not in done]
+    sign = 1.0 if info.direction == "max" else -1.0
     ordered = sorted(rest, key=lambda t: t.number) + sorted(
         complete,
-        key=lambda t: t.value if info.direction == "max" else -t.value,  # type: ignore[operator]
+        key=lambda t: sign * (t.value or 0.0),  # every complete trial has a value
     )
     flat: dict[str, list[dict[str, Any]]] = {}
     _flatten_space(info.space, flat)

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from service.playground.functions import FUNCTION_NAMES, make_surface
-from service.playground.plot import _symlog_ticks, render_playground, uses_log_levels
+from service.playground.plot import render_playground, symlog_ticks, uses_log_levels
 from service.playground.run import run_playground
 from service.playground.schemas import PlaygroundRequest
 
@@ -44,7 +44,7 @@ def test_a_narrow_valley_gets_log_levels() -> None:
 
 
 def test_symlog_ticks_are_few_and_symmetric_about_zero() -> None:
-    ticks = _symlog_ticks(-1e12, 2.0)
+    ticks = symlog_ticks(-1e12, 2.0)
     assert 0.0 in ticks and ticks == sorted(ticks)
     assert len([t for t in ticks if t < 0]) <= 6 and -1e12 in ticks and 10.0 in ticks
 
