@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import benchmarks.common
+
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = ROOT / "docs" / "figures"
 
@@ -89,13 +91,7 @@ def within(rule: Rule, got: Value, want: Value) -> bool:
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return _platform.processor() or _platform.machine() or "unknown CPU"
+    return benchmarks.common.cpu_model() or _platform.machine() or "unknown CPU"
 
 
 def short_cpu(model: str) -> str:
