@@ -44,6 +44,10 @@ class Branch(SpecModel):
     space: dict[str, Distribution] = Field(default_factory=dict, max_length=MAX_SPACE_ENTRIES)
 
 
+#: An end of an ``int`` range: exact as a float too (Optuna's samplers compute in floats).
+IntEnd = Annotated[StrictInt, Field(ge=-(2**53), le=2**53)]
+
+
 class Distribution(SpecModel):
     """Exactly one of: ``choice``, ``uniform``, ``loguniform``, ``int`` (with ``step``
     and ``log``), ``grid`` or ``preset`` (with ``names``)."""
@@ -60,8 +64,11 @@ class Distribution(SpecModel):
         'learning rate (`optimizer.lr`, `schedule.max_lr`) either end may be "auto": a '
         "range test of the base spec sets it before the first trial.",
     )
-    int_: tuple[StrictInt, StrictInt] | None = Field(
-        None, alias="int", description="[low, high] inclusive, low < high."
+    int_: tuple[IntEnd, IntEnd] | None = Field(
+        None,
+        alias="int",
+        description="[low, high] inclusive, low < high. A range of more than "
+        f"{MAX_GRID_POINTS} values is sampled, never enumerated.",
     )
     step: typing.Annotated[StrictInt, Field(ge=1)] | None = Field(
         None, description="With `int`: the spacing of the values (default 1)."
@@ -150,7 +157,10 @@ class Distribution(SpecModel):
             return list(self.grid)
         if self.int_ is not None and not self.log:
             low, high = self.int_
-            return list(range(low, high + 1, self.step or 1))
+            step = self.step or 1
+            if (high - low) // step + 1 > MAX_GRID_POINTS:
+                return None  # too many to enumerate: sampled, and checked at its ends
+            return list(range(low, high + 1, step))
         return None
 
     def branches(self) -> dict[Any, dict[str, Distribution]]:
@@ -162,7 +172,11 @@ class Distribution(SpecModel):
         finite = self.values()
         if finite is not None:
             return finite
-        for kind in ("uniform", "loguniform", "int"):
+        if self.int_ is not None:
+            low, high = self.int_
+            step = self.step or 1
+            return [low, low + (high - low) // step * step]  # the last value a step reaches
+        for kind in ("uniform", "loguniform"):
             if self.given(kind) is not None:
                 return list(self.given(kind))
         return []

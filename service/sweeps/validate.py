@@ -18,6 +18,7 @@ from service.spec.common import monitorable_metrics
 from service.spec.lab import RangeTest
 from service.spec.paths import PathError, apply
 from service.sweeps.spec import (
+    MAX_GRID_POINTS,
     ComparisonSpec,
     Distribution,
     SweepSpec,
@@ -137,11 +138,15 @@ def check_sweep(
                 FieldError(
                     "sampler.name",
                     "the grid sampler needs every parameter finite (choice, grid, or int "
-                    "without log) and none conditional",
+                    f"without log of at most {MAX_GRID_POINTS} values) and none conditional",
                 )
             )
-        elif len(points) > 1000:
-            errors.append(FieldError("space", f"the grid has {len(points):,} points; at most 1000"))
+        elif len(points) > MAX_GRID_POINTS:
+            errors.append(
+                FieldError(
+                    "space", f"the grid has {len(points):,} points; at most {MAX_GRID_POINTS}"
+                )
+            )
         else:
             if max_trials is not None and max_trials > len(points):
                 errors.append(FieldError("max_trials", f"the grid has only {len(points)} points"))

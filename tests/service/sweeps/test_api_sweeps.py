@@ -164,6 +164,12 @@ def test_a_preset_is_stored_written_out(api: Api) -> None:
         ),
         ({"space": {}}, "space", "at least 1"),
         ({"space": {"optimizer.lr": {"grid": [0.01]}}, "bogus": 1}, "bogus", ""),
+        # An end past what a float holds exactly (found by the fuzzer: it was a 500).
+        (
+            {"space": {"model.hidden.0": {"int": [10792, 16200984816539458863104]}}},
+            "space.model.hidden.0.int.1",
+            "less than or equal to 9007199254740992",
+        ),
     ],
 )
 def test_bad_sweeps_get_422_naming_the_path(api: Api, body, field, needle) -> None:  # noqa: ANN001

@@ -132,6 +132,24 @@ def test_epochs_above_the_servers_cap(check: Checker, settings: Settings) -> Non
     assert str(settings.max_epochs + 1) in e.message
 
 
+def test_a_wide_int_range_is_checked_at_its_ends_not_value_by_value(check: Checker) -> None:
+    # A hundred million values: enumerating them (or a job spec each) would take the API
+    # down; the ends are what bounds can refuse. The high end tried is the last value the
+    # step reaches.
+    e = only(check.sweep_errors(space={"training.batch_size": {"int": [1, 10**8], "step": 3}}))
+    assert e.field == "space.training.batch_size"
+    assert str(1 + (10**8 - 1) // 3 * 3) in e.message
+    stored, _ = check.sweep(space={"training.seed": {"int": [0, 2**32 - 1]}})
+    assert stored["space"]["training.seed"] == {"int": [0, 2**32 - 1]}
+
+
+def test_the_grid_sampler_refuses_an_int_range_too_long_to_enumerate(check: Checker) -> None:
+    e = only(
+        check.sweep_errors(sampler={"name": "grid"}, space={"training.seed": {"int": [0, 5000]}})
+    )
+    assert e.field == "sampler.name" and "at most 1000 values" in e.message
+
+
 def test_a_choice_value_invalid_for_the_field(check: Checker) -> None:
     e = only(check.sweep_errors(space={"model.activation": {"choice": ["relu", "swish"]}}))
     assert e.field == "space.model.activation"
