@@ -61,6 +61,7 @@ COPY README.md alembic.ini ./
 COPY migrations/ migrations/
 COPY service/ service/
 COPY workers/ workers/
+COPY descent/ descent/
 # Editable, so the package's files stay next to alembic.ini and migrations/ in /app.
 RUN pip install -e .
 
@@ -96,6 +97,7 @@ COPY README.md alembic.ini ./
 COPY migrations/ migrations/
 COPY service/ service/
 COPY workers/ workers/
+COPY descent/ descent/
 RUN pip install -e ".[worker]"
 
 USER descent

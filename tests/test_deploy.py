@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from service.config import Settings
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+PYPROJECT = ROOT / "pyproject.toml"
 
 # The `descent` subcommands. Must match the commands defined in service/cli/server.py.
 CLI_COMMANDS = frozenset({"up", "api", "worker", "migrate", "db-check"})
@@ -428,6 +430,21 @@ def test_worker_image_installs_torch(stages: dict) -> None:
         line.upper().startswith("RUN ") and "pip install" in line and "[worker]" in line
         for line in stages["worker"]
     ), "worker stage does not pip install the [worker] extra"
+
+
+def test_images_copy_every_package_the_project_ships(stages: dict) -> None:
+    # `pip install -e .` installs what pyproject names; a folder not copied is missing.
+    found = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = {name.rstrip("*") for name in found["include"]}
+    for stage in ("api", "worker"):
+        copied = {
+            part.rstrip("/")
+            for name in stage_chain(stages, stage)
+            for line in stages[name]
+            if line.upper().startswith("COPY ")
+            for part in line.split()[1:-1]
+        }
+        assert packages <= copied, f"stage {stage} does not copy {sorted(packages - copied)}"
 
 
 def test_images_run_as_non_root(stages: dict) -> None:
