@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.jobs.states import JobKind, JobStatus
+from service.openapi import inline_schema
 from service.spec.results import (
     AutoLrRecord,
     AutoLrSummary,
@@ -167,12 +168,6 @@ class EndEvent(StatusEvent):
     final_metrics: dict[str, float | None] | None
 
 
-def _inline(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema()
-    schema.pop("$defs", None)
-    return schema
-
-
 #: One event as an OpenAPI (before 3.2) `text/event-stream` schema describes it: the
 #: fields of an event, its `data` a JSON document of one of the three shapes.
 EVENT_SCHEMA: dict[str, Any] = {
@@ -184,7 +179,9 @@ EVENT_SCHEMA: dict[str, Any] = {
         "data": {
             "type": "string",
             "contentMediaType": "application/json",
-            "contentSchema": {"anyOf": [_inline(m) for m in (EpochEvent, EndEvent, StatusEvent)]},
+            "contentSchema": {
+                "anyOf": [inline_schema(m) for m in (EpochEvent, EndEvent, StatusEvent)]
+            },
         },
     },
 }

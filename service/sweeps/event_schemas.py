@@ -4,9 +4,13 @@ OpenAPI (before 3.2) ``text/event-stream`` schema describes it."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from service.jobs.states import JobStatus
+from service.openapi import inline_schema
+from service.sweeps.states import SweepStatus, TrialState
 
 __all__ = [
     "SWEEP_EVENT_SCHEMA",
@@ -40,7 +44,7 @@ class SweepStateEvent(BaseModel):
     """`event: sweep`: sent on connecting and whenever the sweep changes."""
 
     sweep_id: str
-    status: str
+    status: SweepStatus
     status_reason: str | None
     trials_created: int
     counts: TrialCountsEvent = Field(description="Trials by state.")
@@ -58,10 +62,10 @@ class TrialEvent(BaseModel):
     sweep_id: str
     trial: int = Field(description="The trial's number.")
     label: str | None = Field(description="The configuration's label (comparisons).")
-    trial_state: Literal["queued", "running", "complete", "pruned", "failed", "cancelled"]
+    trial_state: TrialState
     job_id: str
     repeat: int = Field(description="Which of the trial's seeds (0-based).")
-    status: str
+    status: JobStatus
     status_reason: str | None
     attempt: int
     epochs_completed: int
@@ -84,25 +88,6 @@ class SweepEpochEvent(BaseModel):
     recorded_at: str = Field(description="When the worker recorded it (ISO 8601, UTC).")
 
 
-def _inline(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/$defs/{model}")
-    defs = schema.pop("$defs", {})
-    # Inline the nested models: the schema lives inside an OpenAPI document, where
-    # "#/$defs/…" would point nowhere.
-    return _resolve(schema, defs)
-
-
-def _resolve(node: Any, defs: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/"):
-            return _resolve(defs[ref.removeprefix("#/$defs/")], defs)
-        return {k: _resolve(v, defs) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_resolve(v, defs) for v in node]
-    return node
-
-
 SWEEP_EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["event", "id", "data"],
@@ -118,7 +103,7 @@ SWEEP_EVENT_SCHEMA: dict[str, Any] = {
             "contentMediaType": "application/json",
             "contentSchema": {
                 "anyOf": [
-                    _inline(m)
+                    inline_schema(m)
                     for m in (SweepEpochEvent, TrialEvent, SweepStateEvent, SweepEndEvent)
                 ]
             },
