@@ -136,6 +136,8 @@ class World:
     ids: dict[str, list[str]]  # real ids by path parameter name
     own: set[str]  # the fuzzer's own user and token ids
     tally: Tally
+    #: A lab chart's view → the job that has it (the range test's, or the landscape's).
+    lab: dict[str, str] = field(default_factory=dict)
 
 
 def served(app: Any) -> Any:
@@ -330,7 +332,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "sweep_id": sweep_ids,
     }
     tally = Tally()
-    yield World(served(app), token, ids, own, tally)
+    range_test, landscape = lab_ids
+    lab = {"range_test": range_test} | dict.fromkeys(
+        ("interpolation", "contour", "surface"), landscape
+    )
+    yield World(served(app), token, ids, own, tally, lab)
     record_figures(
         "schemathesis fuzzing (positive + negative)",
         backend="sqlite",
@@ -385,10 +391,10 @@ def load_schema(  # noqa: ANN201
             for name in COVERED_ELSEWHERE
         ]
         + [
-            # A lab chart succeeds only for a job of the view's kind (1 in 4 real ids),
-            # and only half the generated cases are positive: more examples, so that a
-            # success is all but certain whatever order they come in.
-            {"include-name": name, "generation": generation | {"max-examples": EXAMPLES * 3}}
+            # A lab chart succeeds only for a job of the view's kind (its id is offered
+            # first, see real_ids), and only half the generated cases are positive: more
+            # examples, so that a success is all but certain whatever order they come in.
+            {"include-name": name, "generation": generation | {"max-examples": EXAMPLES * 2}}
             for name in NARROW_SUCCESS
         ],
     }
@@ -413,7 +419,10 @@ def load_schema(  # noqa: ANN201
         choices = []
         for name, value in path_parameters.items():
             if name in world.ids and isinstance(value, str) and UUID.fullmatch(value):
-                choices += [{**path_parameters, name: id_} for id_ in world.ids[name]]
+                ids = world.ids[name]
+                if name == "job_id" and (drawn := world.lab.get(path_parameters.get("view"))):
+                    ids = [drawn, *(i for i in ids if i != drawn)]  # the job the view draws
+                choices += [{**path_parameters, name: id_} for id_ in ids]
         if world.own.isdisjoint(path_parameters.values()):
             choices.append(path_parameters)
         return st.sampled_from(choices)
