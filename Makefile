@@ -4,7 +4,7 @@
 #
 # Tests (tiers are marks, see pyproject.toml):
 #   make test           ruff, then every test: the parallel pass, then the `serial` ones
-#   make test-fast      the edit loop: all but `integration`, `fuzz` and `serial`, in parallel
+#   make test-fast      the edit loop: all but `integration`, `fuzz`, `docs` and `serial`, in parallel
 #   make test-embedded  all but `postgres`: needs neither PostgreSQL nor Redis
 # TEST_WORKERS=N sets the parallel pass's processes (default: one per CPU core).
 
@@ -56,7 +56,7 @@ test: $(STAMP) services
 
 # One parallel pass: the `serial` tests (outages, wall-clock heartbeats) wait for `make test`.
 test-fast: $(STAMP)
-	$(PYTEST) $(PARALLEL) -m "not integration and not fuzz and not serial"
+	$(PYTEST) $(PARALLEL) -m "not integration and not fuzz and not docs and not serial"
 
 # Without PostgreSQL/Redis: only the embedded (SQLite + SQL broker) backend.
 test-embedded: $(STAMP)
