@@ -8,6 +8,7 @@ is Celery's SQLAlchemy transport on a second SQLite file. The full stack sets
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -33,6 +34,28 @@ def weak_password(url: str) -> str | None:
     if unquote(password).lower() in DEFAULT_PASSWORDS:
         return "has a well-known default password"
     return None
+
+
+_ORIGIN_RE = re.compile(
+    r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$"
+)
+
+
+def parse_origins(value: str) -> list[str]:
+    """``DESCENT_CORS_ORIGINS`` as a list of exact origins; ValueError naming a bad one."""
+    origins = []
+    for raw in value.split(","):
+        origin = raw.strip()
+        if not origin:
+            continue
+        if origin == "*" or not _ORIGIN_RE.match(origin):
+            raise ValueError(
+                f"DESCENT_CORS_ORIGINS: {origin!r} is not an exact origin; list origins as "
+                "scheme://host[:port] (e.g. http://localhost:5173), comma-separated, "
+                "without '*', paths or a trailing slash"
+            )
+        origins.append(origin.lower())
+    return origins
 
 
 class Settings(BaseSettings):
@@ -86,6 +109,25 @@ class Settings(BaseSettings):
         "token",
         description="`token`: every endpoint but /healthz and the docs needs an API token. "
         "`none`: no accounts, every request acts as the local admin (loopback only).",
+    )
+    session_hours: float = Field(
+        12.0,
+        gt=0,
+        le=24 * 90,
+        description="How long a browser's sign-in (POST /v1/session) lasts; it ends sooner "
+        "when its token is revoked or expires.",
+    )
+    local_signin: bool | None = Field(
+        None,
+        description="Offer the dashboard's one-click sign-in as the local admin to pages "
+        "opened at localhost from this machine. Default: on for the embedded default "
+        "(SQLite), off with a database server.",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated origins (scheme://host[:port]) whose pages may call the "
+        "API with a bearer token, e.g. a dashboard served elsewhere. Exact origins only: "
+        "no '*', no paths. Cookies are never sent across origins.",
     )
     max_request_bytes: int = Field(
         1024 * 1024, ge=1024, description="Cap on a JSON request body (uploads: max_upload_bytes)."
@@ -192,6 +234,7 @@ class Settings(BaseSettings):
                 "DESCENT_ENVIRONMENT=production needs DESCENT_DATABASE_URL and "
                 "DESCENT_BROKER_URL set to real servers (PostgreSQL and Redis), not SQLite"
             )
+        parse_origins(self.cors_origins)  # refused here, at start, rather than per request
         if self.environment == "production":
             for var, url in (
                 ("DESCENT_DATABASE_URL", self.database_url),
@@ -227,6 +270,16 @@ class Settings(BaseSettings):
         if self.events_poll_seconds is not None:
             return self.events_poll_seconds
         return 2.0 if self.redis_url else 0.25
+
+    @property
+    def local_signin_enabled(self) -> bool:
+        if self.local_signin is not None:
+            return self.local_signin
+        return str(self.database_url).startswith("sqlite") and self.environment == "development"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return parse_origins(self.cors_origins)
 
     @property
     def token_file(self) -> Path:

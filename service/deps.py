@@ -14,12 +14,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from service.auth.middleware import USER_STATE, user_for_authorization
 from service.auth.models import ADMIN, User
 from service.auth.service import local_admin
+from service.auth.sessions import COOKIE as SESSION_COOKIE
 from service.config import Settings
 from service.errors import (
     ERROR_SCHEMA,
@@ -69,9 +70,20 @@ bearer = HTTPBearer(
 )
 
 
+#: Declares the browser's session cookie (``POST /v1/session``) as the other way in.
+session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    scheme_name="SessionCookie",
+    auto_error=False,
+    description="A browser's session, from `POST /v1/session`; requests that change state "
+    "must also send its CSRF token as `X-CSRF-Token`.",
+)
+
+
 async def current_user(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    _cookie: Annotated[str | None, Depends(session_cookie)],
 ) -> User:
     """The user whose token the request carries; 401 without a valid one.
 

@@ -11,11 +11,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from service.auth.middleware import RequireToken
 from service.auth.router import admin as users_router
 from service.auth.router import router as accounts_router
+from service.auth.session_router import PUBLIC as SIGN_IN
+from service.auth.session_router import router as session_router
 from service.config import Settings, get_settings
 from service.datasets.router import router as datasets_router
 from service.db import make_engine, make_sessionmaker
@@ -97,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker,
         sources={
             job_events.SOURCE: job_events.versions,
+            job_events.OWNER_SOURCE: job_events.owner_versions,
             sweep_events.SOURCE: sweep_events.versions,
         },
         poll_seconds=settings.events_poll,
@@ -106,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_body_limits(app, settings)
     if settings.auth != "none":
         # Added last, so it runs first: no body is read before the token is checked.
-        public = {app.openapi_url, app.docs_url, app.redoc_url, "/healthz"}
+        public = {app.openapi_url, app.docs_url, app.redoc_url, "/healthz", *SIGN_IN}
         if app.docs_url and app.swagger_ui_oauth2_redirect_url:
             public.add(app.swagger_ui_oauth2_redirect_url)
         app.add_middleware(
@@ -114,6 +118,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             gate=app.state.gate,
             public=frozenset(p for p in public if p),
         )
+    if origins := settings.cors_origin_list:
+        # Added after the token check, so it runs before it: a preflight (which carries no
+        # credentials) is answered here, and every answer — a 401 too — gets the CORS
+        # headers its page needs to read it. Pages of other origins send bearer tokens;
+        # cookies are never allowed across origins (no allow_credentials).
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["Retry-After", "Location", "Content-Disposition", "WWW-Authenticate"],
+            max_age=600,
+        )
+    app.include_router(session_router)
     app.include_router(jobs_router)
     app.include_router(plots_router)
     app.include_router(lab_plots_router)

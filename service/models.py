@@ -1,8 +1,18 @@
 """All ORM models, imported in one place so Alembic and the app see the same metadata."""
 
-from service.auth.models import ApiToken, User
+from service.auth.models import ApiToken, BrowserSession, User
 from service.datasets.models import Dataset
 from service.jobs.models import EpochMetric, Job, JobAttempt
 from service.sweeps.models import Sweep, SweepTrial
 
-__all__ = ["ApiToken", "Dataset", "EpochMetric", "Job", "JobAttempt", "Sweep", "SweepTrial", "User"]
+__all__ = [
+    "ApiToken",
+    "BrowserSession",
+    "Dataset",
+    "EpochMetric",
+    "Job",
+    "JobAttempt",
+    "Sweep",
+    "SweepTrial",
+    "User",
+]

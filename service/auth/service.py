@@ -145,15 +145,30 @@ def revoke_token(*, session: Session, token_id: str, user_id: str | None) -> Api
 def authenticate(*, session: Session, token: str) -> User | None:
     """The user a token belongs to, or None when the token is unknown, revoked or expired,
     or its user is disabled. Records when the token was last used, at most once a minute."""
-    row = find_token(session, token)
-    now = utcnow()
+    held = token_holder(session=session, token=token)
+    return None if held is None else held[1]
+
+
+def valid_token_user(*, session: Session, row: ApiToken | None) -> User | None:
+    """The user of token ``row`` while the token is valid (not revoked, not expired) and
+    its user enabled; else None."""
     if row is None or row.revoked_at is not None:
         return None
-    if row.expires_at is not None and row.expires_at <= now:
+    if row.expires_at is not None and row.expires_at <= utcnow():
         return None
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         return None
+    return user
+
+
+def token_holder(*, session: Session, token: str) -> tuple[ApiToken, User] | None:
+    """The stored token and its user, as :func:`authenticate` finds them."""
+    row = find_token(session, token)
+    user = valid_token_user(session=session, row=row)
+    if row is None or user is None:
+        return None
+    now = utcnow()
     if row.last_used_at is None or now - row.last_used_at >= TOUCH_INTERVAL:
         # Conditional, so concurrent requests with the same token write once; committed
         # at once, so the request's own transaction stays free of this write.
@@ -166,7 +181,7 @@ def authenticate(*, session: Session, token: str) -> User | None:
             .values(last_used_at=now)
         )
         session.commit()
-    return user
+    return row, user
 
 
 # -- the local admin (embedded default, DESCENT_AUTH=none) ---------------------------

@@ -25,21 +25,35 @@ them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db import utcnow
 from service.jobs.models import EpochMetric, Job
 from service.jobs.states import JobStatus
 from service.streams import Event, Feed, Step, iso
 
-__all__ = ["SOURCE", "JobFeed", "JobState", "Snapshot", "read_snapshot", "versions"]
+__all__ = [
+    "OWNER_SOURCE",
+    "SOURCE",
+    "JobFeed",
+    "JobState",
+    "OwnerFeed",
+    "Snapshot",
+    "owner_versions",
+    "read_snapshot",
+    "versions",
+]
 
 #: The hub's name for job keys.
 SOURCE = "job"
+#: The hub's name for owner keys (a user id: "one of my jobs changed").
+OWNER_SOURCE = "owner"
 
 
 @dataclass(frozen=True)
@@ -163,3 +177,80 @@ class JobFeed(Feed[Snapshot]):
             "best_value": job.best_value,
             "final_metrics": job.final_metrics,
         }
+
+
+# -- GET /v1/jobs/events: one user's jobs as they change --------------------------------
+
+#: Jobs ended this long before a stream opened are sent too: a page that listed one as
+#: running just before opening its stream learns how it ended.
+OWNER_LOOKBACK = timedelta(minutes=5)
+#: Most jobs one read of an owner's stream looks at (its active ones first).
+OWNER_ROWS = 500
+
+
+def owner_versions(sessions: sessionmaker[Session], owner_ids: list[str]) -> dict[str, tuple]:
+    """The hub's version of each owner: it changes when one of their jobs is created,
+    starts, records an epoch, resumes, is asked to stop or ends."""
+    with sessions() as s:
+        rows = s.execute(
+            select(
+                Job.owner_id,
+                func.count(),
+                func.count(Job.started_at),
+                func.count(Job.finished_at),
+                func.coalesce(func.sum(Job.epochs_completed), 0),
+                func.coalesce(func.sum(Job.attempt), 0),
+                func.count().filter(Job.cancel_requested.is_(True)),
+            )
+            .where(Job.owner_id.in_(owner_ids))
+            .group_by(Job.owner_id)
+        ).all()
+    return {str(r[0]): tuple(r[1:]) for r in rows}
+
+
+class OwnerFeed(Feed[list[Job]]):
+    """The stream of one user's jobs: ``event: job`` with the job (as ``present`` shows
+    it) for each active one when the stream opens, and again whenever one is created or
+    changes status, attempt, epoch count or stop request. It never ends by itself."""
+
+    source = OWNER_SOURCE
+
+    def __init__(self, owner_id: str, *, present: Callable[[Job], dict[str, Any]]) -> None:
+        self.key = owner_id
+        self.present = present
+        self.since = utcnow() - OWNER_LOOKBACK
+        self.sent: dict[str, tuple[Any, ...]] = {}
+        self.active: list[str] = []
+
+    def read(self, sessions: sessionmaker[Session], *, after: int, limit: int) -> list[Job]:
+        with sessions() as s:
+            return list(
+                s.scalars(
+                    select(Job)
+                    .where(
+                        Job.owner_id == self.key,
+                        or_(
+                            Job.status.in_(list(JobStatus.ACTIVE)),
+                            Job.finished_at >= self.since,
+                            Job.created_at >= self.since,
+                        ),
+                    )
+                    .order_by(Job.created_at.desc())
+                    .limit(OWNER_ROWS)
+                )
+            )
+
+    def render(self, snap: list[Job]) -> Step:
+        events = []
+        for job in reversed(snap):  # oldest first, as they happened
+            state = (job.status, job.attempt, job.epochs_completed, job.cancel_requested)
+            if self.sent.get(job.id) != state:
+                self.sent[job.id] = state
+                events.append(Event("job", self.present(job)))
+        self.active = [j.id for j in snap if j.status in JobStatus.ACTIVE]
+        return Step(events)
+
+    def notified_by(self) -> Collection[tuple[str, str]]:
+        # With Redis, a worker's notification about one of these jobs wakes the stream
+        # at once; the poll of the owner's version covers the rest.
+        return [(SOURCE, job_id) for job_id in self.active[:100]]

@@ -177,6 +177,38 @@ async def list_jobs(
     return await db.run(work)
 
 
+MY_EVENTS_DOC = """\
+`text/event-stream` of your jobs as they change, for a page that lists them: `event: job`,
+whose `data:` is the job as `GET /v1/jobs/{id}` shows it, for each queued or running job
+(and each that ended in the last 5 minutes) when the stream opens, then whenever one of
+your jobs is created, starts, records an epoch, resumes, is asked to stop or ends. It
+never ends by itself; a quiet stream gets a `: keep-alive` comment every 15 s, and it is
+closed after `DESCENT_EVENTS_MAX_SECONDS` (reconnect; the open jobs are sent again).
+"""
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": MY_EVENTS_DOC,
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def my_job_events(
+    user: CurrentUser, request: Request, settings: SettingsDep
+) -> StreamingResponse:
+    """Follow all your jobs live: one stream for a whole list (not one per row)."""
+
+    def present(job: Job) -> dict[str, object]:
+        return to_read(job, request).model_dump(mode="json")
+
+    feed = events.OwnerFeed(user.id, present=present)
+    return follow(request.app.state.events, feed, after=0, settings=settings)
+
+
 @router.get("/{job_id}", response_model=JobRead, responses={404: NOT_FOUND_SCHEMA})
 async def get_job(job_id: JobId, user: CurrentUser, db: DbDep, request: Request) -> JobRead:
     """One job: its status, timestamps, spec and final metrics."""

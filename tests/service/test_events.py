@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sse import Collector, epochs, parse, stream
+from sse import Collector, epochs, parse, read_stream, stream
 from support import Backend, bearer, make_backend, make_user, serve, wait_for
 
 from service.db import make_engine, make_sessionmaker, utcnow
@@ -435,3 +435,53 @@ def test_the_hub_wakes_a_watch_at_its_first_poll_and_stops_its_tasks(
     # A source's reader is asked at most POLL_CHUNK keys at a time, and every key.
     assert asked and all(1 <= len(keys) <= 2 for keys in asked)
     assert sorted({k for keys in asked for k in keys}) == probed
+
+
+def test_my_jobs_stream_sends_each_of_my_jobs_as_it_changes_and_no_one_elses(backend: Backend):
+    """GET /v1/jobs/events: one stream for a whole list of jobs, owner-scoped."""
+    # Heartbeats often: a stream whose client left is noticed at its next write.
+    with server(backend, events_heartbeat_seconds=0.2) as (client, app):
+        before = submit(client)  # queued when the stream opens: sent at once
+        other = make_user(backend, "someone-else")
+        theirs = client.post("/v1/jobs", json=SPEC, headers=bearer(other)).json()["id"]
+        # Its own connection, closed at the end: the stream never ends by itself.
+        listener = httpx.Client(base_url=str(client.base_url), headers=client.headers)
+        reader = Collector(read_stream, listener, "/v1/jobs/events")
+        reader.wait_for(lambda ev: any(e.data["id"] == before for e in ev), "the open job")
+        after = submit(client)  # created later: sent when it appears
+        reader.wait_for(lambda ev: any(e.data["id"] == after for e in ev), "the new job")
+        worker = FakeWorker(backend, before)
+        worker.start()
+        worker.epoch(1)
+        worker.epoch(2)
+        reader.wait_for(
+            lambda ev: any(e.data["id"] == before and e.data["epochs_completed"] == 2 for e in ev),
+            "epoch 2 of the running job",
+        )
+        worker.finish()
+        reader.wait_for(
+            lambda ev: any(e.data["id"] == before and e.data["status"] == "succeeded" for e in ev),
+            "the end of the running job",
+        )
+        for_other = FakeWorker(backend, theirs)
+        for_other.start()
+        for_other.finish()
+        client.post(f"/v1/jobs/{after}/cancel")
+        reader.wait_for(
+            lambda ev: any(e.data["id"] == after and e.data["status"] == "cancelled" for e in ev),
+            "the cancelled job",
+        )
+        got = list(reader.events)
+        worker.close()
+        for_other.close()
+        assert app.state.events.streams >= 1
+        listener.close()
+        wait_for(lambda: app.state.events.streams == 0, 10, 0.05, "the stream to be let go")
+    assert all(e.event == "job" for e in got)
+    assert theirs not in {e.data["id"] for e in got}
+    states = [(e.data["status"], e.data["epochs_completed"]) for e in got if e.data["id"] == before]
+    # Each change once, in order (an epoch may be folded into the next read).
+    assert states[0] == ("queued", 0) and states[-1][0] == "succeeded"
+    assert states == sorted(set(states), key=states.index)
+    first = got[0].data
+    assert first["name"] and first["spec"]["training"]["epochs"] == 8 and "links" in first

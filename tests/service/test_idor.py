@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,14 @@ from service.deps import admin_user
 from service.main import create_app
 
 PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+#: Signing a browser in needs no credentials (it is how a page gets them): what each
+#: answers here — an empty body (422), the methods (200), no local sign-in for a test
+#: client that is not on the loopback address (403).
+SIGN_IN = {
+    ("POST", "/v1/session"): 422,
+    ("GET", "/v1/session/methods"): 200,
+    ("POST", "/v1/session/local"): 403,
+}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 #: Path parameters that are not ids: the same value for A's rows and for missing ones.
@@ -69,6 +77,22 @@ class World:
     ids: dict[str, str]  # A's ids by path parameter name
     secrets: list[str]  # strings of A's that B must never see
     backend: str = "sqlite"
+    #: A token's browser session: (cookie, CSRF token) headers used instead of it.
+    cookies: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def browser(self, token: str) -> dict[str, str]:
+        return self.cookies.get(token) or bearer(token)
+
+    def signed_in(self, token: str) -> str:
+        """A stand-in for ``token`` that the client sends as a browser would: the session
+        cookie it signed in with, and the session's CSRF token."""
+        r = self.client.post("/v1/session", json={"token": token})
+        assert r.status_code == 201, r.text
+        self.client.cookies.clear()  # sent explicitly, by call()
+        secret = r.headers["set-cookie"].split(";")[0]
+        stand_in = f"cookie-of-{token}"
+        self.cookies[stand_in] = {"Cookie": secret, "X-CSRF-Token": r.json()["csrf_token"]}
+        return stand_in
 
     def fill(self, path: str, ids: dict[str, str] | None = None) -> str:
         ids = ids or self.ids
@@ -83,7 +107,7 @@ class World:
         return PARAM.sub(sub, path)
 
     def call(self, method: str, path: str, token: str | None, **kw: Any):  # noqa: ANN201
-        headers = bearer(token) if token else {}
+        headers = self.browser(token) if token else {}
         if method in BODY_METHODS:
             kw.setdefault("json", {})
         return self.client.request(method, path, headers=headers, **kw)
@@ -172,9 +196,11 @@ def assert_untouched(world: World) -> None:
     assert sweep["status"] == "running" and sweep["cancel_requested"] is False
 
 
-@pytest.mark.parametrize("who", ["user", "admin"])
+@pytest.mark.parametrize("who", ["user", "admin", "user's browser"])
 def test_another_user_gets_404_on_every_route_with_an_id(world: World, who: str) -> None:
-    token = world.bob if who == "user" else world.boss
+    token = world.boss if who == "admin" else world.bob
+    if who == "user's browser":
+        token = world.signed_in(world.bob)
     checked = 0
     for method, path, route in operations(world.client.app):
         if path in PUBLIC or not PARAM.search(path):
@@ -236,14 +262,18 @@ LIST_QUERIES: dict[str, list[dict[str, str]]] = {
 }
 
 
-@pytest.mark.parametrize("who", ["user", "admin"])
+@pytest.mark.parametrize("who", ["user", "admin", "user's browser"])
 def test_nothing_of_a_users_shows_up_in_anothers_lists_or_writes(world: World, who: str) -> None:
-    token = world.bob if who == "user" else world.boss
+    token = world.boss if who == "admin" else world.bob
+    if who == "user's browser":
+        token = world.signed_in(world.bob)
     for method, path, route in operations(world.client.app):
         if path in PUBLIC or PARAM.search(path):
             continue
         if needs_admin(route) and who == "admin":
             continue
+        if (method, path) == ("DELETE", "/v1/session"):
+            continue  # signs the caller out: the routes after it would all be 401s
         for params in [{}, *LIST_QUERIES.get(path, [])] if method == "GET" else [{}]:
             r = world.call(method, path, token, params=params)
             where = f"{method} {path} {params} as {who}: {r.status_code} {r.text}"
@@ -256,12 +286,14 @@ def test_nothing_of_a_users_shows_up_in_anothers_lists_or_writes(world: World, w
             if method == "GET" and "total" in body:
                 assert body["total"] >= len(body["items"]), where
     # Totals count only B's own rows.
-    jobs = world.client.get("/v1/jobs", params={"status": "queued"}, headers=bearer(token)).json()
+    jobs = world.client.get(
+        "/v1/jobs", params={"status": "queued"}, headers=world.browser(token)
+    ).json()
     assert all(j["name"] != "alice-secret-job" for j in jobs["items"])
     assert jobs["total"] == len(jobs["items"])
-    datasets = world.client.get("/v1/datasets", headers=bearer(token)).json()
+    datasets = world.client.get("/v1/datasets", headers=world.browser(token)).json()
     assert datasets["total"] == 0 and datasets["items"] == []
-    sweeps = world.client.get("/v1/sweeps", headers=bearer(token)).json()
+    sweeps = world.client.get("/v1/sweeps", headers=world.browser(token)).json()
     assert sweeps["total"] == 0 and sweeps["items"] == []
     assert_untouched(world)
 
@@ -311,6 +343,10 @@ def test_without_a_valid_token_every_route_but_health_and_docs_is_401(
         r = world.client.request(method, url, headers=headers, **kw)
         if path in PUBLIC:
             assert r.status_code == 200, f"{method} {path}: {r.text}"
+            continue
+        if (method, path) in SIGN_IN:
+            assert r.status_code == SIGN_IN[method, path], f"{method} {path}: {r.text}"
+            assert "set-cookie" not in r.headers
             continue
         where = f"{method} {path}: {r.status_code} {r.text}"
         assert r.status_code == 401, where

@@ -143,12 +143,20 @@ def test_openapi_declares_the_bearer_scheme_and_auth_errors(api):
         "bearerFormat": "dsc_…",
         "description": doc["components"]["securitySchemes"]["HTTPBearer"]["description"],
     }
+    cookie = doc["components"]["securitySchemes"]["SessionCookie"]
+    assert cookie["type"] == "apiKey" and cookie["in"] == "cookie"
+    assert cookie["name"] == "descent_session"
+    signing_in = {("post", "/v1/session"), ("get", "/v1/session/methods")}
+    signing_in.add(("post", "/v1/session/local"))
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
-            if path == "/healthz":
+            if path == "/healthz" or (method, path) in signing_in:
                 assert "security" not in op
                 continue
-            assert op.get("security") == [{"HTTPBearer": []}], (method, path)
+            assert op.get("security") == [{"HTTPBearer": []}, {"SessionCookie": []}], (
+                method,
+                path,
+            )
             assert "401" in op["responses"], (method, path)
             if path.startswith("/v1/users"):
                 assert "403" in op["responses"], (method, path)
