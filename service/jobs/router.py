@@ -156,10 +156,14 @@ async def list_jobs(
             json_schema_extra={"pattern": comma_list_pattern(JobKind)},
         ),
     ] = None,
+    name: Annotated[
+        str | None,
+        Query(max_length=200, description="Jobs whose name contains this, ignoring case."),
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> JobPage:
-    """List your jobs, newest first, filtered by status and kind."""
+    """List your jobs, newest first, filtered by status, kind and name."""
 
     def work(session: Session) -> JobPage:
         rows, total = service.list_jobs(
@@ -167,6 +171,7 @@ async def list_jobs(
             owner=user.id,
             statuses=split_list(status),
             kinds=split_list(kind),
+            name=name,
             sort=sort,
             limit=limit,
             offset=offset,

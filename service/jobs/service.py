@@ -231,8 +231,10 @@ def list_jobs(
     limit: int,
     offset: int,
     kinds: Sequence[str] = (),
+    name: str | None = None,
 ) -> tuple[list[Job], int]:
-    """``owner``'s jobs: filters, sort and total see no one else's."""
+    """``owner``'s jobs: filters, sort and total see no one else's. ``name`` matches any
+    part of a job's name, ignoring case (``%`` and ``_`` are plain characters)."""
     for field, values, choices in (("status", statuses, JobStatus), ("kind", kinds, JobKind)):
         allowed = [c.value for c in choices]
         bad = [v for v in values if v not in allowed]
@@ -254,6 +256,9 @@ def list_jobs(
         query = query.where(Job.status.in_(statuses))
     if kinds:
         query = query.where(Job.kind.in_(kinds))
+    if name:
+        pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Job.name.ilike(f"%{pattern}%", escape="\\"))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     order = column.desc() if sort.startswith("-") else column.asc()
     rows = session.scalars(query.order_by(order, Job.id).limit(limit).offset(offset)).all()

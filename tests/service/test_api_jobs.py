@@ -196,6 +196,24 @@ def test_list_filter_sort_and_paginate(api):
     assert api.get("/v1/jobs", params={"status": "queued,cancelled"}).json()["total"] == 5
 
 
+def test_list_filters_by_any_part_of_the_name_ignoring_case(api):
+    for name in ["Digits-Adam", "digits-sgd", "iris_adam", "iris%adam", "moons"]:
+        assert api.post("/v1/jobs", json={"name": name}).status_code == 202
+
+    def names(part: str) -> list[str]:
+        page = api.get("/v1/jobs", params={"name": part, "sort": "name"}).json()
+        assert page["total"] == len(page["items"])
+        return [j["name"] for j in page["items"]]
+
+    assert names("DIGITS") == ["Digits-Adam", "digits-sgd"]
+    assert names("adam") == ["Digits-Adam", "iris%adam", "iris_adam"]
+    # LIKE's wildcards are plain characters here.
+    assert names("_") == ["iris_adam"] and names("%") == ["iris%adam"]
+    assert names("nothing") == []
+    too_long = api.get("/v1/jobs", params={"name": "x" * 201})
+    assert too_long.status_code == 422 and too_long.json()["error"]["fields"][0]["field"] == "name"
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

@@ -255,6 +255,7 @@ LIST_QUERIES: dict[str, list[dict[str, str]]] = {
         {"sort": "-status", "limit": "200"},
         {"offset": "0", "limit": "1"},
         {"kind": "train,lr_range_test,landscape"},
+        {"name": "alice-secret"},
     ],
     "/v1/datasets": [{"limit": "200"}],
     "/v1/sweeps": [{"status": "running"}, {"kind": "sweep,comparison", "limit": "200"}],
