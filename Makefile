@@ -4,8 +4,12 @@
 #
 # Tests (tiers are marks, see pyproject.toml):
 #   make test           ruff, then every test: the parallel pass, then the `serial` ones
-#   make test-fast      the edit loop: all but `integration`, `fuzz`, `docs` and `serial`, in parallel
+#   make test-fast      the edit loop: all but `integration`, `browser`, `fuzz`, `docs` and
+#                       `serial`, in parallel
 #   make test-embedded  all but `postgres`: needs neither PostgreSQL nor Redis
+#   make screenshots    the browser tests, writing the documents' screenshots to docs/screenshots/
+# The targets that run the `browser` tests install Debian's chromium first if it is missing
+# (scripts/ensure-chromium.sh); where it cannot be installed those tests fail, saying so.
 # TEST_WORKERS=N sets the parallel pass's processes (default: one per CPU core).
 
 PYTHON ?= python3
@@ -17,7 +21,8 @@ TORCH       ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-fast test-embedded lint format services install clean docs-check
+.PHONY: up test test-fast test-embedded screenshots lint format services chromium install \
+        clean docs-check
 
 PYTEST       := $(PY) -m pytest
 TEST_WORKERS ?= auto
@@ -50,17 +55,26 @@ up: $(STAMP)
 services:
 	@scripts/ensure-services.sh
 
-test: $(STAMP) services
+# A failed install does not stop the run: the browser tests then fail, with the reason.
+chromium:
+	-@scripts/ensure-chromium.sh
+
+test: $(STAMP) services chromium
 	$(PY) -m ruff check .
 	$(call two_passes,)
 
 # One parallel pass: the `serial` tests (outages, wall-clock heartbeats) wait for `make test`.
 test-fast: $(STAMP)
-	$(PYTEST) $(PARALLEL) -m "not integration and not fuzz and not docs and not serial"
+	$(PYTEST) $(PARALLEL) -m "not integration and not browser and not fuzz and not docs and not serial"
 
 # Without PostgreSQL/Redis: only the embedded (SQLite + SQL broker) backend.
-test-embedded: $(STAMP)
+test-embedded: $(STAMP) chromium
 	$(call two_passes, and not postgres)
+
+# The browser tests in one process, copying each screenshot they take into docs/screenshots/
+# (where README and docs/ link them); otherwise screenshots stay in pytest's tmp folders.
+screenshots: $(STAMP) chromium
+	DESCENT_SCREENSHOTS=1 $(PYTEST) -p no:xdist -m browser
 
 # Every figure README.md, docs/ and examples/ quote against its recorded source, and the
 # cheap sources re-run (docs/figures/README.md). The test suite runs the same (tests/test_docs_figures.py).

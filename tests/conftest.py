@@ -8,9 +8,11 @@ and ``postgres_backend`` (PostgreSQL + Redis only).
 
 Tiers are marks (declared in pyproject.toml). ``pytest_collection_modifyitems`` applies
 those that follow from where a test lives or what it uses, so none is forgotten:
-``integration`` for tests/integration/, ``postgres`` for a test on the PostgreSQL pair.
-``server``, ``fuzz`` and ``serial`` are written on the tests; support.py fails a test that
-serves the API, starts a worker or reaches PostgreSQL without the matching mark.
+``integration`` for tests/integration/, ``browser`` for tests/browser/, ``server`` for a
+test on the browser tier's ``live_server``, ``postgres`` for a test on the PostgreSQL pair.
+Elsewhere ``server``, ``fuzz`` and ``serial`` are written on the tests; support.py fails a
+test that serves the API, starts a worker or reaches PostgreSQL without the matching mark
+(and tests/browser/conftest.py one that drives Chromium without ``browser``).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from pathlib import Path
 import pytest
 from support import (
     BACKENDS,
+    SCREENSHOTS_DIR,
+    SERVER_FIXTURES,
     Backend,
     bearer,
     make_user,
+    screenshots_wanted,
     set_running_test_marks,
     supply_backend,
 )
@@ -46,7 +51,11 @@ def implied_marks(item: pytest.Item) -> set[str]:
     marks: set[str] = set()
     if item.path.is_relative_to(TESTS / "integration"):
         marks.add("integration")
+    if item.path.is_relative_to(TESTS / "browser"):
+        marks.add("browser")
     fixtures = set(getattr(item, "fixturenames", ()))
+    if fixtures & SERVER_FIXTURES:
+        marks.add("server")
     callspec = getattr(item, "callspec", None)
     params = callspec.params if callspec is not None else {}
     on_postgres = any(params.get(name) == "postgres" for name in BACKEND_PARAMS)
@@ -109,10 +118,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     after = repo_files()
     # Source edits made during the run are the developer's; new files, and any change in
     # a guarded folder, are a test's (tests write under tmp_path, never into the repo).
+    # The one exception is asked for: DESCENT_SCREENSHOTS=1 has the browser tests write
+    # the documents' screenshots (tests/browser/conftest.py).
+    asked = (SCREENSHOTS_DIR.relative_to(ROOT).as_posix() + "/",) if screenshots_wanted() else ()
     written = sorted(
         path
         for path, stat in after.items()
-        if path not in before or (path.startswith(GUARDED) and before[path] != stat)
+        if (path not in before or (path.startswith(GUARDED) and before[path] != stat))
+        and not (asked and path.startswith(asked))
     )
     if written:
         writer = session.config.get_terminal_writer()

@@ -30,6 +30,21 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("DESCENT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("DESCENT_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
+#: Fixtures that serve the API with a real uvicorn (tests/browser/conftest.py; a guarded
+#: page takes its live server with getfixturevalue, so it is named here too): a test that
+#: uses one is marked ``server`` (tests/conftest.py).
+SERVER_FIXTURES = frozenset({"live_server", "module_live_server", "page_guard"})
+
+#: Where the documents' screenshots live; the browser tests write them there only when
+#: ``DESCENT_SCREENSHOTS=1`` (``make screenshots``), into their tmp folder otherwise.
+SCREENSHOTS_DIR = ROOT / "docs" / "screenshots"
+SCREENSHOTS_ENV = "DESCENT_SCREENSHOTS"
+
+
+def screenshots_wanted() -> bool:
+    return os.environ.get(SCREENSHOTS_ENV, "") == "1"
+
+
 #: The storage/broker pairs, each with the marks its tests need. Every test that runs on
 #: both takes its pair from here: the ``backend`` fixtures, or ``parametrize("kind", BACKENDS)``
 #: where a test makes the backend itself.

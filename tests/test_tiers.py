@@ -1,11 +1,12 @@
 """The suite's tiers select what they promise: collecting with ``-m "not postgres"`` (what
 ``make test-embedded`` runs) selects no test that builds a PostgreSQL backend, judged from
-the code of each test and its fixtures (tests/tier_audit.py), not from its marks."""
+the code of each test and its fixtures (tests/tier_audit.py), not from its marks; the
+folder tiers (``integration``, ``browser``) mark exactly their folders' tests."""
 
 from __future__ import annotations
 
 import pytest
-from support import ROOT
+from support import ROOT, SERVER_FIXTURES
 from tier_audit import TierAudit
 
 
@@ -40,3 +41,13 @@ def test_each_integration_test_is_marked_and_only_those(not_postgres: TierAudit)
     integration = {t["nodeid"] for t in everything if t["nodeid"].startswith("tests/integration/")}
     marked = {t["nodeid"] for t in everything if "integration" in t["marks"]}
     assert integration and marked == integration
+
+
+def test_each_browser_test_is_marked_and_only_those(not_postgres: TierAudit) -> None:
+    everything = not_postgres.selected + not_postgres.deselected
+    in_folder = {t["nodeid"] for t in everything if t["nodeid"].startswith("tests/browser/")}
+    marked = {t["nodeid"] for t in everything if "browser" in t["marks"]}
+    assert in_folder and marked == in_folder
+    # A page or a live server is a real uvicorn: `-m "not server"` leaves those out too.
+    serving = [t for t in everything if SERVER_FIXTURES & set(t["fixtures"])]
+    assert serving and all("server" in t["marks"] for t in serving)

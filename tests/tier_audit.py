@@ -85,6 +85,7 @@ def describe(item: pytest.Item) -> dict[str, Any]:
         "nodeid": item.nodeid,
         "marks": sorted({m.name for m in item.iter_markers()}),
         "kinds": sorted(kinds),
+        "fixtures": sorted(getattr(item, "fixturenames", ())),
     }
 
 
