@@ -156,6 +156,7 @@ async function route() {
     return;
   }
   document.body.dataset.page = page;
+  document.title = "Descent"; // pages set their own once they know what they show
   drawNav(page);
   closeMenu();
   clear(main, h("p", { class: "loading" }, "Loading…"));
@@ -180,6 +181,9 @@ async function route() {
   const ctx = { user: state.user, navigate, signedIn, authMode: state.authMode, reloadSession: loadSession };
   try {
     const cleanup = await mod.render(root, params, ctx);
+    // After an in-app navigation, move focus to the new content (keyboard and screen
+    // reader users start there), unless the page focused something itself.
+    if (seq > 1 && seq === state.seq && !main.contains(document.activeElement)) main.focus({ preventScroll: true });
     if (typeof cleanup === "function") {
       if (seq === state.seq) state.cleanup = cleanup;
       else cleanup(); // the user moved on while the page was rendering
