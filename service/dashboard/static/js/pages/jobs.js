@@ -109,8 +109,9 @@ export async function render(root, params, ctx) {
       onchange: (e) => { if (e.target.checked) selected.add(job.id); else selected.delete(job.id); drawCompare(); },
     });
     const cancel = ACTIVE.has(job.status)
-      ? h("button", { type: "button", class: "danger", dataset: { testid: "cancel" },
-          "aria-label": `Cancel ${job.name}`, onclick: () => cancelJob(job.id) }, "Cancel")
+      ? h("button", { type: "button", class: "danger", dataset: { testid: "cancel" }, disabled: !!job.cancel_requested,
+          "aria-label": `Cancel ${job.name}`, onclick: () => cancelJob(job.id) },
+        job.cancel_requested ? "Cancelling…" : "Cancel")
       : null;
     return [
       h("td", null, box),
