@@ -176,8 +176,9 @@ export async function render(root) {
     } catch (e) {
       if (gone || mine !== seq) return;
       status.textContent = "";
-      clear(errors, h("p", null, e.message), (e.fields || []).length
-        ? h("ul", null, e.fields.map((f) => h("li", null, `${f.field}: ${f.message}`))) : null);
+      const extra = (e.fields || []).filter((f) => !String(e.message).includes(String(f.message)));
+      clear(errors, h("p", null, e.message), extra.length
+        ? h("ul", null, extra.map((f) => h("li", null, `${f.field}: ${f.message}`))) : null);
       return;
     }
     if (gone || mine !== seq) return;
@@ -242,6 +243,9 @@ export async function render(root) {
     const xs = Array.from({ length: n }, (_, i) => i);
     const ys = res.runs.map((r) => xs.map((i) => r.trajectory.values[i] ?? null));
     const positive = ys.every((s) => s.every((v) => v === null || v > 0));
+    // On a log axis, values can reach 1e-300 near a minimum: uPlot's log ticks then blow
+    // up (and denormals reach 0). Floor them at 1e-16, far below anything readable.
+    if (positive) ys.forEach((s) => s.forEach((v, i) => { if (v !== null && v < 1e-16) s[i] = 1e-16; }));
     pathChart = lineChart(valuesBox, { title: "f along each path", xLabel: "step", logY: positive, height: 220, testid: "playground-values",
       series: res.runs.map((r, i) => ({ label: r.label, color: COLORS[i % COLORS.length] })) });
     pathChart.setData(xs, ys);

@@ -133,7 +133,7 @@ export async function render(root, params) {
       h("p", { dataset: { testid: "sweep-counts" } },
         `${sweep.trials_created} of ${sweep.max_trials} trials created · `,
         ["complete", "running", "queued", "pruned", "failed", "cancelled"].map((k) => `${k} ${c[k] || 0}`).join(" · "),
-        ` · ${sweep.epochs_spent ?? "—"} epochs · objective ${metric} (${dir}, ${sweep.objective.measure})`,
+        ` · ${epochsSpent()} epochs · objective ${metric} (${dir}, ${sweep.objective.measure})`,
         sweep.repeats > 1 ? ` · ${sweep.repeats} seeds each` : ""),
       best ? h("p", { dataset: { testid: "sweep-best" } }, "Best: ",
         h("strong", null, fmtNum(best.value)), ` — ${best.label || `trial #${best.number}`} `,
@@ -143,6 +143,12 @@ export async function render(root, params) {
         ab.why ? h("small", { class: "muted" }, ` ${ab.why}`) : null) : null,
       h("p", { class: "muted" }, `created ${fmtTime(sweep.created_at)}`, sweep.finished_at ? ` · finished ${fmtTime(sweep.finished_at)}` : ""),
     );
+  }
+  // Sweep events carry no epoch count: take the larger of the last read and the jobs' own.
+  function epochsSpent() {
+    let n = 0;
+    for (const t of trials.values()) for (const j of t.jobs.values()) n += j.epochs_completed || 0;
+    return Math.max(n, sweep.epochs_spent || 0);
   }
   async function doCancel() {
     confirming = false;
@@ -299,7 +305,10 @@ export async function render(root, params) {
     lastComplete = complete;
     lastFetch = Date.now();
     const base = `/v1/sweeps/${encodeURIComponent(id)}`;
-    if (!isComparison && sweep.links && sweep.links.importance) {
+    if (!isComparison && sweep.links && sweep.links.importance && complete < 2) {
+      // The API answers 409 below 2 complete trials: say so without asking.
+      clear(impBox, notice(`Importance needs at least 2 complete trials (${complete} so far).`, "info", "importance-note"));
+    } else if (!isComparison && sweep.links && sweep.links.importance) {
       api.get(`${base}/importance`).then((imp) => !gone && clear(impBox, importanceView(imp)),
         (e) => !gone && clear(impBox, notice(e.status === 409 ? e.message : `Importance unavailable: ${e.message}`, "info", "importance-note")));
     }
@@ -347,6 +356,18 @@ export async function render(root, params) {
     } else if (name === "epoch") {
       if (!curves.has(d.job_id)) curves.set(d.job_id, { trial: d.trial, repeat: d.repeat, points: new Map() });
       curves.get(d.job_id).points.set(d.epoch, d.objective);
+      // `trial` events come only on status changes: keep the running job's epochs and
+      // objective so far (best or last epoch, as the sweep scores) moving from its epochs.
+      const t = trials.get(d.trial);
+      const j = t && t.jobs.get(d.job_id);
+      if (j && (t.state === "running" || t.state === "queued")) {
+        j.epochs_completed = Math.max(j.epochs_completed || 0, d.epoch);
+        const v = finite(d.objective);
+        if (v !== null) {
+          const better = (a, b) => (dir === "max" ? a > b : a < b);
+          j.objective = sweep.objective.measure === "last" || finite(j.objective) === null || better(v, j.objective) ? v : j.objective;
+        }
+      }
     }
     schedule();
   }
