@@ -70,6 +70,8 @@ export function lineChart(container, opts) {
   );
   container.append(el);
 
+  // How many x values the chart holds, for tests and assistive tools: data-points.
+  const count = () => (el.dataset.points = String(xs.length));
   const drawn = () => [xs.map((x) => clean(x, o.xLog)), ...ys.map((s) => s.map((v) => clean(v, logY)))];
 
   function drawMarks(u) {
@@ -132,6 +134,7 @@ export function lineChart(container, opts) {
   }
 
   build();
+  count();
   // Follow the container's width (window resizes, the nav collapsing, a phone turning).
   let lastWidth = box.clientWidth;
   const ro = new ResizeObserver(() => {
@@ -155,11 +158,13 @@ export function lineChart(container, opts) {
         xs.push(x);
         values.forEach((v, k) => ys[k].push(v));
       }
+      count();
       plot.setData(drawn());
     },
     setData(newXs, newYs) {
       xs.splice(0, xs.length, ...newXs);
       newYs.forEach((s, k) => ys[k].splice(0, ys[k].length, ...s));
+      count();
       plot.setData(drawn());
     },
     setLogY(on) {
