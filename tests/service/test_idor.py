@@ -5,7 +5,7 @@ tries every route of the app — enumerated from ``app.routes``, so a route adde
 covered without touching this file — with A's ids in its path, and every list with its
 filters: every answer is the one a missing id gets (404), or 403 on the admin-only
 routes, and nothing of A's shows up anywhere. Without a valid token every route but
-/healthz and the docs answers 401.
+/healthz, the docs and the dashboard's / answers 401.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from support import BACKENDS, Backend, bearer, make_backend, make_user
 from service.deps import admin_user
 from service.main import create_app
 
-PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+PUBLIC = {"/", "/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 #: Path parameters that are not ids: the same value for A's rows and for missing ones.
