@@ -17,7 +17,7 @@ TORCH       ?= torch==2.13.0
 TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test test-fast test-embedded lint format services install clean docs-check
+.PHONY: up test test-fast test-embedded lint format services install assets clean docs-check
 
 PYTEST       := $(PY) -m pytest
 TEST_WORKERS ?= auto
@@ -40,26 +40,33 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[worker,dev]"
+	$(PY) scripts/vendor_assets.py
 	touch $(STAMP)
 
 install: $(STAMP)
 
-up: $(STAMP)
+# The dashboard's third-party front-end files (Swagger UI, ReDoc, uPlot, js-yaml), pinned in
+# service/dashboard/vendor.toml, from the npm registry into service/dashboard/vendor/. Does
+# nothing, offline, when they are installed as pinned; `--force` re-installs.
+assets: $(STAMP)
+	$(PY) scripts/vendor_assets.py
+
+up: assets
 	$(VENV)/bin/descent up
 
 services:
 	@scripts/ensure-services.sh
 
-test: $(STAMP) services
+test: assets services
 	$(PY) -m ruff check .
 	$(call two_passes,)
 
 # One parallel pass: the `serial` tests (outages, wall-clock heartbeats) wait for `make test`.
-test-fast: $(STAMP)
+test-fast: assets
 	$(PYTEST) $(PARALLEL) -m "not integration and not fuzz and not docs and not serial"
 
 # Without PostgreSQL/Redis: only the embedded (SQLite + SQL broker) backend.
-test-embedded: $(STAMP)
+test-embedded: assets
 	$(call two_passes, and not postgres)
 
 # Every figure README.md, docs/ and examples/ quote against its recorded source, and the
