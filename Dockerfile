@@ -62,6 +62,11 @@ COPY migrations/ migrations/
 COPY service/ service/
 COPY workers/ workers/
 COPY descent/ descent/
+# The dashboard's and the docs' third-party front-end files, from the npm registry at the
+# versions and sha512 integrities service/dashboard/vendor.toml pins (.dockerignore keeps a
+# local install out of the context, so the image always gets verified ones).
+COPY scripts/vendor_assets.py scripts/vendor_assets.py
+RUN python scripts/vendor_assets.py
 # Editable, so the package's files stay next to alembic.ini and migrations/ in /app.
 RUN pip install -e .
 

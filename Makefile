@@ -22,7 +22,7 @@ TORCH_INDEX ?=
 STAMP  := $(VENV)/.installed
 
 .PHONY: up test test-fast test-embedded screenshots lint format services chromium install \
-        clean docs-check
+        assets clean docs-check
 
 PYTEST       := $(PY) -m pytest
 TEST_WORKERS ?= auto
@@ -45,11 +45,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
 	$(PY) -m pip install --quiet -e ".[worker,dev]"
+	$(PY) scripts/vendor_assets.py
 	touch $(STAMP)
 
 install: $(STAMP)
 
-up: $(STAMP)
+# The dashboard's third-party front-end files (Swagger UI, ReDoc, uPlot, js-yaml), pinned in
+# service/dashboard/vendor.toml, from the npm registry into service/dashboard/vendor/. Does
+# nothing, offline, when they are installed as pinned; `--force` re-installs.
+assets: $(STAMP)
+	$(PY) scripts/vendor_assets.py
+
+up: assets
 	$(VENV)/bin/descent up
 
 services:
@@ -59,21 +66,21 @@ services:
 chromium:
 	-@scripts/ensure-chromium.sh
 
-test: $(STAMP) services chromium
+test: assets services chromium
 	$(PY) -m ruff check .
 	$(call two_passes,)
 
 # One parallel pass: the `serial` tests (outages, wall-clock heartbeats) wait for `make test`.
-test-fast: $(STAMP)
+test-fast: assets
 	$(PYTEST) $(PARALLEL) -m "not integration and not browser and not fuzz and not docs and not serial"
 
 # Without PostgreSQL/Redis: only the embedded (SQLite + SQL broker) backend.
-test-embedded: $(STAMP) chromium
+test-embedded: assets chromium
 	$(call two_passes, and not postgres)
 
 # The browser tests in one process, copying each screenshot they take into docs/screenshots/
 # (where README and docs/ link them); otherwise screenshots stay in pytest's tmp folders.
-screenshots: $(STAMP) chromium
+screenshots: assets chromium
 	DESCENT_SCREENSHOTS=1 $(PYTEST) -p no:xdist -m browser
 
 # Every figure README.md, docs/ and examples/ quote against its recorded source, and the

@@ -20,6 +20,8 @@ from service.auth.router import router as accounts_router
 from service.auth.session_router import PUBLIC as SIGN_IN
 from service.auth.session_router import router as session_router
 from service.config import Settings, get_settings
+from service.dashboard import DOCS_URL, REDOC_URL, STATIC_URL
+from service.dashboard import install as install_dashboard
 from service.datasets.router import router as datasets_router
 from service.db import make_engine, make_sessionmaker
 from service.deps import current_user
@@ -47,8 +49,9 @@ Descent trains neural networks from declarative job specs. POST a job (model, da
 optimizer, learning-rate schedule, regularization); a Celery worker trains it with
 PyTorch and records every epoch's metrics as the epoch ends.
 
-Every endpoint but `/healthz` and these docs needs an API token, sent as
-`Authorization: Bearer <token>` (`descent token` prints the embedded default's local one);
+Every endpoint but `/healthz`, these docs and the dashboard's pages and files needs an API
+token, sent as `Authorization: Bearer <token>` (`descent token` prints the embedded
+default's local one);
 jobs and datasets belong to the user who created them, and nobody else sees them.
 
 `GET /v1/catalog` lists everything a spec accepts. Every error has the same body:
@@ -84,6 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI and ReDoc from a CDN: service.dashboard
+        # serves them on the vendored copies instead (install_dashboard below).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -110,13 +117,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_body_limits(app, settings)
     if settings.auth != "none":
         # Added last, so it runs first: no body is read before the token is checked.
-        public = {app.openapi_url, app.docs_url, app.redoc_url, "/healthz", *SIGN_IN}
-        if app.docs_url and app.swagger_ui_oauth2_redirect_url:
-            public.add(app.swagger_ui_oauth2_redirect_url)
+        public = {"/", app.openapi_url, DOCS_URL, REDOC_URL, "/healthz", *SIGN_IN}
+        public.add(app.swagger_ui_oauth2_redirect_url)
         app.add_middleware(
             RequireToken,
             gate=app.state.gate,
             public=frozenset(p for p in public if p),
+            public_prefixes=(STATIC_URL + "/",),
         )
     if origins := settings.cors_origin_list:
         # Added after the token check, so it runs before it: a preflight (which carries no
@@ -142,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(datasets_router)
     app.include_router(accounts_router)
     app.include_router(users_router)
+    install_dashboard(app)
 
     catalog_doc = build_catalog(limits(settings))  # fixed for the life of the app
 

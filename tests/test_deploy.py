@@ -490,3 +490,20 @@ def test_descent_subcommands_exist() -> None:
 )
 def test_subcommand_extraction(command: str | list[str], expected: list[str]) -> None:
     assert descent_subcommands(command) == expected
+
+
+def test_api_image_installs_the_front_end_files(stages: dict) -> None:
+    # /docs, /redoc and the dashboard need service/dashboard/vendor/, which is not in git:
+    # the api stage copies the script and runs it after the package it installs into.
+    lines = stages["api"]
+    copies = [i for i, line in enumerate(lines) if line.upper().startswith("COPY ")]
+    service = next(i for i in copies if "service/" in lines[i].split()[1:-1])
+    script = next(i for i in copies if "scripts/vendor_assets.py" in lines[i])
+    runs = [
+        i
+        for i, line in enumerate(lines)
+        if line.upper().startswith("RUN ") and "scripts/vendor_assets.py" in line
+    ]
+    assert runs and runs[0] > max(service, script), lines
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert "service/dashboard/vendor" in ignored, "a local install would skip the download"

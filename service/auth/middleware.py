@@ -99,13 +99,30 @@ def user_for_authorization(*, session: Session, authorization: str | None) -> Us
 
 
 class RequireToken:
-    """Answers 401 to every request but those for ``public`` paths unless it carries a
-    valid token; see the module docstring."""
+    """Answers 401 to every request unless it carries a valid token, or its path is one of
+    ``public`` or starts with one of ``public_prefixes``; see the module docstring.
 
-    def __init__(self, app: ASGIApp, *, gate: DatabaseGate, public: frozenset[str]) -> None:
+    A prefix should end with ``/`` (``"/static/"``), so that it covers one folder of paths
+    and not every path that begins with the same letters. The path compared is the one the
+    app routes by, so a public prefix reaches only the routes under it: ``/static/../v1/jobs``
+    is routed to the static files (which refuse it), never to ``/v1/jobs``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        gate: DatabaseGate,
+        public: frozenset[str],
+        public_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.gate = gate
         self.public = public
+        self.public_prefixes = public_prefixes
+
+    def is_public(self, path: str) -> bool:
+        return path in self.public or path.startswith(self.public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -113,7 +130,7 @@ class RequireToken:
         if root and path.startswith(root):
             path = path[len(root) :]
         method = scope.get("method", "GET")
-        if scope["type"] != "http" or path in self.public or f"{method} {path}" in self.public:
+        if scope["type"] != "http" or self.is_public(path) or f"{method} {path}" in self.public:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

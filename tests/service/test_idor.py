@@ -5,7 +5,7 @@ tries every route of the app — enumerated from ``app.routes``, so a route adde
 covered without touching this file — with A's ids in its path, and every list with its
 filters: every answer is the one a missing id gets (404), or 403 on the admin-only
 routes, and nothing of A's shows up anywhere. Without a valid token every route but
-/healthz and the docs answers 401.
+/healthz, the docs and the dashboard's / answers 401.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from support import BACKENDS, Backend, bearer, make_backend, make_user
 from service.deps import admin_user
 from service.main import create_app
 
-PUBLIC = {"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+PUBLIC = {"/", "/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 #: Signing a browser in needs no credentials (it is how a page gets them): what each
 #: answers here — an empty body (422), the methods (200), no local sign-in for a test
 #: client that is not on the loopback address (403).
