@@ -53,6 +53,9 @@ LIVE_SERVER_ENV = {
     "DESCENT_SWEEP_POLL_SECONDS": "0.2",
     "DESCENT_CANCEL_POLL_SECONDS": "0.2",
     "DESCENT_EVENTS_POLL_SECONDS": "0.1",
+    # A page of this origin may call the API with a bearer token (tests/browser/test_cors.py
+    # serves it from the browser itself: no server behind that name).
+    "DESCENT_CORS_ORIGINS": "http://localhost:8899",
 }
 
 

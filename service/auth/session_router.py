@@ -1,30 +1,39 @@
 """``/v1/session``: a browser signs in with a token once and is then carried by a cookie.
 
 See :mod:`service.auth.sessions` for what a session is and how CSRF is refused. Signing
-in is public (it is how a page gets credentials); reading and ending the session need
-them, like every other route.
+in is public (it is how a page gets credentials), and so is asking who is signed in (a
+page asks before it knows; nobody is an answer, not an error); signing out needs the
+session (and its CSRF token), like every other route.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from service.auth import sessions
-from service.auth.middleware import SESSION_STATE, user_for_token
+from service.auth.middleware import (
+    SESSION_STATE,
+    session_cookie,
+    user_for_authorization,
+    user_for_token,
+)
+from service.auth.models import User
 from service.auth.schemas import UserRead
 from service.auth.security import find_token
+from service.auth.service import local_admin
 from service.config import Settings
-from service.deps import CurrentUser, DbDep, SettingsDep, current_user
+from service.deps import CurrentUser, DbDep, SettingsDep
 from service.errors import (
     ERROR_SCHEMA,
     FORBIDDEN_SCHEMA,
     UNAUTHORIZED_SCHEMA,
     UNAVAILABLE_SCHEMA,
     Forbidden,
+    Unauthorized,
 )
 
 router = APIRouter(
@@ -34,7 +43,9 @@ router = APIRouter(
 )
 
 #: Routes the auth middleware lets through without credentials ("METHOD path" or path).
-PUBLIC = frozenset({"POST /v1/session", "/v1/session/methods", "/v1/session/local"})
+PUBLIC = frozenset(
+    {"GET /v1/session", "POST /v1/session", "/v1/session/methods", "/v1/session/local"}
+)
 
 
 class SessionCreate(BaseModel):
@@ -49,7 +60,7 @@ class SessionCreate(BaseModel):
 
 
 class SessionRead(BaseModel):
-    user: UserRead
+    user: UserRead | None = Field(description="Who is signed in; null: nobody.")
     csrf_token: str | None = Field(
         description="Send it as `X-CSRF-Token` with every cookie-authenticated request that "
         "changes state (POST, PUT, PATCH, DELETE). None when the request did not come with "
@@ -154,18 +165,36 @@ def _signed_in(request: Request) -> sessions.SignedIn | None:
     return getattr(request.state, SESSION_STATE, None)
 
 
-@router.get(
-    "",
-    response_model=SessionRead,
-    dependencies=[Depends(current_user)],
-    responses={401: UNAUTHORIZED_SCHEMA},
-)
-async def read_session(request: Request, user: CurrentUser) -> SessionRead:
-    """Who is signed in, and the session's CSRF token (none for a bearer token)."""
-    signed_in = _signed_in(request)
-    if signed_in is not None:
-        return _read(signed_in)
-    return SessionRead(user=UserRead.model_validate(user), csrf_token=None, expires_at=None)
+@router.get("", response_model=SessionRead)
+async def read_session(request: Request, db: DbDep, settings: SettingsDep) -> SessionRead:
+    """Who is signed in (public): the user and the session's CSRF token; `user` null when
+    the request has no valid session or token — a page asks this before it has signed
+    in, so it is not an error."""
+    authorization = request.headers.get("authorization")
+    cookie = None if authorization else session_cookie(request.headers)
+
+    def work(session: Session) -> SessionRead:
+        if settings.auth == "none":
+            return _anonymous(local_admin(session=session))
+        if cookie is not None:
+            found = sessions.find(session=session, secret=cookie)
+            return _read(found) if found is not None else _anonymous(None)
+        if authorization:
+            try:
+                return _anonymous(
+                    user_for_authorization(session=session, authorization=authorization)
+                )
+            except Unauthorized:
+                pass
+        return _anonymous(None)
+
+    return await db.run(work)
+
+
+def _anonymous(user: User | None) -> SessionRead:
+    """No session: the user a token (or DESCENT_AUTH=none) names, if any."""
+    read = UserRead.model_validate(user) if user is not None else None
+    return SessionRead(user=read, csrf_token=None, expires_at=None)
 
 
 @router.delete(

@@ -27,9 +27,10 @@ from service.main import create_app
 
 PUBLIC = {"/", "/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 #: Signing a browser in needs no credentials (it is how a page gets them): what each
-#: answers here — an empty body (422), the methods (200), no local sign-in for a test
-#: client that is not on the loopback address (403).
+#: answers here — nobody signed in (200), an empty body (422), the methods (200), no
+#: local sign-in for a test client that is not on the loopback address (403).
 SIGN_IN = {
+    ("GET", "/v1/session"): 200,  # {"user": null, …}: nobody is signed in
     ("POST", "/v1/session"): 422,
     ("GET", "/v1/session/methods"): 200,
     ("POST", "/v1/session/local"): 403,
@@ -348,6 +349,8 @@ def test_without_a_valid_token_every_route_but_health_and_docs_is_401(
         if (method, path) in SIGN_IN:
             assert r.status_code == SIGN_IN[method, path], f"{method} {path}: {r.text}"
             assert "set-cookie" not in r.headers
+            if (method, path) == ("GET", "/v1/session"):
+                assert r.json() == {"user": None, "csrf_token": None, "expires_at": None}
             continue
         where = f"{method} {path}: {r.status_code} {r.text}"
         assert r.status_code == 401, where

@@ -124,6 +124,10 @@ def test_signing_out_ends_the_session_and_clears_the_cookie(served):
     assert cleared.value == "" and int(cleared["max-age"]) == 0
     r = client.get("/v1/me", headers=cookie(secret))
     assert r.status_code == 401 and "session has ended" in r.json()["error"]["message"]
+    # Asking who is signed in is not an error: nobody.
+    r = client.get("/v1/session", headers=cookie(secret))
+    assert r.status_code == 200 and r.json()["user"] is None
+    assert client.get("/v1/session").json()["user"] is None
 
 
 @pytest.mark.parametrize("how", ["revoke the token", "disable the user", "expire"])

@@ -111,10 +111,16 @@ function signedIn(session) {
  * API on this server (auth "none" in development): act as whoever /v1/me says. */
 async function loadSession() {
   try {
+    // Public: {user: null} when nobody is signed in (no 401, so no console error).
     const s = await api.probe("/v1/session");
+    if (!s.user) {
+      setSignedOut();
+      return;
+    }
     api.setSession(s);
     state.user = s.user;
-    state.authMode = "session";
+    // No CSRF token: not a cookie session (DESCENT_AUTH=none): nothing to sign out of.
+    state.authMode = s.csrf_token ? "session" : "none";
   } catch (e) {
     if (e.status === 404) {
       state.authMode = "none";
