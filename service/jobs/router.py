@@ -33,6 +33,7 @@ from service.jobs.models import Job
 from service.jobs.schemas import (
     EVENT_SCHEMA,
     EXAMPLE_SPEC,
+    MY_EVENTS_SCHEMA,
     AttemptRead,
     JobPage,
     JobRead,
@@ -198,7 +199,7 @@ closed after `DESCENT_EVENTS_MAX_SECONDS` (reconnect; the open jobs are sent aga
     responses={
         200: {
             "description": MY_EVENTS_DOC,
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": MY_EVENTS_SCHEMA}},
         }
     },
 )

@@ -185,3 +185,18 @@ EVENT_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+#: One event of ``GET /v1/jobs/events`` (all of a user's jobs): the job as it reads now.
+MY_EVENTS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "id", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["job"]},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": inline_schema(JobRead),
+        },
+    },
+}

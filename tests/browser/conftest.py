@@ -82,7 +82,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop marked as
+# running in this thread while it is started, and the tests that the same xdist process
+# runs after a browser module call asyncio.run / anyio.run. A Chromium per module is cheap.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
@@ -96,9 +99,9 @@ def playwright() -> Iterator[Any]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Any) -> Iterator[Any]:
-    """Debian's Chromium, headless, for the whole test process."""
+    """Debian's Chromium, headless, for the test module."""
     require_mark("browser", "drives a headless Chromium")
     browser = launch_chromium(playwright)
     try:

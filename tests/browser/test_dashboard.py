@@ -51,6 +51,8 @@ def test_sign_in_submit_from_the_form_watch_epochs_live_and_cancel(
     page: Any, live_server: LiveServer, screenshot: Any, page_guard: PageGuard
 ) -> None:
     url = live_server.url
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
     page.goto(f"{url}/")
     # Signed out: the sign-in page; paste the token once.
     page.get_by_test_id("token-input").fill(live_server.token)
@@ -142,6 +144,11 @@ def test_sign_in_submit_from_the_form_watch_epochs_live_and_cancel(
     with api(live_server) as client:
         assert client.get(f"/v1/jobs/{second}").json()["status"] == "cancelled"
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    # The token went in one request body, never in a URL (streams and downloads included).
+    assert len(requested) > 20 and not [u for u in requested if live_server.token in u]
+    # Nor in any line the server or its worker logged (uvicorn logs every request line).
+    assert "POST /v1/session" in live_server.output()
+    assert live_server.token not in live_server.output()
 
 
 def test_a_running_sweeps_leaderboard_changes_while_it_is_watched(
@@ -257,3 +264,42 @@ def test_one_click_local_sign_in_and_sign_out(page: Any, live_server: LiveServer
     assert not [c for c in page.context.cookies() if c["name"] == "descent_session"]
     who = page.evaluate("fetch('/v1/session').then(r => r.json())")
     assert who["user"] is None
+
+
+def test_a_refused_spec_shows_the_servers_error_at_the_field_it_names(
+    page: Any, live_server: LiveServer, page_guard: PageGuard
+) -> None:
+    page_guard.allow_console(r"status of 422 \(Unprocessable")  # the refusal provoked here
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/#/new")
+    page.get_by_test_id("spec-form").wait_for()
+    lr = page.locator('[data-field="optimizer.lr"]')
+    lr.fill("-1")  # a number, so the form takes it; the server's bounds refuse it
+    lr.press("Tab")
+    page.get_by_test_id("submit").click()
+    error = page.get_by_test_id("field-optimizer.lr").get_by_test_id("field-error")
+    error.wait_for()
+    assert "lr" in error.inner_text() or "greater" in error.inner_text()
+    assert lr.get_attribute("aria-invalid") == "true"
+    assert "#/new" in page.url  # nothing was submitted
+
+
+def test_compare_overlays_jobs_labelled_by_what_differs(page: Any, live_server: LiveServer) -> None:
+    wait_idle(live_server)
+    ids = []
+    with api(live_server) as client:
+        for lr in (0.01, 0.1):
+            spec = {"name": f"cmp {lr}", "optimizer": {"name": "adam", "lr": lr}}
+            spec["training"] = {"epochs": 3}
+            r = client.post("/v1/jobs", json=spec)
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+    wait_idle(live_server)
+    sign_in(page, live_server)
+    page.goto(f"{live_server.url}/#/compare?ids={','.join(ids)}")
+    labels = page.get_by_test_id("compare-label")
+    labels.nth(1).wait_for()
+    assert sorted(labels.all_inner_texts()) == ["optimizer.lr=0.01", "optimizer.lr=0.1"]
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=chart]')?.dataset.points) === 3"
+    )
