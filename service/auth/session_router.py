@@ -175,23 +175,23 @@ async def read_session(request: Request, db: DbDep, settings: SettingsDep) -> Se
 
     def work(session: Session) -> SessionRead:
         if settings.auth == "none":
-            return _anonymous(local_admin(session=session))
+            return _without_session(local_admin(session=session))
         if cookie is not None:
             found = sessions.find(session=session, secret=cookie)
-            return _read(found) if found is not None else _anonymous(None)
+            return _read(found) if found is not None else _without_session(None)
         if authorization:
             try:
-                return _anonymous(
+                return _without_session(
                     user_for_authorization(session=session, authorization=authorization)
                 )
             except Unauthorized:
                 pass
-        return _anonymous(None)
+        return _without_session(None)
 
     return await db.run(work)
 
 
-def _anonymous(user: User | None) -> SessionRead:
+def _without_session(user: User | None) -> SessionRead:
     """No session: the user a token (or DESCENT_AUTH=none) names, if any."""
     read = UserRead.model_validate(user) if user is not None else None
     return SessionRead(user=read, csrf_token=None, expires_at=None)
