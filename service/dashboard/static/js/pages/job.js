@@ -188,6 +188,15 @@ export async function render(root, params, ctx) {
           job = { ...job, ...pickStatus(data) };
           drawHeader();
           if (attemptChanged) loadAttempts();
+          if (name === "status") {
+            // The event names the status; the job's other facts (started, device) move
+            // with it: read them, keeping the epoch count the stream has moved on since.
+            api.get(path).then((j) => {
+              if (disposed) return;
+              job = { ...j, epochs_completed: Math.max(j.epochs_completed, job.epochs_completed) };
+              drawHeader();
+            }).catch(() => {});
+          }
           if (name === "end") {
             stop(); // the server closes the stream; don't let EventSource reconnect
             api.get(path).then((j) => { if (!disposed) { job = j; drawHeader(); loadAttempts(); loadResult(); } }).catch(() => {});

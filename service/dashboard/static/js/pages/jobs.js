@@ -186,7 +186,8 @@ export async function render(root, params, ctx) {
     history.replaceState(null, "", `#/jobs${qs.toString() ? `?${qs}` : ""}`);
     drawHead();
     try {
-      // `name` is passed along for servers that filter by it; the page filters too.
+      // The server filters (name: any part, ignoring case); matchesFilters() applies the
+      // same rules to jobs the live stream announces.
       page = await api.get("/v1/jobs", { status: q.status, kind: q.kind, name: q.name,
         sort: q.sort, limit: q.limit, offset: q.offset });
       if (disposed) return;
