@@ -51,8 +51,9 @@ PyTorch and records every epoch's metrics as the epoch ends.
 
 Every endpoint but `/healthz`, these docs and the dashboard's pages and files needs an API
 token, sent as `Authorization: Bearer <token>` (`descent token` prints the embedded
-default's local one);
-jobs and datasets belong to the user who created them, and nobody else sees them.
+default's local one), or, from a browser, the session cookie `POST /v1/session` sets
+(writes then also send its `X-CSRF-Token`); jobs and datasets belong to the user who
+created them, and nobody else sees them.
 
 `GET /v1/catalog` lists everything a spec accepts. Every error has the same body:
 `{"error": {"status", "code", "message", "fields": [{"field", "message", "allowed"}]}}`.
