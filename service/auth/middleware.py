@@ -31,8 +31,8 @@ from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
 from service.auth import sessions
-from service.auth.models import User
-from service.auth.service import authenticate
+from service.auth.models import ApiToken, User
+from service.auth.service import token_holder
 from service.errors import ApiError, Unauthorized, api_error_response, database_error_response
 from service.gate import DatabaseGate, Departure
 
@@ -63,15 +63,21 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def user_for_token(*, session: Session, token: str) -> User:
-    """The user ``token`` belongs to; :class:`Unauthorized` when it is not valid."""
-    user = authenticate(session=session, token=token)
-    if user is None:
+def holder_of_token(*, session: Session, token: str) -> tuple[ApiToken, User]:
+    """The stored token and the user it belongs to; :class:`Unauthorized` when it is not
+    valid."""
+    held = token_holder(session=session, token=token)
+    if held is None:
         raise Unauthorized(
             "the API token is invalid, expired or revoked, or its user is disabled",
             invalid_token=True,
         )
-    return user
+    return held
+
+
+def user_for_token(*, session: Session, token: str) -> User:
+    """The user ``token`` belongs to; :class:`Unauthorized` when it is not valid."""
+    return holder_of_token(session=session, token=token)[1]
 
 
 def session_cookie(headers: Headers) -> str | None:

@@ -142,13 +142,6 @@ def revoke_token(*, session: Session, token_id: str, user_id: str | None) -> Api
     return row
 
 
-def authenticate(*, session: Session, token: str) -> User | None:
-    """The user a token belongs to, or None when the token is unknown, revoked or expired,
-    or its user is disabled. Records when the token was last used, at most once a minute."""
-    held = token_holder(session=session, token=token)
-    return None if held is None else held[1]
-
-
 def valid_token_user(*, session: Session, row: ApiToken | None) -> User | None:
     """The user of token ``row`` while the token is valid (not revoked, not expired) and
     its user enabled; else None."""
@@ -163,7 +156,9 @@ def valid_token_user(*, session: Session, row: ApiToken | None) -> User | None:
 
 
 def token_holder(*, session: Session, token: str) -> tuple[ApiToken, User] | None:
-    """The stored token and its user, as :func:`authenticate` finds them."""
+    """The stored token and its user, or None when the token is unknown, revoked or
+    expired, or its user is disabled. Records when the token was last used, at most once
+    a minute."""
     row = find_token(session, token)
     user = valid_token_user(session=session, row=row)
     if row is None or user is None:

@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session
 from service.auth import sessions
 from service.auth.middleware import (
     SESSION_STATE,
+    holder_of_token,
     session_cookie,
     user_for_authorization,
-    user_for_token,
 )
 from service.auth.models import User
 from service.auth.schemas import UserRead
-from service.auth.security import find_token
 from service.auth.service import local_admin
 from service.config import Settings
 from service.deps import CurrentUser, DbDep, SettingsDep
@@ -129,9 +128,7 @@ async def sign_in(
     SameSite=Strict, Secure over HTTPS) and the CSRF token its writes must carry."""
 
     def work(session: Session) -> tuple[sessions.SignedIn, str]:
-        user = user_for_token(session=session, token=body.token)  # 401 unless valid
-        token = find_token(session, body.token)
-        assert token is not None
+        token, user = holder_of_token(session=session, token=body.token)  # 401 unless valid
         return sessions.start(session=session, token=token, user=user, lifetime=_lifetime(settings))
 
     signed_in, secret = await db.run(work)
