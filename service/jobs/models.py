@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -53,6 +54,16 @@ class Job(Base):
     device: Mapped[str | None] = mapped_column(String(32))
     worker: Mapped[str | None] = mapped_column(String(255))
     has_model: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The saved weights come with ``model.json`` and ``model.onnx`` (service/spec/bundle.py);
+    #: false for jobs that succeeded before bundles existed: they have ``model.pt`` only.
+    has_bundle: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The epoch whose weights were saved (the best one under ``restore_best_weights``,
+    #: else the last) and its metrics; ``final_metrics`` are always the last epoch's.
+    saved_epoch: Mapped[int | None] = mapped_column(Integer)
+    saved_metrics: Mapped[dict[str, float | None] | None] = mapped_column(JSON)
+    #: Per metric, its best value over the recorded epochs (max of accuracies and r2, min
+    #: of the rest), set when the job ends.
+    best_metrics: Mapped[dict[str, float | None] | None] = mapped_column(JSON)
     # The lease: the attempt now allowed to write (0 before the first) and when it last
     # proved it is alive. Every worker write is conditional on ``attempt``, so an
     # attempt whose lease was taken over can write nothing more.
