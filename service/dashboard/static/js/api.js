@@ -31,9 +31,11 @@ function url(path, query) {
   return u.pathname + u.search;
 }
 
-async function request(method, path, { query, body, quiet401 = false } = {}) {
+async function request(method, path, { query, body, raw, contentType, quiet401 = false } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  // A raw body (CSV text, a FormData with a file) goes as it is; FormData sets its own type.
+  else if (raw !== undefined && contentType) headers["Content-Type"] = contentType;
   if (WRITES.has(method) && session && session.csrf_token) {
     headers["X-CSRF-Token"] = session.csrf_token;
   }
@@ -43,7 +45,7 @@ async function request(method, path, { query, body, quiet401 = false } = {}) {
       method,
       headers,
       credentials: "same-origin",
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? raw : JSON.stringify(body),
     });
   } catch (e) {
     // Network failure: same shape as an API error so callers have one catch path.
@@ -104,6 +106,9 @@ export const api = {
   get: (path, query) => request("GET", path, { query }),
   post: (path, body) => request("POST", path, { body }),
   put: (path, body) => request("PUT", path, { body }),
+  patch: (path, body) => request("PATCH", path, { body }),
+  /** POST a body that is not JSON: text with its content type, or a FormData (multipart). */
+  postRaw: (path, raw, contentType, query) => request("POST", path, { raw, contentType, query }),
   del: (path) => request("DELETE", path),
   /** GET without triggering the sign-in redirect on 401 (the app's session probe). */
   probe: (path) => request("GET", path, { quiet401: true }),

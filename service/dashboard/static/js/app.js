@@ -1,5 +1,5 @@
 // The single page's shell: learns who is signed in, draws the nav, and routes the hash
-// (#/jobs, #/jobs/<id>, #/new?from=<id>, #/compare?ids=a,b, #/sweeps, #/sweeps/<id>, #/lab,
+// (#/jobs, #/jobs/<id>, #/projects, #/new?from=<id>, #/compare?ids=a,b, #/sweeps, #/sweeps/<id>, #/lab,
 // #/playground, #/signin) to page modules, each `render(root, params, ctx)` → cleanup?.
 
 import { api } from "./api.js";
@@ -12,6 +12,7 @@ const ROUTES = [
   [/^jobs$/, "jobs"],
   [/^jobs\/([^/]+)$/, "job"],
   [/^new$/, "new"],
+  [/^projects$/, "projects"],
   [/^compare$/, "compare"],
   [/^sweeps$/, "sweeps"],
   [/^sweeps\/([^/]+)$/, "sweep"],
@@ -22,6 +23,7 @@ const ROUTES = [
 
 const NAV = [
   ["#/jobs", "Jobs", ["jobs", "job"]],
+  ["#/projects", "Projects", ["projects"]],
   ["#/new", "New job", ["new"]],
   ["#/compare", "Compare", ["compare"]],
   ["#/sweeps", "Sweeps", ["sweeps", "sweep"]],

@@ -5,6 +5,8 @@
 import { api } from "../api.js";
 import { h, clear, notice, fmtNum, fmtTime, fmtDuration, statusBadge, ACTIVE } from "../dom.js";
 import { curvesPanel } from "../curves.js";
+import { labelChips, labelsPanel } from "../labels.js";
+import { modelPanel } from "../model.js";
 
 const LAB_KINDS = new Set(["lr_range_test", "landscape"]);
 
@@ -23,14 +25,17 @@ export async function render(root, params, ctx) {
   const facts = h("dl", { class: "facts", dataset: { testid: "job-facts" } });
   const chartsBox = h("section", { "aria-label": "Learning curves" });
   const resultBox = h("section", { dataset: { testid: "job-result" } });
+  const modelBox = h("div");
+  const chipsBox = h("div");
   const attemptsBox = h("section", { dataset: { testid: "attempts" } });
   const tableBox = h("div", { class: "table-scroll", style: { maxHeight: "26rem" } });
   const specPre = h("pre", { class: "spec", dataset: { testid: "job-spec" } }, JSON.stringify(job.spec, null, 2));
 
   clear(root,
     h("p", null, h("a", { href: "#/jobs" }, "← Jobs")),
-    header, msg,
+    header, chipsBox, msg,
     h("div", { class: "card" }, facts),
+    modelBox,
     h("h2", null, "Learning curves"), chartsBox,
     resultBox,
     h("h2", null, "Metrics"),
@@ -39,6 +44,7 @@ export async function render(root, params, ctx) {
         dataset: { testid: "metrics-csv" } }, "Download CSV")),
     h("details", { open: false }, h("summary", null, "Per-epoch table"), tableBox),
     attemptsBox,
+    labelsPanel(job, path, (updated) => { job = { ...job, ...updated }; drawHeader(); }),
     h("h2", null, "Spec"),
     h("details", { open: true }, h("summary", null, "Full spec with defaults (JSON)"), specPre),
   );
@@ -57,9 +63,6 @@ export async function render(root, params, ctx) {
             onclick: cancel }, job.cancel_requested ? "Cancelling…" : "Cancel")
         : null,
       h("a", { class: "button", href: `#/new?from=${encodeURIComponent(job.id)}`, dataset: { testid: "clone" } }, "Clone and edit"),
-      job.has_model && job.status === "succeeded"
-        ? h("a", { class: "button", href: api.url(`${path}/model`), download: "", dataset: { testid: "model-download" } }, "Download model")
-        : null,
       LAB_KINDS.has(job.kind) || job.auto_lr
         ? h("a", { class: "button", href: `#/lab?job=${encodeURIComponent(job.id)}`, dataset: { testid: "lab-link" } }, "Open in Lab")
         : null,
@@ -76,16 +79,25 @@ export async function render(root, params, ctx) {
       ["Best", job.best_value === null || job.best_value === undefined ? null
         : `${fmtNum(job.best_value)} at epoch ${job.best_epoch}`],
       ["Stopped early at", job.stop_epoch],
+      ["Weights kept", job.saved_epoch ? `epoch ${job.saved_epoch}` : null],
       ["Auto LR", job.auto_lr ? `${job.auto_lr.fields.join(", ")} = ${fmtNum(job.auto_lr.value)} (${job.auto_lr.rule}): ${job.auto_lr.why}` : null],
       ["Attempt", job.attempt > 1 ? `${job.attempt} (resumed after a lost worker)` : job.attempt],
       ["Device", job.device],
       ["Created", fmtTime(job.created_at)],
       ["Started", fmtTime(job.started_at)],
       ["Finished", job.finished_at ? `${fmtTime(job.finished_at)} (${fmtDuration(job.started_at, job.finished_at)})` : null],
+      ["Note", job.note],
       ["Id", job.id],
     ];
     clear(facts, entries.filter(([, v]) => v !== null && v !== undefined && v !== "")
       .map(([k, v]) => [h("dt", null, k), h("dd", { dataset: k === "Status reason" ? { testid: "job-reason" } : undefined }, String(v))]));
+    clear(chipsBox, labelChips(job));
+    // Drawn again only when what it shows changes (it holds the predict form's input).
+    const modelKey = `${job.status}/${job.has_model}/${job.has_bundle}/${job.saved_epoch}`;
+    if (modelBox.dataset.key !== modelKey) {
+      modelBox.dataset.key = modelKey;
+      clear(modelBox, modelPanel(job));
+    }
     curves.setMarks(marks());
   }
 

@@ -1,9 +1,11 @@
-// The jobs table: filters (status, kind, name), server-side sort and paging, live status
+// The jobs table: filters (project, status, kind, name, and a search in the filter language
+// of docs/search.md), server-side sort and paging, live status
 // from ONE owner-scoped stream (GET /v1/jobs/events) that updates rows in place and adds
 // new ones, cancel, and checkboxes to compare several jobs.
 
 import { api } from "../api.js";
 import { h, clear, field, notice, fmtNum, fmtTime, fmtDuration, statusBadge, ACTIVE } from "../dom.js";
+import { labelChips } from "../labels.js";
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "diverged"];
 const KINDS = ["train", "lr_range_test", "landscape"];
@@ -18,7 +20,13 @@ const COLUMNS = [
   ["started_at", "Started", "started_at"],
   ["duration", "Duration", "finished_at"],
 ];
-const DEFAULTS = { status: "", kind: "", name: "", sort: "-created_at", limit: "50", offset: "0" };
+const FILTER_EXAMPLES = [
+  "optimizer.name = 'adam' and saved.val_accuracy > 0.97",
+  "tags.stage = 'baseline' and status = 'succeeded'",
+  "dataset.name in ('digits', 'iris') and not optimizer.name = 'sgd'",
+  "best.val_loss < 0.1 or name contains 'warmup'",
+];
+const DEFAULTS = { project: "", filter: "", status: "", kind: "", name: "", sort: "-created_at", limit: "50", offset: "0" };
 
 export async function render(root, params, ctx) {
   document.title = "Jobs · Descent";
@@ -37,11 +45,26 @@ export async function render(root, params, ctx) {
   const kindSel = h("select", { dataset: { testid: "filter-kind" } },
     h("option", { value: "" }, "any"), KINDS.map((k) => h("option", { value: k }, k)));
   const nameInput = h("input", { type: "search", placeholder: "part of a name", dataset: { testid: "filter-name" } });
+  const projectSel = h("select", { dataset: { testid: "filter-project" } }, h("option", { value: "" }, "any"));
+  const filterInput = h("input", { type: "search", size: 48, spellcheck: false, dataset: { testid: "filter-query" },
+    placeholder: "optimizer.name = 'adam' and saved.val_accuracy > 0.97",
+    "aria-describedby": "filter-help" });
+  const filterForm = h("form", { class: "filter-form", role: "search", onsubmit: (ev) => {
+    ev.preventDefault();
+    q.filter = filterInput.value.trim();
+    onFilter();
+  } }, field("Filter", filterInput), h("button", { type: "submit", dataset: { testid: "filter-apply" } }, "Search"),
+  h("small", { id: "filter-help", class: "muted" }, "Spec fields, tags.<key>, final./saved./best.<metric>, status, project; ",
+    "and, or, not, ( ); sort by clicking a column."),
+  h("details", { class: "filter-examples" }, h("summary", null, "Examples"), h("ul", null, FILTER_EXAMPLES.map((x) =>
+    h("li", null, h("button", { type: "button", class: "link", onclick: () => { filterInput.value = x; filterInput.focus(); } },
+      h("code", null, x)))))));
   const limitSel = h("select", { dataset: { testid: "page-size" } },
     ["25", "50", "100", "200"].map((n) => h("option", { value: n }, n)));
   statusSel.value = q.status;
   kindSel.value = q.kind;
   nameInput.value = q.name;
+  filterInput.value = q.filter;
   limitSel.value = q.limit;
 
   const compareBtn = h("button", { type: "button", dataset: { testid: "compare-selected" }, onclick: () => {
@@ -57,6 +80,7 @@ export async function render(root, params, ctx) {
   const onFilter = () => { q.offset = "0"; reload(); };
   statusSel.addEventListener("change", () => { q.status = statusSel.value; onFilter(); });
   kindSel.addEventListener("change", () => { q.kind = kindSel.value; onFilter(); });
+  projectSel.addEventListener("change", () => { q.project = projectSel.value; onFilter(); });
   limitSel.addEventListener("change", () => { q.limit = limitSel.value; onFilter(); });
   nameInput.addEventListener("input", () => {
     clearTimeout(nameTimer);
@@ -67,8 +91,9 @@ export async function render(root, params, ctx) {
     root,
     h("div", { class: "page-header" }, h("h1", null, "Jobs"),
       h("a", { class: "button primary", href: "#/new", dataset: { testid: "new-job" } }, "New job"), liveNote),
+    filterForm,
     h("div", { class: "toolbar", role: "search" },
-      field("Status", statusSel), field("Kind", kindSel), field("Name", nameInput),
+      field("Project", projectSel), field("Status", statusSel), field("Kind", kindSel), field("Name", nameInput),
       field("Per page", limitSel), h("div", { class: "field" }, h("span", null, "\u00a0"), compareBtn)),
     msg,
     h("div", { class: "table-scroll" },
@@ -116,7 +141,8 @@ export async function render(root, params, ctx) {
     return [
       h("td", null, box),
       h("td", { class: "name" }, h("a", { href: `#/jobs/${encodeURIComponent(job.id)}`, dataset: { testid: "job-link" } }, job.name),
-        job.sweep_id ? h("small", { class: "muted" }, " · ", h("a", { href: `#/sweeps/${encodeURIComponent(job.sweep_id)}` }, "sweep")) : null),
+        job.sweep_id ? h("small", { class: "muted" }, " · ", h("a", { href: `#/sweeps/${encodeURIComponent(job.sweep_id)}` }, "sweep")) : null,
+        labelChips(job)),
       h("td", { title: job.status_reason || "" }, statusBadge(job.status),
         job.attempt > 1 ? h("small", { class: "muted", title: "resumed after a lost worker" }, ` attempt ${job.attempt}`) : null,
         job.status_reason && !ACTIVE.has(job.status) ? h("div", { class: "muted reason", dataset: { testid: "job-reason" } }, short(job.status_reason)) : null),
@@ -167,7 +193,10 @@ export async function render(root, params, ctx) {
   }
 
   const matchesName = (job) => !q.name || job.name.toLowerCase().includes(q.name.toLowerCase());
-  const matchesFilters = (job) => matchesName(job)
+  // A job the stream announces can be placed only when the page's filters can be checked
+  // here: not with a search expression (the server evaluates those).
+  const matchesFilters = (job) => matchesName(job) && !q.filter
+    && (!q.project || job.project === q.project)
     && (!q.status || q.status.split(",").includes(job.status))
     && (!q.kind || q.kind.split(",").includes(job.kind));
 
@@ -188,14 +217,19 @@ export async function render(root, params, ctx) {
     try {
       // The server filters (name: any part, ignoring case); matchesFilters() applies the
       // same rules to jobs the live stream announces.
-      page = await api.get("/v1/jobs", { status: q.status, kind: q.kind, name: q.name,
+      page = await api.get("/v1/jobs", { project: q.project, filter: q.filter, status: q.status, kind: q.kind, name: q.name,
         sort: q.sort, limit: q.limit, offset: q.offset });
       if (disposed) return;
       clear(msg);
       drawBody();
       drawPager();
     } catch (e) {
-      if (!disposed) clear(msg, notice(`Could not list jobs: ${e.message}`, "error", "jobs-error"));
+      if (disposed) return;
+      // A filter the server refused: its message points at the offending token.
+      const bad = e.status === 422 && e.fields.find((f) => f.field === "filter");
+      clear(msg, notice(bad ? `Filter: ${bad.message}` : `Could not list jobs: ${e.message}`, "error",
+        bad ? "filter-error" : "jobs-error"));
+      if (bad) { page = { items: [], total: 0 }; drawBody(); drawPager(); }
     }
   }
 
@@ -239,6 +273,11 @@ export async function render(root, params, ctx) {
   }
 
   drawCompare();
+  api.get("/v1/projects", { limit: 200 }).then((p) => {
+    projectSel.append(...p.items.map((x) => h("option", { value: x.name }, `${x.name} (${x.jobs})`)));
+    if (q.project && !p.items.some((x) => x.name === q.project)) projectSel.append(h("option", { value: q.project }, q.project));
+    projectSel.value = q.project;
+  }).catch(() => {});
   await reload();
   if (!disposed) startStream();
   return () => {
