@@ -518,9 +518,10 @@ def _finish(
             # refuses the outcome if it no longer does, so the rows cannot have changed.
             more = _epoch_summary(lease, task, values.get("saved_epoch"))
         with lease.finishing(status, has_model=has_model, has_bundle=has_bundle, **(values | more)):
-            for name in BUNDLE_FILES if bundle_tmp is not None else ():
-                if (bundle_tmp / name).exists():
-                    os.replace(bundle_tmp / name, job_dir / name)
+            if bundle_tmp is not None:
+                for name in BUNDLE_FILES:
+                    if (bundle_tmp / name).exists():
+                        os.replace(bundle_tmp / name, job_dir / name)
 
     retrying(write, seconds=lease.retry_seconds, what=f"job {lease.job_id} outcome")
     notifier.job_changed(lease.job_id)

@@ -14,7 +14,6 @@ same operations. A failed ONNX export does not fail the run: the manifest then h
 from __future__ import annotations
 
 import copy
-import io
 import logging
 import warnings
 from dataclasses import dataclass
@@ -170,9 +169,7 @@ def write_bundle(
             feature_names=_names(target.feature_names, data),
             image_shape=_image_shape(spec, data),
         ),
-        preprocessing=[
-            FeatureScaling(method=data.scaling, shift=shift, scale=scale)  # type: ignore[arg-type]
-        ],
+        preprocessing=[FeatureScaling(method=data.scaling, shift=shift, scale=scale)],
         target_scaling=(
             TargetScaling(
                 method="standard" if data.target_scaled else "none",
@@ -218,7 +215,7 @@ def _labels(given: list[str] | None, data: SplitData) -> list[str] | None:
 def _image_shape(spec: JobSpec, data: SplitData) -> tuple[int, int, int] | None:
     resolve = getattr(spec.model, "resolve_input_shape", None)
     shape = resolve(data.shape) if resolve is not None else None
-    return tuple(shape) if shape is not None else data.image_shape  # type: ignore[return-value]
+    return tuple(shape) if shape is not None else data.image_shape
 
 
 def _versions() -> dict[str, str]:
@@ -245,7 +242,6 @@ def _export(predictor: Predictor, data: SplitData, path: Path) -> OnnxExport:
     onnxruntime is installed, run both on the validation split's raw rows."""
     output = ONNX_OUTPUT[data.task]
     example = torch.zeros(2, data.n_features)
-    buf = io.BytesIO()
     with warnings.catch_warnings():
         # torch ≥ 2.9 warns that the TorchScript-based exporter is the old one. We keep
         # it on purpose: the new (dynamo) exporter needs onnxscript, which we do not
@@ -255,16 +251,14 @@ def _export(predictor: Predictor, data: SplitData, path: Path) -> OnnxExport:
         torch.onnx.export(
             predictor,
             (example,),
-            buf,
+            str(path),
             input_names=[ONNX_INPUT],
             output_names=[output],
             dynamic_axes={ONNX_INPUT: {0: "rows"}, output: {0: "rows"}},
             opset_version=OPSET,
             dynamo=False,
         )
-    blob = buf.getvalue()
-    path.write_bytes(blob)
-    max_abs_diff, rows = _check(predictor, blob, data)
+    max_abs_diff, rows = _check(predictor, path.read_bytes(), data)
     return OnnxExport(opset=OPSET, output=output, max_abs_diff=max_abs_diff, rows_checked=rows)
 
 

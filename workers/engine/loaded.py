@@ -73,7 +73,7 @@ class LoadedModel(Predictor):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
-    def preprocess(self, x: Rows) -> torch.Tensor:  # type: ignore[override]
+    def preprocess(self, x: Rows) -> torch.Tensor:
         return super().preprocess(self._tensor(x))
 
     def predict_proba(self, rows: Rows) -> np.ndarray:
