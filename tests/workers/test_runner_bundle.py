@@ -143,6 +143,16 @@ def test_a_succeeded_job_keeps_its_bundle_and_serves_every_format(
         assert "descent.load_model" in zf.read("README.txt").decode()
     assert list((tmp_path / "api-tmp").glob("*.zip")) == []  # the zip went once it was sent
 
+    # The Python client fetches the same bytes (through this in-process app's transport).
+    token = api.headers["authorization"].removeprefix("Bearer ")
+    with descent.Client("http://testserver", token, transport=api._transport) as client:
+        with zipfile.ZipFile(io.BytesIO(client.model(job_id))) as zf:  # a bundle by default
+            assert zf.read("model.json") == (folder / "model.json").read_bytes()
+        assert client.model(job_id, "onnx") == onnx.content
+        assert client.model(job_id, "state_dict") == state_dict.content
+        with pytest.raises(ValueError, match="bundle, onnx or state_dict"):
+            client.model(job_id, "pickle")
+
     model = descent.load_model(bundle.content)
     assert model.class_labels == LABELS
     assert model.feature_names == ["height", "weight", "shade"]
