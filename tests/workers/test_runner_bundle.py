@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnxruntime
 import pytest
+import sse
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -122,6 +123,12 @@ def test_a_succeeded_job_keeps_its_bundle_and_serves_every_format(
         "train_accuracy": max(v["train_accuracy"] for v in recorded.values()),
         "val_accuracy": max(v["val_accuracy"] for v in recorded.values()),
     }
+    # The end of the job's event stream says the same.
+    stream = api.get(f"/v1/jobs/{job_id}/events")  # an ended job: the stream closes
+    *_, end = sse.parse(iter(stream.text.splitlines()))
+    assert end.event == "end" and end.data["saved_epoch"] == 1
+    assert end.data["saved_metrics"] == job["saved_metrics"]
+    assert end.data["best_metrics"] == job["best_metrics"]
     # The files are in place, and nothing of the attempt's own is left behind.
     folder = settings.jobs_dir / job_id
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "model.onnx", "model.pt"]
