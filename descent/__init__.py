@@ -12,6 +12,11 @@ version. The implementation lives in the ``service`` package (``service.client``
 API's schemas, ``service.spec``); import it from here.
 """
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
 from service.cli.specfile import SpecFileError, load_spec
 from service.client import (
     ApiError,
@@ -35,6 +40,25 @@ from service.sweeps.schemas import (
     TrialPage,
     TrialRead,
 )
+
+if TYPE_CHECKING:
+    from workers.engine.loaded import LoadedModel
+
+
+def load_model(source: str | os.PathLike[str] | bytes | bytearray) -> LoadedModel:
+    """A trained job's model, ready to predict: ``source`` is its bundle (the zip of
+    ``GET /v1/jobs/{id}/model?format=bundle``: a path, or its bytes) or its job folder.
+
+    Returns an ``nn.Module`` whose ``predict(rows)`` takes raw feature rows and gives
+    labels (or values in the target's units), with ``predict_proba``, ``preprocess``,
+    ``manifest``, ``class_labels`` and ``feature_names`` (docs/models.md). Needs PyTorch
+    (the ``worker`` extra); importing ``descent`` does not.
+    """
+    # Imported here, so that `import descent` stays free of torch.
+    from workers.engine.loaded import load_model as load
+
+    return load(source)
+
 
 __all__ = [
     "ApiError",
@@ -60,5 +84,6 @@ __all__ = [
     "TrialPage",
     "TrialRead",
     "Unreachable",
+    "load_model",
     "load_spec",
 ]

@@ -3,12 +3,13 @@ lab's range test or landscape), and record each epoch (row) and the outcome — 
 fenced by the attempt's lease.
 
 Files of a job live in ``<artifacts>/jobs/<id>/``: ``checkpoint.pt`` (the last recorded
-epoch, replaced each epoch), ``model.pt`` (the weights of a succeeded job) and, with
+epoch, replaced each epoch), the bundle of a succeeded job (``model.pt``, its weights;
+``model.onnx`` and ``model.json``: service/spec/bundle.py) and, with
 ``training.save_trajectory``, ``trajectory/epoch-N.pt`` (the weights after each epoch,
 kept for landscapes). A file is
-written under a name of its attempt's own and renamed into place inside the fenced
-transaction that records it, so a stale attempt can never replace what the live one
-wrote, and a reader never sees half a file.
+written under a name of its attempt's own (the bundle: in a folder of its own) and
+renamed into place inside the fenced transaction that records it, so a stale attempt can
+never replace what the live one wrote, and a reader never sees half a file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,13 +26,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
+from service.datasets.models import Dataset
 from service.db import make_engine, make_sessionmaker, utcnow
 from service.jobs import lifecycle
 from service.jobs.models import EpochMetric, Job
 from service.jobs.states import JobStatus
 from service.live import Notifier
 from service.queue import Send
-from service.spec import JobSpec
+from service.spec import JobSpec, metric_mode, monitorable_metrics
+from service.spec.bundle import MANIFEST, ONNX, WEIGHTS
 from service.spec.lab import RangeTest
 from service.spec.results import AutoLrChoice, AutoLrRecord, JobResult
 from service.sweeps.driver import advance
@@ -44,6 +48,7 @@ from workers.engine import (
     save_checkpoint,
     train,
 )
+from workers.engine.bundle import BundleTarget
 from workers.engine.landscape import LandscapeResult, landscape
 from workers.engine.loop import load_trajectory
 from workers.engine.lr_finder import (
@@ -58,9 +63,12 @@ from workers.trials import Trial, load_trial, sweep_of
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT, MODEL = "checkpoint.pt", "model.pt"
+CHECKPOINT, MODEL = "checkpoint.pt", WEIGHTS
 #: A job with ``training.save_trajectory``: its weights after each epoch, for landscapes.
 TRAJECTORY = "trajectory"
+#: The bundle's files, in the order they are moved into place: the manifest last, so a
+#: manifest found in the job folder never describes files that are not yet there.
+BUNDLE_FILES = (WEIGHTS, ONNX, MANIFEST)
 
 
 @lru_cache
@@ -172,10 +180,14 @@ def _fsync(path: Path) -> None:
 
 
 def _clean_stale_files(job_dir: Path) -> None:
-    # Half-written files of attempts that died; never the live checkpoint or model.
+    # Half-written files (and bundle folders) of attempts that died; never the live
+    # checkpoint or model.
     for tmp in job_dir.glob("*.tmp"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def run_job(job_id: str, *, settings: Settings, send: Send, dispatch: int | None = None) -> None:
@@ -222,15 +234,19 @@ def _run_attempt(
     job_dir = settings.jobs_dir / job_id
     job_dir.mkdir(parents=True, exist_ok=True)
 
-    def read_job() -> tuple[JobSpec, Trial | None]:
+    def read_job() -> tuple[JobSpec, Trial | None, BundleTarget, str]:
         with sessions() as s:
             job = s.get(Job, job_id)
             assert job is not None  # claimed: it exists
             spec = JobSpec.model_validate(job.spec)
-            return spec, load_trial(s, job, spec)
+            bundle_dir = job_dir / f"bundle.a{claimed.attempt}.tmp"
+            target = _bundle_target(s, job, bundle_dir)
+            return spec, load_trial(s, job, spec), target, job.task
 
     try:
-        spec, trial = retrying(read_job, seconds=settings.db_retry_seconds, what=f"job {job_id}")
+        spec, trial, target, task = retrying(
+            read_job, seconds=settings.db_retry_seconds, what=f"job {job_id}"
+        )
     except Exception as exc:
         log.exception("job %s: cannot read its spec", job_id)
         _finish(
@@ -243,13 +259,17 @@ def _run_attempt(
         )
         return
     reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds, notifier, trial)
+    # A training job's rows are epochs: its outcome records each metric's best too.
+    epochs_of = task if spec.kind == "train" else None
 
     try:
         _clean_stale_files(job_dir)
         if spec.kind == "train":
-            status, model_tmp, values = _train(claimed, lease, sessions, settings, spec, reporter)
+            status, bundle_tmp, values = _train(
+                claimed, lease, sessions, settings, spec, reporter, target
+            )
         else:
-            (status, values), model_tmp = _lab(settings, spec, reporter), None
+            (status, values), bundle_tmp = _lab(settings, spec, reporter), None
     except LeaseLost:
         raise
     except Exception as exc:
@@ -261,9 +281,11 @@ def _run_attempt(
         else:
             reason = f"{type(exc).__name__}: {exc}"
         log.exception("job %s failed", job_id)
-        _finish(lease, notifier, job_dir, JobStatus.FAILED, None, status_reason=reason)
+        _finish(
+            lease, notifier, job_dir, JobStatus.FAILED, None, task=epochs_of, status_reason=reason
+        )
         return
-    _finish(lease, notifier, job_dir, status, model_tmp, **values)
+    _finish(lease, notifier, job_dir, status, bundle_tmp, task=epochs_of, **values)
     log.info("job %s %s after %s rows", job_id, status, values.get("epochs_completed"))
 
 
@@ -284,9 +306,10 @@ def _train(
     settings: Settings,
     spec: JobSpec,
     reporter: SqlReporter,
+    target: BundleTarget,
 ) -> tuple[JobStatus, Path | None, dict[str, object]]:
-    """Train (resuming from the checkpoint when there is one): the status, the weights
-    to move into place, and the columns to record."""
+    """Train (resuming from the checkpoint when there is one): the status, the folder
+    whose bundle to move into place, and the columns to record."""
     job_id = claimed.job_id
     job_dir = settings.jobs_dir / job_id
     extra: dict[str, object] = {}
@@ -306,17 +329,16 @@ def _train(
             # Its checkpoint was moved into place but the record of it was not: the
             # epoch's metrics travel in the checkpoint, so record them now.
             reporter.record(resume.epoch, resume.metrics, None)
-    model_tmp = job_dir / f"{MODEL}.a{claimed.attempt}.tmp"
 
     def run(start: Checkpoint | None) -> TrainResult:
         return train(
             spec,
             reporter=reporter,
             datasets_dir=settings.datasets_dir,
-            model_path=model_tmp,
             resume=start,
             time_limit_seconds=_time_limit(spec, settings),
             trajectory_dir=job_dir / TRAJECTORY,
+            bundle=target,
         )
 
     try:
@@ -329,9 +351,10 @@ def _train(
         log.warning("job %s: checkpoint does not fit, starting over: %s", job_id, exc)
         result = run(None)
     status = STATUSES[result.status]
+    succeeded = status == JobStatus.SUCCEEDED and (target.dir / WEIGHTS).is_file()
     return (
         status,
-        model_tmp if status == JobStatus.SUCCEEDED and model_tmp.is_file() else None,
+        target.dir if succeeded else None,
         {
             "status_reason": result.reason,
             "epochs_completed": result.epochs_completed,
@@ -340,9 +363,35 @@ def _train(
             "best_value": result.best_value,
             "final_metrics": result.final_metrics or None,
             "device": result.device,
+            "saved_epoch": result.saved_epoch if succeeded else None,
+            "saved_metrics": _finite(result.saved_metrics) if succeeded else None,
             **extra,
         },
     )
+
+
+def _bundle_target(s: Session, job: Job, bundle_dir: Path) -> BundleTarget:
+    """Where this attempt writes its bundle, and the names an uploaded dataset's row
+    holds (uploads from before bundles keep them nowhere else)."""
+    names = labels = None
+    if job.dataset_id is not None:
+        dataset = s.get(Dataset, job.dataset_id)
+        if dataset is not None:
+            names, labels = list(dataset.feature_names), dataset.classes
+    return BundleTarget(
+        dir=bundle_dir,
+        job_id=job.id,
+        job_name=job.name,
+        feature_names=names,
+        class_labels=list(labels) if labels else None,
+    )
+
+
+def _finite(metrics: dict[str, float] | None) -> dict[str, float | None] | None:
+    # JSON has no NaN or infinity (PostgreSQL refuses them): stored as null.
+    if metrics is None:
+        return None
+    return {k: v if v is not None and math.isfinite(v) else None for k, v in metrics.items()}
 
 
 def _resolve_auto(
@@ -448,17 +497,31 @@ def _finish(
     notifier: Notifier,
     job_dir: Path,
     status: JobStatus,
-    model_tmp: Path | None,
+    bundle_tmp: Path | None,
+    *,
+    task: str | None = None,
     **values: object,
 ) -> None:
-    """Record the outcome — and move the weights into place — only while holding the
-    lease, then tell the event streams. The checkpoint goes afterwards: an ended job is
-    never resumed."""
+    """Record the outcome — and move the bundle's files into place — only while holding
+    the lease, then tell the event streams. With ``task`` (a training job: its rows are
+    epochs) the best value of each metric is recorded too, and the saved epoch's metrics
+    are taken from its row. The checkpoint goes afterwards: an ended job is never
+    resumed."""
+    has_model = bundle_tmp is not None and (bundle_tmp / WEIGHTS).is_file()
+    has_bundle = has_model and bundle_tmp is not None and (bundle_tmp / MANIFEST).is_file()
 
     def write() -> None:
-        with lease.finishing(status, has_model=model_tmp is not None, **values):
-            if model_tmp is not None and model_tmp.exists():
-                os.replace(model_tmp, job_dir / MODEL)
+        more: dict[str, object] = {}
+        if task is not None:
+            # Read before the fenced transaction, whose first statement must be the fence:
+            # only this attempt, while it holds the lease, records epochs, and the fence
+            # refuses the outcome if it no longer does, so the rows cannot have changed.
+            more = _epoch_summary(lease, task, values.get("saved_epoch"))
+        with lease.finishing(status, has_model=has_model, has_bundle=has_bundle, **(values | more)):
+            if bundle_tmp is not None:
+                for name in BUNDLE_FILES:
+                    if (bundle_tmp / name).exists():
+                        os.replace(bundle_tmp / name, job_dir / name)
 
     retrying(write, seconds=lease.retry_seconds, what=f"job {lease.job_id} outcome")
     notifier.job_changed(lease.job_id)
@@ -466,6 +529,26 @@ def _finish(
         with contextlib.suppress(OSError):
             (job_dir / name).unlink()
     _clean_stale_files(job_dir)
+
+
+def _epoch_summary(lease: Lease, task: str, saved_epoch: object) -> dict[str, object]:
+    """``best_metrics``: per metric early stopping could watch, its best value over the
+    recorded epochs (service.spec.metric_mode); and ``saved_metrics`` from the saved
+    epoch's row when there is one (the record, as ``GET …/metrics`` shows it)."""
+    with lease.sessions() as s:
+        rows = s.execute(
+            select(EpochMetric.epoch, EpochMetric.values).where(EpochMetric.job_id == lease.job_id)
+        ).all()
+    best: dict[str, float | None] = {}
+    for name in monitorable_metrics(task):
+        seen = [v[name] for _, v in rows if isinstance((v or {}).get(name), int | float)]
+        if seen:
+            best[name] = max(seen) if metric_mode(name) == "max" else min(seen)
+    summary: dict[str, object] = {"best_metrics": best or None}
+    saved = next((dict(v) for e, v in rows if e == saved_epoch and v), None)
+    if saved is not None:
+        summary["saved_metrics"] = saved
+    return summary
 
 
 def _note_resume(sessions: sessionmaker[Session], claimed: Claimed, epoch: int) -> None:

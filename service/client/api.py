@@ -271,6 +271,14 @@ class Client:
         params = self._params(names=self._csv(names), format="csv")
         return self.request("GET", f"/v1/jobs/{self._id(job_id)}/metrics", params=params).text
 
+    def model(self, job_id: str, format: str = "bundle") -> bytes:
+        """A succeeded job's trained model as bytes: ``bundle`` (a zip for
+        ``descent.load_model``), ``onnx`` or ``state_dict`` (docs/models.md)."""
+        if format not in ("bundle", "onnx", "state_dict"):
+            raise ValueError(f"model format must be bundle, onnx or state_dict, not {format!r}")
+        path = f"/v1/jobs/{self._id(job_id)}/model"
+        return self._image(path, params={"format": format})
+
     def attempts(self, job_id: str) -> list[AttemptRead]:
         """Each attempt at the job: worker, epoch it resumed from, how it ended."""
         path = f"/v1/jobs/{self._id(job_id)}/attempts"

@@ -82,6 +82,10 @@ def create(
         target=parsed.target,
         task=np.array(parsed.task),
         n_classes=np.array(len(parsed.classes) if parsed.classes else 0),
+        # A trained model's manifest names its inputs and outputs with these (strings,
+        # so the file still loads without pickle).
+        feature_names=np.array(parsed.feature_names, dtype=str),
+        classes=np.array(parsed.classes or [], dtype=str),
     )
     # Write to a temporary name and rename, so a worker never sees half a file.
     tmp = path.with_suffix(".tmp")

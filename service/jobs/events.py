@@ -66,6 +66,9 @@ class JobState:
     best_epoch: int | None
     best_value: float | None
     final_metrics: dict[str, float] | None
+    saved_epoch: int | None
+    saved_metrics: dict[str, float | None] | None
+    best_metrics: dict[str, float | None] | None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ def read_snapshot(
                 Job.best_epoch,
                 Job.best_value,
                 Job.final_metrics,
+                Job.saved_epoch,
+                Job.saved_metrics,
+                Job.best_metrics,
             ).where(Job.id == job_id)
         ).one_or_none()
         if row is None:
@@ -176,6 +182,9 @@ class JobFeed(Feed[Snapshot]):
             "best_epoch": job.best_epoch,
             "best_value": job.best_value,
             "final_metrics": job.final_metrics,
+            "saved_epoch": job.saved_epoch,
+            "saved_metrics": job.saved_metrics,
+            "best_metrics": job.best_metrics,
         }
 
 

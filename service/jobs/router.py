@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import Body, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from service.deps import (
     CurrentUser,
@@ -25,10 +27,8 @@ from service.errors import (
     CONFLICT_SCHEMA,
     NOT_FOUND_SCHEMA,
     TOO_LARGE_SCHEMA,
-    Conflict,
-    NotFound,
 )
-from service.jobs import events, service
+from service.jobs import bundles, events, service
 from service.jobs.models import Job
 from service.jobs.schemas import (
     EVENT_SCHEMA,
@@ -45,7 +45,6 @@ from service.query import MAX_QUERY_INT, Limit, Offset, comma_list_pattern, spli
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names
 from service.streams import follow
-from service.text import safe_filename
 
 router = authenticated_router(prefix="/v1/jobs", tags=["jobs"])
 
@@ -368,31 +367,37 @@ async def job_metrics(
     response_class=FileResponse,
     responses={
         200: {
-            "content": {"application/octet-stream": {}},
-            "description": "A PyTorch state dict; load it with "
-            "`torch.load(path, weights_only=True)`. For regression jobs trained with "
-            '`dataset.target_scaling: "standard"` (the default) it also holds '
-            "`target_shift` and `target_scale`: pop them before `load_state_dict`, and "
-            "predict with `model(x) * target_scale + target_shift`.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            },
+            "description": "`application/octet-stream` for `state_dict` and `onnx`, "
+            "`application/zip` for `bundle`. " + bundles.FORMATS_DOC,
         },
         404: NOT_FOUND_SCHEMA,
         409: CONFLICT_SCHEMA,
     },
 )
 async def job_model(
-    job_id: JobId, user: CurrentUser, db: DbDep, settings: SettingsDep
+    job_id: JobId,
+    user: CurrentUser,
+    db: DbDep,
+    settings: SettingsDep,
+    format: Annotated[
+        bundles.ModelFormat,
+        Query(description="`state_dict` (model.pt), `onnx` (model.onnx) or `bundle` (a zip)."),
+    ] = "state_dict",
 ) -> FileResponse:
-    """Download the trained weights (a state dict) of a succeeded job."""
+    """Download a succeeded job's trained model: its weights, ONNX export or bundle."""
 
     def work(session: Session) -> tuple[Path, str]:
         job = service.get(session=session, job_id=job_id, owner=user.id)
-        if job.status != JobStatus.SUCCEEDED:
-            raise Conflict(f"job {job.id} is {job.status}; weights are kept for succeeded jobs")
-        path = settings.jobs_dir / job.id / "model.pt"
-        if not job.has_model or not path.is_file():
-            raise NotFound(f"the weights of job {job.id} are missing from the artifact store")
-        return path, f"{safe_filename(job.name)}-{job.id[:8]}.pt"
+        return bundles.locate(job, settings.jobs_dir, format)
 
-    # The file is sent after the call: no connection is held while it streams.
-    path, filename = await db.run(work)
-    return FileResponse(path, media_type="application/octet-stream", filename=filename)
+    # The file is sent (and a zip built) after the call: no connection is held meanwhile.
+    folder, base = await db.run(work)
+    found = await run_in_threadpool(bundles.model_file, folder, base, format)
+    cleanup = BackgroundTask(found.path.unlink, missing_ok=True) if found.temporary else None
+    return FileResponse(
+        found.path, media_type=found.media_type, filename=found.filename, background=cleanup
+    )

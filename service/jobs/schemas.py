@@ -65,9 +65,31 @@ class JobRead(BaseModel):
     stop_epoch: int | None = Field(None, description="Epoch at which early stopping ended it.")
     best_epoch: int | None = None
     best_value: float | None = Field(None, description="Best value of the monitored metric.")
-    final_metrics: dict[str, float] | None = None
+    final_metrics: dict[str, float] | None = Field(
+        None, description="The last epoch's metrics (see `saved_metrics` for the weights')."
+    )
+    saved_epoch: int | None = Field(
+        None,
+        description="The epoch whose weights were saved: the best one when early stopping's "
+        "`restore_best_weights` put them back, else the last.",
+    )
+    saved_metrics: dict[str, float | None] | None = Field(
+        None, description="The metrics of `saved_epoch`: what the downloadable model scores."
+    )
+    best_metrics: dict[str, float | None] | None = Field(
+        None,
+        description="Per metric early stopping can watch (losses, accuracies, mse/mae/r2), "
+        "its best value over the recorded epochs (highest accuracy and r2, lowest of the "
+        "rest), each possibly from a different epoch; set when the job ends.",
+    )
     device: str | None = None
     has_model: bool
+    has_bundle: bool = Field(
+        False,
+        description="The saved model comes as a bundle: `model.json` manifest and ONNX export "
+        "beside the weights (`GET …/model?format=bundle|onnx`); false for jobs trained "
+        "before bundles existed (docs/models.md).",
+    )
     attempt: int = Field(
         description="Attempts started so far: above 1, the job lost a worker and resumed "
         "from its last checkpoint (see `GET /v1/jobs/{id}/attempts`)."
@@ -166,6 +188,9 @@ class EndEvent(StatusEvent):
     best_epoch: int | None
     best_value: float | None
     final_metrics: dict[str, float | None] | None
+    saved_epoch: int | None = Field(None, description="As on the job: the weights' epoch.")
+    saved_metrics: dict[str, float | None] | None = None
+    best_metrics: dict[str, float | None] | None = None
 
 
 #: One event as an OpenAPI (before 3.2) `text/event-stream` schema describes it: the

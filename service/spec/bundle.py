@@ -45,7 +45,8 @@ class InputSignature(_Frozen):
     )
     image_shape: tuple[int, int, int] | None = Field(
         None,
-        description="(channels, height, width) a CNN views each flat row as, row-major.",
+        description="(channels, height, width) of each flat row, row-major: the shape a CNN "
+        "views it as, else the dataset's own image shape (digits); null for tabular data.",
     )
     dtype: Literal["float32"] = "float32"
 
@@ -110,7 +111,12 @@ class ModelManifest(_Frozen):
     n_parameters: int = Field(ge=0)
     saved: SavedWeights
     weights: str = WEIGHTS
-    onnx: OnnxExport | None = None
+    onnx: OnnxExport | None = Field(
+        None, description="The ONNX export; null when it failed (see `onnx_error`)."
+    )
+    onnx_error: str | None = Field(
+        None, description="Why the ONNX export failed; the weights are good regardless."
+    )
     versions: dict[str, str] = Field(description="descent, torch, onnx: what wrote it.")
     created_at: str = Field(description="ISO 8601, UTC.")
 

@@ -42,6 +42,9 @@ def test_upload_infers_task_and_stores_arrays_under_a_server_id(api):
         assert z["features"].dtype == np.float32
         assert z["target"].tolist()[:2] == [0, 1]
         assert str(z["task"]) == "classification"
+        # Kept for a trained model's manifest: its input names and class labels.
+        assert z["feature_names"].tolist() == ["x1", "x2"]
+        assert z["classes"].tolist() == ["no", "yes"]
     assert api.get(f"/v1/datasets/{ds['id']}").json()["id"] == ds["id"]
     assert api.get("/v1/datasets").json()["total"] == 1
 

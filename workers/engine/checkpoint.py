@@ -33,8 +33,8 @@ class Checkpoint:
 
     - ``model``, ``optimizer``: their ``state_dict``s (batch-norm statistics included);
     - ``schedule``: ``Schedule.state_dict()`` (reduce_on_plateau's counters; {} else);
-    - ``early_stopping``: ``EarlyStopping.state_dict()`` (best value and epoch, bad
-      epochs, the best weights when they are to be restored);
+    - ``early_stopping``: ``EarlyStopping.state_dict()`` (best value, epoch and
+      that epoch's metrics, bad epochs, the best weights when they are to be restored);
     - ``rng``: ``rng_state()`` (global CPU, CUDA and shuffle generators);
     - ``stop_epoch``: the epoch early stopping ended the run at, else None;
     - ``elapsed_seconds``: seconds spent in ``train`` so far, over all attempts.

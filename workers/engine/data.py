@@ -47,6 +47,10 @@ class Arrays:
     task: Task
     n_classes: int | None = None
     image_shape: tuple[int, int, int] | None = None
+    #: The columns' names and (classification) each class index's label; None: the
+    #: source has none, and ``load_dataset`` names them ``x0``…, ``"0"``….
+    feature_names: list[str] | None = None
+    class_labels: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,11 @@ class SplitData:
     ``(y − target_shift) / target_scale``: standardised with the training split's mean
     and std under ``target_scaling`` "standard", in their own units (shift 0, scale 1)
     under "none". Predictions map back with ``output · target_scale + target_shift``.
+
+    What a saved model needs to take raw rows comes along: the fitted feature scaling
+    (``scaling``, ``feature_shift``, ``feature_scale``: ``x = (raw − shift) / scale``), the
+    columns' names, the classes' labels in class-index order, and the validation split's
+    raw rows (float64, on the CPU), on which an export is checked.
     """
 
     x_train: torch.Tensor
@@ -71,6 +80,12 @@ class SplitData:
     shape: DatasetShape
     target_shift: float = 0.0
     target_scale: float = 1.0
+    scaling: str = "none"
+    feature_shift: np.ndarray | None = None  # (n_features,) float64; None: no scaling
+    feature_scale: np.ndarray | None = None
+    feature_names: tuple[str, ...] = ()
+    class_labels: tuple[str, ...] | None = None
+    raw_val: np.ndarray | None = None  # (n_val, n_features) float64
 
     @property
     def target_scaled(self) -> bool:
@@ -82,11 +97,21 @@ Loader = Callable[[Any, Path], Arrays]
 
 def _sklearn_bundled(load: Callable[..., Any]) -> Loader:
     def loader(spec: BuiltinDataset, datasets_dir: Path) -> Arrays:
-        features, target = load(return_X_y=True)
+        bunch = load()
+        features, target = bunch.data, bunch.target
+        names = [str(n) for n in bunch.feature_names]
         known = spec.shape
         if known.task == "regression":
-            return Arrays(features, target, "regression")
-        return Arrays(features, target, "classification", int(target.max()) + 1, known.image_shape)
+            return Arrays(features, target, "regression", feature_names=names)
+        return Arrays(
+            features,
+            target,
+            "classification",
+            int(target.max()) + 1,
+            known.image_shape,
+            feature_names=names,
+            class_labels=[str(n) for n in bunch.target_names],  # digits: "0" … "9"
+        )
 
     return loader
 
@@ -152,6 +177,10 @@ def _uploaded(spec: UploadedDataset, datasets_dir: Path) -> Arrays:
     with np.load(path, allow_pickle=False) as npz:
         features, target = npz["features"], npz["target"]
         task, n_classes = str(npz["task"]), int(npz["n_classes"])
+        # Uploads since model bundles keep their headers and class labels; older ones
+        # do not (the runner passes them from the dataset's row instead).
+        names = [str(n) for n in npz["feature_names"]] if "feature_names" in npz else None
+        labels = [str(c) for c in npz["classes"]] if "classes" in npz else None
     if task not in ("classification", "regression"):
         raise ValueError(f"uploaded dataset {spec.id!r} has an unknown task {task!r}")
     if features.ndim != 2 or target.shape != (features.shape[0],):
@@ -159,13 +188,19 @@ def _uploaded(spec: UploadedDataset, datasets_dir: Path) -> Arrays:
             f"uploaded dataset {spec.id!r} is malformed: features {features.shape}, "
             f"target {target.shape}"
         )
+    if names is not None and len(names) != features.shape[1]:
+        names = None  # not this file's columns: fall back to x0, x1, …
     if task == "regression":
-        return Arrays(features, target, "regression")
+        return Arrays(features, target, "regression", feature_names=names)
+    if labels is not None and len(labels) != n_classes:
+        labels = None
     if n_classes < 1 or target.min() < 0 or target.max() >= n_classes:
         raise ValueError(
             f"uploaded dataset {spec.id!r} is malformed: class indices must lie in [0, {n_classes})"
         )
-    return Arrays(features, target, "classification", n_classes)
+    return Arrays(
+        features, target, "classification", n_classes, feature_names=names, class_labels=labels
+    )
 
 
 DATASETS: dict[str, Loader] = {
@@ -264,6 +299,9 @@ def load_dataset(spec: DatasetBase, *, datasets_dir: Path, device: torch.device)
 
     n_samples, n_features = features.shape
     shape = DatasetShape(n_samples, n_features, arrays.task, arrays.n_classes, arrays.image_shape)
+    labels = arrays.class_labels
+    if arrays.task == "classification" and labels is None:
+        labels = [str(i) for i in range(arrays.n_classes or 0)]
     return SplitData(
         x_train=x(train_idx),
         y_train=y(train_idx),
@@ -276,4 +314,10 @@ def load_dataset(spec: DatasetBase, *, datasets_dir: Path, device: torch.device)
         shape=shape,
         target_shift=shift,
         target_scale=scale,
+        scaling=spec.scaling,
+        feature_shift=scaler.shift,
+        feature_scale=scaler.scale,
+        feature_names=tuple(arrays.feature_names or (f"x{i}" for i in range(n_features))),
+        class_labels=tuple(labels) if labels is not None else None,
+        raw_val=features[val_idx],
     )

@@ -59,9 +59,10 @@ from torch import nn
 from service.spec import JobSpec
 from service.spec.lab import Landscape
 from service.spec.results import LandscapeRecord
+from workers.engine.bundle import TARGET_KEYS
 from workers.engine.data import SplitData, load_dataset
 from workers.engine.device import resolve_device
-from workers.engine.loop import TARGET_KEYS, initial_model
+from workers.engine.loop import initial_model
 from workers.engine.metrics import evaluate
 from workers.engine.report import Reporter
 

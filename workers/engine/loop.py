@@ -22,6 +22,7 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,8 +31,15 @@ import torch
 from torch import nn
 
 from service.spec import TASK_METRICS, JobSpec, monitorable_metrics
+from service.spec.bundle import MANIFEST, ONNX, WEIGHTS
 from service.spec.optimizers import resolved
 from service.spec.regularization import Regularization
+from workers.engine.bundle import (
+    BundleTarget,
+    save_weights,
+    saved_weights,
+    write_bundle,
+)
 from workers.engine.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -74,6 +82,12 @@ class TrainResult:
     final_metrics: dict[str, float] = field(default_factory=dict)  # the last report
     device: str = "cpu"
     n_parameters: int = 0
+    #: A succeeded run: the epoch whose weights were saved (the best one when early
+    #: stopping restored it, else the last) and its report (None: a checkpoint from
+    #: before they were kept); whether its bundle's manifest was written.
+    saved_epoch: int | None = None
+    saved_metrics: dict[str, float] | None = None
+    has_bundle: bool = False
 
 
 def batch_bounds(n_train: int, batch_size: int, batch_norm: bool) -> list[tuple[int, int]]:
@@ -169,30 +183,19 @@ def _check_monitors(spec: JobSpec, task: str) -> None:
             raise ValueError(f"{name}: unknown metric {metric!r}; allowed: {', '.join(allowed)}")
 
 
-#: Keys the saved state dict gets when regression targets were scaled: the model predicts
-#: ``(y − target_shift) / target_scale``, so ``y = output · target_scale + target_shift``.
-#: Pop them before ``model.load_state_dict``.
-TARGET_KEYS: tuple[str, str] = ("target_shift", "target_scale")
-
-
-def _save(model: nn.Module, path: Path, extra: dict[str, torch.Tensor] | None = None) -> None:
+def _save_to(path: Path, write: Callable[[Path], None]) -> None:
     # Write aside and rename, so a reader never finds half a file.
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save(state | (extra or {}), tmp)
+    write(tmp)
     os.replace(tmp, path)
 
 
-def _target_state(data: SplitData) -> dict[str, torch.Tensor]:
-    """What the saved weights need to predict in the target's units: one value per
-    output, float32 like the weights; nothing when the targets were not scaled."""
-    if not data.target_scaled:
-        return {}
-    values = (data.target_shift, data.target_scale)
-    return {
-        k: torch.tensor([v], dtype=torch.float32) for k, v in zip(TARGET_KEYS, values, strict=True)
-    }
+def _save(model: nn.Module, path: Path) -> None:
+    def write(tmp: Path) -> None:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+
+    _save_to(path, write)
 
 
 TRAJECTORY_NAME = "epoch-{epoch:05d}.pt"
@@ -229,14 +232,18 @@ def train(
     resume: Checkpoint | None = None,
     time_limit_seconds: float | None = None,
     trajectory_dir: Path | None = None,
+    bundle: BundleTarget | None = None,
 ) -> TrainResult:
     """Train ``spec`` to the end, to divergence, to early stopping, to cancellation, to
     its time limit or until the reporter prunes it.
 
     ``device`` overrides ``spec.training.device``. The model's ``state_dict`` is saved to
-    ``model_path`` only when the run succeeds, with ``TARGET_KEYS`` added when
-    regression targets were standardised. The same spec gives the same metrics on
-    the same CPU, run after run (timings aside).
+    ``model_path`` only when the run succeeds, with ``bundle.TARGET_KEYS`` added when
+    regression targets were standardised. With ``bundle``, a succeeded run writes its
+    bundle into ``bundle.dir`` (``model.pt``, ``model.onnx``, ``model.json``:
+    ``workers/engine/bundle.py``); a failure to write the ONNX file or manifest is
+    logged and leaves ``has_bundle`` false, never fails the run. The same spec gives the
+    same metrics on the same CPU, run after run (timings aside).
 
     Each completed epoch is reported with a ``Checkpoint``; ``resume`` continues from
     one at the epoch after it, and on the same CPU the rest of the run is exactly what
@@ -290,7 +297,7 @@ def train(
                 "early stopping at epoch %d (best: epoch %s)", run.completed, run.tracker.best_epoch
             )
             break
-    return run.finish(model_path)
+    return run.finish(model_path, bundle)
 
 
 class _Ended(Exception):
@@ -500,7 +507,8 @@ class _Run:
         log.debug("epoch %d: %s", self.completed, metrics)
         if self.schedule.monitor is not None:
             self.schedule.on_epoch_end(metrics[self.schedule.monitor])
-        if self.tracker.update(self.completed, metrics[self.tracker.monitor], self.model):
+        monitored = metrics[self.tracker.monitor]
+        if self.tracker.update(self.completed, monitored, self.model, metrics):
             self.stop_epoch = self.completed
         # CPU copies (one of the model, one of the optimizer's state; early stopping's
         # best weights are shared): the checkpoint must not change as training goes on.
@@ -529,10 +537,39 @@ class _Run:
             n_parameters=self.n_parameters,
         )
 
-    def finish(self, model_path: Path | None) -> TrainResult:
-        """The run succeeded: the weights it keeps (the best epoch's when asked), saved."""
-        if self.tracker.restore_best_weights:
-            self.tracker.restore(self.model)
+    def finish(self, model_path: Path | None, bundle: BundleTarget | None) -> TrainResult:
+        """The run succeeded: the weights it keeps (the best epoch's when asked), saved,
+        and with ``bundle`` the rest of the bundle beside them."""
+        restored = self.tracker.restore_best_weights and self.tracker.restore(self.model)
+        epoch = self.tracker.best_epoch if restored else self.completed
+        metrics = self.tracker.best_metrics if restored else self.metrics
+        result = self.outcome("succeeded")
+        result.saved_epoch, result.saved_metrics = epoch, metrics
         if model_path is not None:
-            _save(self.model, model_path, _target_state(self.data))
-        return self.outcome("succeeded")
+            _save_to(model_path, lambda tmp: save_weights(self.model, tmp, self.data))
+        if bundle is not None and epoch is not None:
+            bundle.dir.mkdir(parents=True, exist_ok=True)
+            save_weights(self.model, bundle.dir / WEIGHTS, self.data)
+            result.has_bundle = self._write_bundle(bundle, epoch, restored, metrics)
+        return result
+
+    def _write_bundle(
+        self, bundle: BundleTarget, epoch: int, restored: bool, metrics: dict[str, float] | None
+    ) -> bool:
+        try:
+            write_bundle(
+                bundle,
+                spec=self.spec,
+                data=self.data,
+                model=self.model,
+                saved=saved_weights(epoch=epoch, restored=restored, metrics=metrics),
+                n_parameters=self.n_parameters,
+            )
+        except Exception:
+            # The weights are good and saved: a bundle that cannot be described costs
+            # the bundle (has_bundle false), not the run.
+            log.exception("could not write the bundle's manifest; model.pt only")
+            for name in (MANIFEST, ONNX):
+                (bundle.dir / name).unlink(missing_ok=True)
+            return False
+        return True

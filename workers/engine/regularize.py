@@ -94,6 +94,8 @@ class EarlyStopping:
         self.restore_best_weights = restore_best_weights
         self.best_value: float | None = None
         self.best_epoch: int | None = None
+        #: The best epoch's metrics (all of them, as reported), when ``update`` had them.
+        self.best_metrics: dict[str, float] | None = None
         self.bad_epochs = 0
         self._best_state: dict[str, torch.Tensor] | None = None
 
@@ -117,14 +119,23 @@ class EarlyStopping:
             return value < self.best_value - self.min_delta
         return value > self.best_value + self.min_delta
 
-    def update(self, epoch: int, value: float, model: nn.Module) -> bool:
+    def update(
+        self,
+        epoch: int,
+        value: float,
+        model: nn.Module,
+        metrics: dict[str, float] | None = None,
+    ) -> bool:
         """Record ``epoch``'s value of the monitored metric; True when training should stop.
+        ``metrics`` (the epoch's whole report) are kept when it is the best so far: they
+        describe the weights ``restore`` puts back.
 
         Epochs up to ``start_from_epoch`` are not watched at all (as in Keras)."""
         if epoch <= self.start_from_epoch:
             return False
         if self.improved(value):
             self.best_value, self.best_epoch, self.bad_epochs = value, epoch, 0
+            self.best_metrics = dict(metrics) if metrics is not None else None
             if self.restore_best_weights:
                 self._best_state = {
                     k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()
@@ -141,6 +152,7 @@ class EarlyStopping:
         return {
             "best_value": self.best_value,
             "best_epoch": self.best_epoch,
+            "best_metrics": self.best_metrics,
             "bad_epochs": self.bad_epochs,
             "best_state": self._best_state,
         }
@@ -148,6 +160,8 @@ class EarlyStopping:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best_value = state["best_value"]
         self.best_epoch = state["best_epoch"]
+        # Checkpoints written before the key existed: the best epoch's metrics are unknown.
+        self.best_metrics = state.get("best_metrics")
         self.bad_epochs = state["bad_epochs"]
         self._best_state = state["best_state"]
 

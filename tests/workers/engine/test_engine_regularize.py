@@ -173,12 +173,13 @@ def test_early_stopping_state_round_trips_mid_run() -> None:
     for epoch, value in enumerate(values[:3], start=1):
         with torch.no_grad():
             net[0].weight.fill_(float(epoch))
-        first.update(epoch, value, net)
+        first.update(epoch, value, net, {"epoch": float(epoch), "val_loss": value})
     second = EarlyStopping.from_spec(spec)
     second.load_state_dict(first.state_dict())
     assert second.state_dict() == {
         "best_value": 0.8,
         "best_epoch": 2,
+        "best_metrics": {"epoch": 2.0, "val_loss": 0.8},
         "bad_epochs": 1,
         "best_state": first.state_dict()["best_state"],
     }

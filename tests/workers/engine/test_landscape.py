@@ -16,6 +16,7 @@ import torch
 
 from service.spec import JobSpec
 from workers.engine import ListReporter, TrainResult, train
+from workers.engine.bundle import TARGET_KEYS
 from workers.engine.data import load_dataset
 from workers.engine.landscape import (
     LandscapeResult,
@@ -23,7 +24,7 @@ from workers.engine.landscape import (
     landscape,
     pca_directions,
 )
-from workers.engine.loop import TARGET_KEYS, initial_model, load_trajectory
+from workers.engine.loop import initial_model, load_trajectory
 from workers.engine.metrics import evaluate
 
 NO_DIR = Path("/nonexistent")
