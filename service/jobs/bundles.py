@@ -21,7 +21,7 @@ from service.jobs.states import JobStatus
 from service.spec.bundle import MANIFEST, ONNX, WEIGHTS, ModelManifest
 from service.text import safe_filename
 
-ModelFormat = Literal["state_dict", "onnx", "bundle"]
+ModelFormat = Literal["state_dict", "onnx", "bundle", "manifest"]
 
 #: What the route's OpenAPI description says of each format.
 FORMATS_DOC = (
@@ -36,8 +36,9 @@ FORMATS_DOC = (
     "`format=bundle`: a zip of `model.json` (the manifest: architecture, input "
     "signature, fitted preprocessing, class labels, saved epoch), `model.pt`, "
     "`model.onnx` and a README; `descent.load_model` reads it. Jobs trained before "
-    "bundles existed have `model.pt` only (`has_bundle` false): `onnx` and `bundle` "
-    "answer 404 for them. See docs/models.md."
+    "bundles existed have `model.pt` only (`has_bundle` false): `onnx`, `bundle` and "
+    "`manifest` answer 404 for them. `format=manifest`: `model.json` alone, as JSON (what a "
+    "client reads to learn the features a model takes). See docs/models.md."
 )
 
 README = """\
@@ -108,6 +109,8 @@ def model_file(folder: Path, base: str, fmt: ModelFormat) -> ModelFile:
         return ModelFile(folder / WEIGHTS, "application/octet-stream", f"{base}.pt")
     if fmt == "onnx":
         return ModelFile(folder / ONNX, "application/octet-stream", f"{base}.onnx")
+    if fmt == "manifest":
+        return ModelFile(folder / MANIFEST, "application/json", f"{base}.json")
     return ModelFile(_zip(folder, f"{base}.zip"), "application/zip", f"{base}.zip", True)
 
 

@@ -42,7 +42,9 @@ from service.jobs.schemas import (
 )
 from service.jobs.states import JobKind, JobStatus
 from service.query import MAX_QUERY_INT, Limit, Offset, comma_list_pattern, split_list
+from service.openapi import inline_schema
 from service.spec import JobSpec
+from service.spec.bundle import ModelManifest
 from service.spec.common import TASK_METRICS, metric_names
 from service.streams import follow
 
@@ -370,9 +372,11 @@ async def job_metrics(
             "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                 "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": inline_schema(ModelManifest)},
             },
             "description": "`application/octet-stream` for `state_dict` and `onnx`, "
-            "`application/zip` for `bundle`. " + bundles.FORMATS_DOC,
+            "`application/zip` for `bundle`, `application/json` for `manifest`. "
+            + bundles.FORMATS_DOC,
         },
         404: NOT_FOUND_SCHEMA,
         409: CONFLICT_SCHEMA,
@@ -385,7 +389,10 @@ async def job_model(
     settings: SettingsDep,
     format: Annotated[
         bundles.ModelFormat,
-        Query(description="`state_dict` (model.pt), `onnx` (model.onnx) or `bundle` (a zip)."),
+        Query(
+            description="`state_dict` (model.pt), `onnx` (model.onnx), `bundle` (a zip) or "
+            "`manifest` (model.json)."
+        ),
     ] = "state_dict",
 ) -> FileResponse:
     """Download a succeeded job's trained model: its weights, ONNX export or bundle."""

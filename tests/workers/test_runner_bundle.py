@@ -143,6 +143,11 @@ def test_a_succeeded_job_keeps_its_bundle_and_serves_every_format(
     assert onnx.status_code == 200 and onnx.headers["content-type"] == "application/octet-stream"
     assert ".onnx" in onnx.headers["content-disposition"]
 
+    manifest = api.get(f"/v1/jobs/{job_id}/model?format=manifest")
+    assert manifest.status_code == 200 and manifest.headers["content-type"] == "application/json"
+    assert manifest.json()["input"]["feature_names"] == ["height", "weight", "shade"]
+    assert manifest.content == (folder / "model.json").read_bytes()
+
     bundle = api.get(f"/v1/jobs/{job_id}/model?format=bundle")
     assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(bundle.content)) as zf:
@@ -204,7 +209,7 @@ def test_an_older_upload_gets_its_names_from_the_dataset_row_and_older_jobs_have
     with sessions() as s, s.begin():
         s.execute(update(Job).where(Job.id == job_id).values(has_bundle=False))
     assert api.get(f"/v1/jobs/{job_id}/model").status_code == 200
-    for fmt in ("bundle", "onnx"):
+    for fmt in ("bundle", "onnx", "manifest"):
         r = api.get(f"/v1/jobs/{job_id}/model", params={"format": fmt})
         assert r.status_code == 404, r.text
         assert "trained before bundles existed" in r.json()["error"]["message"]
