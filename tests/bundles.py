@@ -131,9 +131,7 @@ def write_bundle(
         spec={"model": model_section},
         input=InputSignature(n_features=n_in, feature_names=list(feature_names)),
         preprocessing=[
-            FeatureScaling(
-                method="standard", shift=shift_.tolist(), scale=scale_.tolist()
-            )
+            FeatureScaling(method="standard", shift=shift_.tolist(), scale=scale_.tolist())
         ],
         target_scaling=target,
         class_labels=list(labels) if task == "classification" and labels else None,

@@ -155,8 +155,10 @@ def _load(job_id: str, folder: Path, *, threads: int) -> LoadedModel:
         raise _unreadable(job_id, f"{MANIFEST}: {first}") from None
     if manifest.onnx is None:
         raise _unreadable(job_id, f"{MANIFEST} names no ONNX export")
+    if Path(manifest.onnx.file).name != manifest.onnx.file:
+        raise _unreadable(job_id, f"{MANIFEST} names an ONNX file outside its folder")
     output = ONNX_OUTPUT[manifest.task]
-    import onnxruntime
+    import onnxruntime  # type: ignore[import-untyped]  # no type information
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -181,7 +183,6 @@ def _load(job_id: str, folder: Path, *, threads: int) -> LoadedModel:
     if isinstance(width, int) and width != manifest.input.n_features:
         raise _unreadable(
             job_id,
-            f"the ONNX graph takes {width} features, {MANIFEST} says "
-            f"{manifest.input.n_features}",
+            f"the ONNX graph takes {width} features, {MANIFEST} says {manifest.input.n_features}",
         )
     return LoadedModel(job_id=job_id, manifest=manifest, session=session, output=output)

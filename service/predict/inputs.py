@@ -194,8 +194,7 @@ def from_json(
         else:
             problems.add(
                 f"rows.{i}",
-                f"rows[{i}] must be a list of {n} numbers or an object of feature name to "
-                "number",
+                f"rows[{i}] must be a list of {n} numbers or an object of feature name to number",
             )
     problems.raise_if_any()
 
@@ -209,7 +208,7 @@ def from_json(
 
 
 def _to_float32(
-    matrix: list[Sequence[Any]],
+    matrix: Sequence[Sequence[Any]],
     problems: _Problems,
     where: Callable[[int, int], tuple[str, str]],
 ) -> np.ndarray:

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 #: Iris's first rows, as the docs and the schema's examples show them (4 features).
 EXAMPLE_NAMES = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
 EXAMPLE_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
-EXAMPLE_CSV = ",".join(EXAMPLE_NAMES) + "\n" + "".join(
-    ",".join(map(str, row)) + "\n" for row in EXAMPLE_ROWS
+EXAMPLE_CSV = (
+    ",".join(EXAMPLE_NAMES) + "\n" + "".join(",".join(map(str, row)) + "\n" for row in EXAMPLE_ROWS)
 )
 
 _NUMBER = {"type": "number"}

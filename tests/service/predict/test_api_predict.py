@@ -253,7 +253,7 @@ def test_bad_json_rows_are_422s_naming_row_and_column(
 def test_nan_and_infinity_are_refused_though_pythons_json_reads_them(
     world: World, literal: str
 ) -> None:
-    body = '{"rows": [[5.1, 3.5, 1.4, 0.2], [5.1, %s, 1.4, 0.2]]}' % literal
+    body = '{"rows": [[5.1, 3.5, 1.4, 0.2], [5.1, ' + literal + ", 1.4, 0.2]]}"
     r = world.predict("iris", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     message = r.json()["error"]["message"]
