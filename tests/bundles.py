@@ -160,8 +160,8 @@ def mark_succeeded(database_url: str, job_id: str, *, bundle: bool = True) -> No
     """Make a queued job look as a worker leaves a succeeded one (weights, and a bundle
     unless ``bundle`` is false: a job trained before bundles existed)."""
     from service.db import make_engine, make_sessionmaker, session_scope, utcnow
-    from service.jobs.models import Job
     from service.jobs.states import JobStatus
+    from service.models import Job  # every model: the row's foreign keys resolve
 
     engine = make_engine(database_url)
     try:
