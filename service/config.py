@@ -134,6 +134,30 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(32, ge=4, description="Deepest nesting a JSON body may have.")
 
+    # Predictions (POST /v1/jobs/{id}/predict, service/predict).
+    predict_max_rows: int = Field(
+        10_000, ge=1, description="Most rows one prediction request may carry (422 above)."
+    )
+    predict_max_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Cap on a prediction request's body (JSON or CSV); other requests have "
+        "max_request_bytes.",
+    )
+    predict_cache_models: int = Field(
+        16,
+        ge=1,
+        description="Trained models the API process keeps loaded for predictions, the least "
+        "recently used dropped first.",
+    )
+    predict_threads: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="onnxruntime intra-op threads per loaded model: concurrent requests "
+        "already run side by side, each on a thread of its own.",
+    )
+
     # The API process's database connections (service/gate.py).
     db_pool_size: int = Field(
         10,

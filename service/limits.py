@@ -6,8 +6,9 @@ A pure ASGI middleware, so it never holds more of a body than the cap allows:
 - A body without a length (chunked) is counted as it streams and refused with 413 as soon
   as it passes the cap; whatever the route had started to answer is replaced.
 - The dataset upload route (``POST /v1/datasets``) may carry ``max_upload_bytes`` plus
-  :data:`UPLOAD_OVERHEAD` for the multipart framing and form fields; every other route
-  ``max_request_bytes``.
+  :data:`UPLOAD_OVERHEAD` for the multipart framing and form fields; a prediction
+  (``POST /v1/jobs/{id}/predict``: up to ``predict_max_rows`` rows, as JSON or CSV)
+  ``predict_max_bytes``; every other route ``max_request_bytes``.
 - A JSON body (or one with no content type) is read whole, at most the cap, and scanned
   before it is passed on: anything but UTF-8 (UTF-16, Latin-1, raw NUL bytes), nesting
   deeper than ``max_json_depth`` and integer literals too long to convert are refused with
@@ -44,6 +45,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 UPLOAD_OVERHEAD = 64 * 1024
 #: Routes whose body is a file upload: (method, path).
 UPLOAD_ROUTES = frozenset({("POST", "/v1/datasets")})
+#: Prediction requests (POST), whose bodies carry rows of features: their own cap.
+PREDICT_PATH = re.compile(r"^/v1/jobs/[^/]+/predict$")
 #: Longest run of digits a JSON number may have (Python refuses to convert integers of
 #: more than 4300 digits, and no spec field needs more than a handful).
 MAX_NUMBER_DIGITS = 1000
@@ -65,6 +68,7 @@ def install_body_limits(app: FastAPI, settings: Settings) -> None:
         max_request_bytes=settings.max_request_bytes,
         max_upload_bytes=settings.max_upload_bytes,
         max_json_depth=settings.max_json_depth,
+        max_predict_bytes=settings.predict_max_bytes,
     )
 
 
@@ -168,9 +172,11 @@ class BodyLimits:
         max_request_bytes: int,
         max_upload_bytes: int,
         max_json_depth: int,
+        max_predict_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_request_bytes = max_request_bytes
+        self.max_predict_bytes = max_predict_bytes or max_request_bytes
         self.max_upload_bytes = max_upload_bytes + UPLOAD_OVERHEAD
         self.max_json_depth = max_json_depth
 
@@ -179,23 +185,29 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "").rstrip("/") or "/"
-        upload = (scope.get("method", ""), path) in UPLOAD_ROUTES
+        method = scope.get("method", "")
+        upload = (method, path) in UPLOAD_ROUTES
+        kind = "upload" if upload else "request"
         cap = self.max_upload_bytes if upload else self.max_request_bytes
+        if method == "POST" and PREDICT_PATH.match(path):
+            kind, cap = "predict", self.max_predict_bytes
 
         declared = _content_length(scope)
         if isinstance(declared, str):
             await _reply(send, 400, "bad_request", declared, close=True)
             return
         if declared is not None and declared > cap:
-            await _too_large(send, declared, upload=upload, cap=cap)
+            await _too_large(send, declared, kind=kind, cap=cap)
             return
 
         if not upload and _is_json(_content_type(scope)):
-            await self._screen_json(scope, receive, send, cap)
+            await self._screen_json(scope, receive, send, cap, kind)
         else:
-            await self._stream(scope, receive, send, cap, upload)
+            await self._stream(scope, receive, send, cap, kind)
 
-    async def _screen_json(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
+    async def _screen_json(
+        self, scope: Scope, receive: Receive, send: Send, cap: int, kind: str
+    ) -> None:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -206,7 +218,7 @@ class BodyLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > cap:
-                await _too_large(send, None, upload=False, cap=cap)
+                await _too_large(send, None, kind=kind, cap=cap)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -234,7 +246,7 @@ class BodyLimits:
         await self.app(scope, replay, send)
 
     async def _stream(
-        self, scope: Scope, receive: Receive, send: Send, cap: int, upload: bool
+        self, scope: Scope, receive: Receive, send: Send, cap: int, kind: str
     ) -> None:
         size = 0
         exceeded = started = False
@@ -265,15 +277,21 @@ class BodyLimits:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _too_large(send, None, upload=upload, cap=cap)
+            await _too_large(send, None, kind=kind, cap=cap)
 
 
-async def _too_large(send: Send, size: int | None, *, upload: bool, cap: int) -> None:
-    """413; ``size`` is the declared Content-Length, or None for a streamed body."""
-    if upload:
+async def _too_large(send: Send, size: int | None, *, kind: str, cap: int) -> None:
+    """413; ``size`` is the declared Content-Length, or None for a streamed body. ``kind``:
+    ``upload`` (a dataset), ``predict`` (rows to predict) or ``request`` (any other)."""
+    if kind == "upload":
         allowed = (
             f"a dataset upload may be at most {_format_bytes(cap)} "
             f"(DESCENT_MAX_UPLOAD_BYTES plus {UPLOAD_OVERHEAD // 1024} KiB for the form)"
+        )
+    elif kind == "predict":
+        allowed = (
+            f"a prediction request may be at most {_format_bytes(cap)} "
+            "(DESCENT_PREDICT_MAX_BYTES); send fewer rows per request"
         )
     else:
         allowed = f"a request body may be at most {_format_bytes(cap)} (DESCENT_MAX_REQUEST_BYTES)"

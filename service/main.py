@@ -36,6 +36,8 @@ from service.live import Notifier
 from service.playground.router import router as playground_router
 from service.plots.lab_router import router as lab_plots_router
 from service.plots.router import router as plots_router
+from service.predict.cache import ModelCache
+from service.predict.router import router as predict_router
 from service.queue import Producer
 from service.spec.catalog import build_catalog
 from service.streams import EventHub
@@ -104,6 +106,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.producer = Producer(settings)
     app.state.health = HealthCheck(str(settings.database_url), app.state.producer)
     app.state.notifier = Notifier(settings.redis_url)
+    # Trained models loaded for predictions (onnxruntime sessions, imported on first use).
+    app.state.model_cache = ModelCache(
+        settings.predict_cache_models, threads=settings.predict_threads
+    )
     app.state.events = EventHub(
         app.state.sessionmaker,
         sources={
@@ -141,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(session_router)
     app.include_router(jobs_router)
+    app.include_router(predict_router)
     app.include_router(plots_router)
     app.include_router(lab_plots_router)
     app.include_router(playground_router)

@@ -8,6 +8,7 @@ import typer
 from service.cli import admin, jobs, lab, server, sweeps
 from service.cli.catalog import catalog
 from service.cli.groups import add_flat_alias
+from service.cli.predict import predict
 
 app = typer.Typer(
     name="descent",
@@ -21,6 +22,7 @@ app.add_typer(jobs.app)
 app.add_typer(sweeps.app)
 app.add_typer(lab.app)
 app.command()(catalog)
+app.command()(predict)
 server.register(app)
 admin.register(app, server.SERVER)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 from urllib.parse import quote
 
@@ -19,6 +19,7 @@ from service.client.settings import DEFAULT_URL, is_loopback_url, resolve_settin
 from service.client.sse import Event, decode_event, parse_sse
 from service.jobs.schemas import AttemptRead, JobPage, JobRead, MetricsRead, ResultRead
 from service.playground.schemas import PlaygroundResult
+from service.predict.schemas import PredictionRead
 from service.spec import JobSpec
 from service.sweeps.schemas import (
     ComparisonRead,
@@ -336,6 +337,69 @@ class Client:
         """One metric of several jobs on one chart, as PNG or SVG bytes."""
         params = self._params(jobs=self._csv(job_ids), metric=metric, log=self._log(bool(log)))
         return self._image(f"/v1/plots/compare.{self._format(fmt)}", params)
+
+    # -- predictions ---------------------------------------------------------------------
+
+    def predict(
+        self,
+        job_id: str,
+        rows: Sequence[Sequence[float] | Mapping[str, float]],
+        extra_columns: Literal["refuse", "ignore"] = "refuse",
+    ) -> PredictionRead:
+        """A succeeded job's predictions for raw ``rows``: each a list in the model's
+        feature order, or a mapping of feature name to value. Classification answers the
+        labels and each class's probability; regression the values in the target's units.
+        Columns the model does not take are refused (422) unless ``extra_columns="ignore"``."""
+        body = {"rows": [dict(r) if isinstance(r, Mapping) else list(r) for r in rows]}
+        return self._read(
+            PredictionRead,
+            "POST",
+            f"/v1/jobs/{self._id(job_id)}/predict",
+            json=body,
+            params={"extra_columns": extra_columns},
+        )
+
+    @overload
+    def predict_csv(
+        self,
+        job_id: str,
+        data: bytes | str,
+        extra_columns: Literal["refuse", "ignore"] = "refuse",
+        fmt: Literal["json"] = "json",
+    ) -> PredictionRead: ...
+
+    @overload
+    def predict_csv(
+        self,
+        job_id: str,
+        data: bytes | str,
+        extra_columns: Literal["refuse", "ignore"] = "refuse",
+        *,
+        fmt: Literal["csv"],
+    ) -> str: ...
+
+    def predict_csv(
+        self,
+        job_id: str,
+        data: bytes | str,
+        extra_columns: Literal["refuse", "ignore"] = "refuse",
+        fmt: Literal["json", "csv"] = "json",
+    ) -> PredictionRead | str:
+        """Predictions for a CSV text (a header naming every feature, any order, then one
+        line per row), as :meth:`predict` answers them or, with ``fmt="csv"``, as CSV text
+        (``prediction``, then ``probability_<label>`` per class)."""
+        path = f"/v1/jobs/{self._id(job_id)}/predict"
+        content = data.encode() if isinstance(data, str) else data
+        kwargs: dict[str, Any] = {
+            "content": content,
+            "params": {"extra_columns": extra_columns},
+            "headers": {"Content-Type": "text/csv"},
+        }
+        if fmt == "json":
+            return self._read(PredictionRead, "POST", path, **kwargs)
+        kwargs["params"]["format"] = "csv"
+        kwargs["headers"]["Accept"] = "text/csv"
+        return self.request("POST", path, **kwargs).text
 
     # -- the optimizer playground --------------------------------------------------------
 

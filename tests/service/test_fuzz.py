@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from bundles import write_bundle
 from fastapi.testclient import TestClient
 from faults import record_figures
 from hypothesis import strategies as st
@@ -103,6 +104,8 @@ SEMANTIC_422 = [
     "GET /v1/sweeps/{sweep_id}/plots/{kind}.{fmt}",
     # A schedule must fit the number of steps; steps × runs has a cap.
     "POST /v1/playground",
+    # Rows must have as many values as the job's model has features.
+    "POST /v1/jobs/{job_id}/predict",
 ]
 
 
@@ -192,15 +195,14 @@ def finish_job(backend_url: str, settings: Any, job_id: str) -> None:
             job.best_epoch, job.best_value = 3, 1.1 / 3
             job.final_metrics = {"val_loss": 1.1 / 3, "val_accuracy": 0.75}
             job.started_at, job.finished_at = now - timedelta(seconds=3), now
-            job.device, job.has_model = "cpu", True
+            job.device, job.has_model, job.has_bundle, job.saved_epoch = "cpu", True, True, 3
             # As a job with an "auto" rate has it (GET …/result answers 200).
             job.result = auto_lr_record(0.01)
             session.commit()
     finally:
         engine.dispose()
-    weights = settings.jobs_dir / job_id / "model.pt"
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    weights.write_bytes(b"not really a state dict, but bytes all the same")
+    # An iris model's bundle (4 features, 3 classes): predictions answer with content.
+    write_bundle(settings.jobs_dir / job_id, job_id=job_id)
 
 
 #: What a finished range test and a finished landscape keep (small, as the charts need).
@@ -371,6 +373,22 @@ NO_SUCCESS_HERE = {
 EXAMPLES_WITHOUT_TOKEN = min(EXAMPLES, 5)
 
 
+def well_formed_rows(body: Any) -> bool:
+    """A prediction body as its schema has it: {"rows": [...]}, each row a non-empty list
+    of numbers or a non-empty object of numbers."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if not isinstance(body, dict) or set(body) != {"rows"} or not isinstance(body["rows"], list):
+        return False
+    return bool(body["rows"]) and all(
+        (isinstance(row, list) and row and all(map(number, row)))
+        or (isinstance(row, dict) and row and all(map(number, row.values())))
+        for row in body["rows"]
+    )
+
+
 def load_schema(  # noqa: ANN201
     world: World, headers: dict[str, str] | None, checks: list[str], *, thorough: bool = True
 ):
@@ -442,16 +460,25 @@ def load_schema(  # noqa: ANN201
         return st.sampled_from(choices)
 
     @schema.hook("flatmap_body")
-    def real_sign_in(ctx: Any, body: Any) -> Any:
-        """POST /v1/session with the fuzzer's own token in place of a well-formed
-        generated one (a malformed body is left alone: it makes a negative case)."""
+    def real_bodies(ctx: Any, body: Any) -> Any:
+        """Bodies that reach past the checks no JSON Schema can state, in place of
+        well-formed generated ones (a malformed body is left alone: it makes a negative
+        case), or the generated body:
+
+        - POST /v1/session with the fuzzer's own token;
+        - predictions with rows that fit the finished job's model (4 features; generated
+          rows rarely have 4 values), as many as were generated.
+        """
         operation = ctx.operation
-        if (operation.method.upper(), operation.path) != ("POST", "/v1/session"):
-            return st.just(body)
-        token = body.get("token") if isinstance(body, dict) and set(body) == {"token"} else None
-        if not isinstance(token, str) or not 0 < len(token) <= 256:
-            return st.just(body)
-        return st.sampled_from([{"token": world.token}, body])
+        where = (operation.method.upper(), operation.path)
+        if where == ("POST", "/v1/session"):
+            token = body.get("token") if isinstance(body, dict) and set(body) == {"token"} else None
+            if not isinstance(token, str) or not 0 < len(token) <= 256:
+                return st.just(body)
+            return st.sampled_from([{"token": world.token}, body])
+        if where == ("POST", "/v1/jobs/{job_id}/predict") and well_formed_rows(body):
+            return st.sampled_from([{"rows": [[5.1, 3.5, 1.4, 0.2]] * len(body["rows"])}, body])
+        return st.just(body)
 
     @schema.hook("flatmap_query")
     def real_job_lists(_ctx: Any, query: dict[str, Any] | None) -> Any:

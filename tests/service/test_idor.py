@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bundles import IRIS_FEATURES, finish_with_bundle
 from fastapi.testclient import TestClient
 from faults import record_figures
 from support import BACKENDS, Backend, bearer, make_backend, make_user
@@ -80,6 +81,8 @@ class World:
     backend: str = "sqlite"
     #: A token's browser session: (cookie, CSRF token) headers used instead of it.
     cookies: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: A's succeeded job with a model bundle: predictions answer A, and nobody else.
+    trained: str = ""
 
     def browser(self, token: str) -> dict[str, str]:
         return self.cookies.get(token) or bearer(token)
@@ -175,12 +178,20 @@ def world(
                 client.post("/v1/jobs", json={"name": "bob-job"}, headers=bearer(bob)).status_code
                 == 202
             )
+            trained = client.post(
+                "/v1/jobs",
+                json={"name": "alice-secret-model", "dataset": {"name": "iris"}},
+                headers=a,
+            ).json()["id"]
+            finish_with_bundle(str(settings.database_url), settings.jobs_dir, trained)
             secrets = [
                 *ids.values(),
                 token.json()["prefix"],
                 "alice-secret",
+                trained,
+                *IRIS_FEATURES,  # what the model's answer names
             ]
-            yield World(client, alice, bob, boss, ids, secrets, backend.name)
+            yield World(client, alice, bob, boss, ids, secrets, backend.name, trained=trained)
     finally:
         backend.close()
 
@@ -236,6 +247,24 @@ def test_another_user_gets_404_on_every_route_with_an_id(world: World, who: str)
         server_errors=0,
         leaks=0,
     )
+
+
+@pytest.mark.parametrize("who", ["user", "admin", "user's browser"])
+def test_another_users_model_predicts_nothing(world: World, who: str) -> None:
+    """A's trained model answers A; for anyone else it is a job that does not exist,
+    whatever the body (rows that fit it, or none)."""
+    rows = {"rows": [[5.1, 3.5, 1.4, 0.2]]}
+    path = "/v1/jobs/{}/predict"
+    assert world.call("POST", path.format(world.trained), world.alice, json=rows).status_code == 200
+    token = world.boss if who == "admin" else world.bob
+    if who == "user's browser":
+        token = world.signed_in(world.bob)
+    missing = str(uuid.uuid4())
+    for kw in ({"json": rows}, {"json": {}}, {"content": "a,b\n1,2\n"}):
+        r = world.call("POST", path.format(world.trained), token, **kw)
+        ref = world.call("POST", path.format(missing), token, **kw)
+        assert r.status_code == ref.status_code == 404, r.text
+        assert r.text == ref.text.replace(missing, world.trained)
 
 
 def test_the_owner_reaches_those_same_routes(world: World) -> None:

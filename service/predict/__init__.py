@@ -1,0 +1,1 @@
+"""Predictions over HTTP with a succeeded job's model (onnxruntime, no torch)."""
