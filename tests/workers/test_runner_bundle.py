@@ -216,3 +216,83 @@ def test_an_older_upload_gets_its_names_from_the_dataset_row_and_older_jobs_have
         assert "format=state_dict" in r.json()["error"]["message"]
     bad = api.get(f"/v1/jobs/{job_id}/model", params={"format": "pickle"})
     assert bad.status_code == 422
+
+
+#: Acceptance 1 of issue 16: each kind of model a user trains, through the real path.
+ACCEPTANCE: dict[str, dict[str, Any]] = {
+    "digits-mlp-standard": {
+        "dataset": {"name": "digits", "scaling": "standard"},
+        "model": {"kind": "mlp", "hidden": [32], "batch_norm": True, "dropout": 0.1},
+        "training": {"epochs": 2},
+    },
+    "diabetes-regression-target-scaled": {
+        "dataset": {"name": "diabetes", "target_scaling": "standard"},
+        "model": {"kind": "mlp", "hidden": [16]},
+        "training": {"epochs": 3},
+    },
+    "digits-cnn": {
+        "dataset": {"name": "digits"},
+        "model": {"kind": "cnn", "channels": [4], "hidden": [16]},
+        "training": {"epochs": 1},
+    },
+}
+
+
+def _raw_rows(name: str) -> np.ndarray:
+    from sklearn import datasets as skd
+
+    load = {"digits": skd.load_digits, "diabetes": skd.load_diabetes}[name]
+    features, _ = load(return_X_y=True)
+    return features[::7].astype(np.float32)  # raw, unscaled: as a user has them
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest difference, relative to the value where it exceeds 1: float32 holds a
+    regression target near 150 to about 1.5e-5 absolute (docs/models.md)."""
+    return float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b))))
+
+
+@pytest.mark.parametrize("case", [*ACCEPTANCE, "uploaded-string-labels"])
+def test_every_kind_predicts_alike_in_load_model_onnxruntime_and_over_http(
+    case: str, api: TestClient, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    if case == "uploaded-string-labels":
+        data, rows = csv_rows()
+        dataset = api.post("/v1/datasets", files={"file": ("pets.csv", data, "text/csv")}).json()
+        spec: dict[str, Any] = {
+            "dataset": {"name": "uploaded", "id": dataset["id"]},
+            "model": {"kind": "linear"},
+            "training": {"epochs": 2},
+        }
+    else:
+        spec = ACCEPTANCE[case]
+        rows = _raw_rows(spec["dataset"]["name"])
+    job_id = run(api, settings, sessions, spec)
+    job = api.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "succeeded" and job["has_bundle"], job
+
+    bundle = api.get(f"/v1/jobs/{job_id}/model", params={"format": "bundle"}).content
+    model = descent.load_model(bundle)
+    onnx = onnxruntime.InferenceSession(api.get(f"/v1/jobs/{job_id}/model?format=onnx").content)
+    (from_onnx,) = onnx.run(None, {"features": rows})
+    answer = api.post(f"/v1/jobs/{job_id}/predict", json={"rows": rows.tolist()})
+    assert answer.status_code == 200, answer.text
+    over_http = answer.json()
+    assert over_http["n_rows"] == len(rows) and over_http["saved_epoch"] == job["saved_epoch"]
+
+    if job["task"] == "classification":
+        proba = model.predict_proba(rows)
+        assert np.max(np.abs(proba - from_onnx)) <= 1e-5
+        assert np.max(np.abs(np.asarray(over_http["probabilities"]) - from_onnx)) <= 1e-5
+        assert over_http["labels"] == model.class_labels
+        # Labels as the user knows them: the CSV's strings, the digits' "0"…"9".
+        assert list(model.predict(rows)) == over_http["predictions"]
+        assert set(over_http["predictions"]) <= set(model.class_labels)
+        if case == "uploaded-string-labels":
+            assert model.class_labels == LABELS
+    else:
+        values = np.asarray(model.predict(rows), dtype=np.float64).reshape(-1)
+        assert _close(values, from_onnx.reshape(-1)) <= 1e-5
+        assert _close(np.asarray(over_http["predictions"]), from_onnx.reshape(-1)) <= 1e-5
+        # In the target's own units (diabetes progression: tens to hundreds), not scaled.
+        assert 25 < float(np.mean(values)) < 350
