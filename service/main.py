@@ -30,6 +30,7 @@ from service.gate import STREAM_CONNECTIONS, DatabaseGate
 from service.health import Health, HealthCheck, HealthDown
 from service.jobs import events as job_events
 from service.jobs.router import router as jobs_router
+from service.projects.router import router as projects_router
 from service.jobs.service import limits
 from service.limits import install_body_limits
 from service.live import Notifier
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sweep_plots_router)
     app.include_router(sweeps_router)
     app.include_router(datasets_router)
+    app.include_router(projects_router)
     app.include_router(accounts_router)
     app.include_router(users_router)
     install_dashboard(app)

@@ -16,12 +16,14 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from service.db import Base, StrEnumType, UTCDateTime, utcnow
 from service.db_json import TypedJSON
 from service.jobs.states import JobKind, JobStatus
+from service.projects.models import Project
 from service.spec.results import JOB_RESULT, JobResult
 
 
@@ -95,6 +97,20 @@ class Job(Base):
     #: A landscape job: the job whose weights it studies. No foreign key: deleting that
     #: job leaves the finished landscape as it is.
     source_job_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # -- organising (docs/search.md): a project, key/value tags and a note -------------
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
+    #: {key: value}; None (no tags) reads as {}.
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    #: The project's name, read with the row (a job is shown outside its session too).
+    project_name: Mapped[str | None] = column_property(
+        select(Project.name)
+        .where(Project.id == project_id)
+        .correlate_except(Project)
+        .scalar_subquery()
+    )
 
     __table_args__ = (
         # The list endpoint filters by status and sorts by creation time.
@@ -102,6 +118,9 @@ class Job(Base):
         Index("ix_jobs_created_at", "created_at"),
         # The reaper looks for running jobs with an old heartbeat.
         Index("ix_jobs_status_heartbeat_at", "status", "heartbeat_at"),
+        # A user's jobs newest first, and filtered by status (GET /v1/jobs, the search).
+        Index("ix_jobs_owner_id_created_at", "owner_id", "created_at"),
+        Index("ix_jobs_owner_id_status_created_at", "owner_id", "status", "created_at"),
     )
 
 
