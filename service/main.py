@@ -30,13 +30,13 @@ from service.gate import STREAM_CONNECTIONS, DatabaseGate
 from service.health import Health, HealthCheck, HealthDown
 from service.jobs import events as job_events
 from service.jobs.router import router as jobs_router
-from service.projects.router import router as projects_router
 from service.jobs.service import limits
 from service.limits import install_body_limits
 from service.live import Notifier
 from service.playground.router import router as playground_router
 from service.plots.lab_router import router as lab_plots_router
 from service.plots.router import router as plots_router
+from service.projects.router import router as projects_router
 from service.queue import Producer
 from service.spec.catalog import build_catalog
 from service.streams import EventHub

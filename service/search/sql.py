@@ -21,7 +21,6 @@ from service.jobs.models import Job
 from service.search.fields import Field, JsonReader, UnknownField, reader_for, resolve
 from service.search.language import (
     And,
-    Compare,
     FilterSyntaxError,
     In,
     IsNull,
@@ -125,7 +124,9 @@ class _Compiler:
         if not field.is_json:
             if op == "contains":
                 assert isinstance(bound, str)
-                return field.column.ilike(_like(bound), escape="\\")
+                # As text: an enum column (status) would read the pattern as a member.
+                column = sa.type_coerce(field.column, sa.String)
+                return column.ilike(_like(bound), escape="\\")
             return _OPS[op](field.column, bound)
         given = _type_of(value)
         r = self.reader
