@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -16,6 +17,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _ORGANISED = ("jobs", "sweeps")
+#: The columns the job search reads: JSONB on PostgreSQL (see service/jobs/models.py).
+_SEARCHED = ("spec", "final_metrics", "saved_metrics", "best_metrics", "tags")
+_GIN = {"ix_jobs_spec_gin": "spec", "ix_jobs_tags_gin": "tags"}
 
 
 def upgrade() -> None:
@@ -49,9 +53,37 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_jobs_owner_id_status_created_at"), ["owner_id", "status", "created_at"]
         )
+    if op.get_bind().dialect.name == "postgresql":
+        for column in _SEARCHED:
+            op.alter_column(
+                "jobs",
+                column,
+                type_=postgresql.JSONB(),
+                existing_type=sa.JSON(),
+                postgresql_using=f"{column}::jsonb",
+            )
+        for name, column in _GIN.items():
+            op.create_index(
+                name,
+                "jobs",
+                [column],
+                postgresql_using="gin",
+                postgresql_ops={column: "jsonb_path_ops"},
+            )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for name in _GIN:
+            op.drop_index(name, table_name="jobs")
+        for column in _SEARCHED:
+            op.alter_column(
+                "jobs",
+                column,
+                type_=sa.JSON(),
+                existing_type=postgresql.JSONB(),
+                postgresql_using=f"{column}::json",
+            )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_jobs_owner_id_status_created_at"))
         batch_op.drop_index(batch_op.f("ix_jobs_owner_id_created_at"))

@@ -277,7 +277,7 @@ async def get_job(job_id: JobId, user: CurrentUser, db: DbDep, request: Request)
     return await db.run(work)
 
 
-@router.patch("/{job_id}", response_model=JobRead, responses={404: NOT_FOUND_SCHEMA})
+@router.patch("/{job_id:not_events}", response_model=JobRead, responses={404: NOT_FOUND_SCHEMA})
 async def update_job(
     job_id: JobId, update: LabelsUpdate, user: CurrentUser, db: DbDep, request: Request
 ) -> JobRead:

@@ -33,6 +33,8 @@ Tags = Annotated[
         f"digits, `_`, `.` or `-`; values up to {MAX_TAG_VALUE} characters. Filter with "
         "`tags.<key> = '…'`.",
         examples=[{"stage": "baseline", "owner": "ana"}],
+        # Keys outside the pattern are refused: say so in the schema too.
+        json_schema_extra={"additionalProperties": False},
     ),
 ]
 Note = Annotated[
@@ -86,6 +88,7 @@ class LabelsUpdate(BaseModel):
         description="Sets these tags and keeps the others; a null value removes that tag. "
         "Applied after `tags`.",
         examples=[{"stage": "final", "draft": None}],
+        json_schema_extra={"additionalProperties": False},
     )
     note: Note | None = Field(None, description='The note; `""` clears it.')
     project: ProjectName | None = Field(

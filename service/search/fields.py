@@ -229,17 +229,19 @@ class SqliteJson(JsonReader):
 
 
 class PostgresJson(JsonReader):
+    """The searched columns are JSONB on PostgreSQL (service/jobs/models.py)."""
+
     def _value(self, field: Field) -> ColumnElement[Any]:
-        return sa.func.json_extract_path(field.column, *(sa.literal(p) for p in field.path))
+        return sa.func.jsonb_extract_path(field.column, *(sa.literal(p) for p in field.path))
 
     def text(self, field: Field) -> ColumnElement[Any]:
-        return sa.func.json_extract_path_text(field.column, *(sa.literal(p) for p in field.path))
+        return sa.func.jsonb_extract_path_text(field.column, *(sa.literal(p) for p in field.path))
 
     def type_in(self, field: Field, types: tuple[str, ...]) -> ColumnElement[bool]:
-        return sa.func.json_typeof(self._value(field)).in_(types)
+        return sa.func.jsonb_typeof(self._value(field)).in_(types)
 
     def type_is_null(self, field: Field) -> ColumnElement[bool]:
-        kind = sa.func.json_typeof(self._value(field))
+        kind = sa.func.jsonb_typeof(self._value(field))
         return sa.or_(kind.is_(None), kind == "null")
 
     def number(self, field: Field) -> ColumnElement[Any]:
