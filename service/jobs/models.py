@@ -127,7 +127,7 @@ class Job(Base):
         # The reaper looks for running jobs with an old heartbeat.
         Index("ix_jobs_status_heartbeat_at", "status", "heartbeat_at"),
         # A user's jobs newest first, and filtered by status (GET /v1/jobs, the search).
-        Index("ix_jobs_owner_id_created_at", "owner_id", "created_at"),
+        Index("ix_jobs_owner_id_created_at", "owner_id", "created_at", "id"),
         Index("ix_jobs_owner_id_status_created_at", "owner_id", "status", "created_at"),
         # PostgreSQL: a filter's equalities on spec fields and tags also ask for
         # containment (``spec @> …``), which these answer (service/search/sql.py).

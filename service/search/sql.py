@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from service.errors import Invalid
 from service.jobs.models import Job
+from service.projects.models import Project
 from service.search.fields import Field, JsonReader, UnknownField, reader_for, resolve
 from service.search.language import (
     And,
@@ -38,6 +39,7 @@ __all__ = ["filter_clause", "order_by"]
 
 _ORDERING = ("<", "<=", ">", ">=")
 _OPS: dict[str, Any] = {
+    "in": lambda a, b: a.in_(b),
     "=": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
     "<": lambda a, b: a < b,
@@ -123,6 +125,8 @@ class _Compiler:
 
     def compare(self, field: Field, op: str, value: Value, column: int) -> ColumnElement[bool]:
         bound = self.check(field, op, value, column)
+        if field.name == "project":
+            return _project(op, bound)
         if not field.is_json:
             if op == "contains":
                 assert isinstance(bound, str)
@@ -152,6 +156,24 @@ class _Compiler:
         )
 
 
+def _projects_named(op: str, value: Any) -> Any:
+    """The ids of the projects whose name compares so (anyone's: a job's project is its
+    owner's, so the others' never match it)."""
+    name = sa.type_coerce(Project.name, sa.String)
+    test = name.ilike(_like(value), escape="\\") if op == "contains" else _OPS[op](name, value)
+    return sa.select(Project.id).where(test)
+
+
+def _project(op: str, value: Any) -> ColumnElement[bool]:
+    """``project`` compared: unknown for a job in no project, else whether its project's
+    name compares so — read through ``project_id``, so the planner can hash the few
+    projects rather than look one up per job."""
+    return sa.case(
+        (Job.project_id.is_(None), sa.null()),
+        else_=Job.project_id.in_(_projects_named(op, value)),
+    )
+
+
 def _contains(field: Field, value: Value) -> ColumnElement[bool]:
     """``column @> {"a": {"b": value}}``: true wherever ``field = value`` is."""
     doc: Any = value
@@ -167,6 +189,12 @@ def _index_hints(tree: Node) -> list[ColumnElement[bool]]:
     comparison exclude a job alike, so adding it changes no answer."""
     hints: list[ColumnElement[bool]] = []
     for node in tree.operands if isinstance(tree, And) else (tree,):
+        if getattr(node, "field", None) == "project":
+            if isinstance(node, Compare) and node.op == "=":
+                hints.append(Job.project_id.in_(_projects_named("=", node.value)))
+            elif isinstance(node, In):
+                hints.append(Job.project_id.in_(_projects_named("in", node.values)))
+            continue
         if isinstance(node, Compare) and node.op == "=":
             field, values = resolve(node.field), (node.value,)
         elif isinstance(node, In):
@@ -214,5 +242,11 @@ def order_by(sort: str, dialect: str) -> list[Any]:
         text = sa.case((r.type_in(field, ("string",)), r.text(field)), else_=sa.null())
         # A spec field can hold numbers and text ("auto"): numbers first, then text.
         keys = [number] if field.type == "number" else [text] if field.type else [number, text]
-    ordered = [(k.desc() if descending else k.asc()).nulls_last() for k in keys]
-    return [*ordered, Job.id.asc()]
+    # NULLS LAST only where there can be nulls: on a NOT NULL column (created_at) the
+    # ordering then matches the index (owner_id, created_at, id), read backwards.
+    nullable = field.is_json or getattr(field.column, "nullable", True)
+    ordered = [k.desc() if descending else k.asc() for k in keys]
+    if nullable:
+        ordered = [k.nulls_last() for k in ordered]
+    # Ties by id, in the same direction: a stable order for paging.
+    return [*ordered, Job.id.desc() if descending else Job.id.asc()]

@@ -347,19 +347,25 @@ def test_random_filters_find_what_the_reference_evaluator_finds(world: World) ->
     assert matched_some > N_FILTERS // 3
 
 
+def _ordinals(text: str, sign: int) -> tuple[int, ...]:
+    # Text in either direction: its ordinals, and a prefix before (or after) its longer
+    # strings.
+    return (*(sign * ord(c) for c in text), sign * -1)
+
+
 def sort_key(row: dict[str, Any], field: str, descending: bool) -> tuple[Any, ...]:
-    """The documented order: numbers, then text, then missing; ties by id."""
+    """The documented order: numbers, then text, then missing; ties by id in the sort's
+    direction."""
     value = value_of(row, field)
     sign = -1 if descending else 1
+    tie = _ordinals(row["id"], sign)
     if isinstance(value, bool):
-        return (0, sign * int(value), "", row["id"])
+        return (0, sign * int(value), (), tie)
     if isinstance(value, int | float):
-        return (0, sign * value, "", row["id"])
+        return (0, sign * value, (), tie)
     if isinstance(value, str):
-        # Text sorts among itself, reversed for descending: compare via its ordinals.
-        key = tuple(sign * ord(c) for c in value) + ((sign * -1,) if descending else ())
-        return (1, 0, key, row["id"])
-    return (2, 0, "", row["id"])
+        return (1, 0, _ordinals(value, sign), tie)
+    return (2, 0, (), tie)
 
 
 @pytest.mark.parametrize(
