@@ -53,7 +53,11 @@ QUERIES: list[tuple[str, str | None, str]] = [
         "-saved.val_accuracy",
     ),
     ("failed or diverged", "status in ('failed', 'diverged')", "-created_at"),
-    ("small rates, big batches", "optimizer.lr < 0.01 and training.batch_size >= 64", "optimizer.lr"),
+    (
+        "small rates, big batches",
+        "optimizer.lr < 0.01 and training.batch_size >= 64",
+        "optimizer.lr",
+    ),
     ("rare: one dataset, one tag", "dataset.name = 'wine' and tags.owner = 'ana'", "-created_at"),
     ("name contains", "name contains 'sgd'", "name"),
     ("a project", "project = 'p3'", "-best.val_accuracy"),

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from starlette.convertors import Convertor, register_url_convertor
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.convertors import Convertor, register_url_convertor
 
 from service.auth.middleware import USER_STATE, user_for_authorization
 from service.auth.models import ADMIN, User
@@ -181,6 +181,7 @@ async def resume_after(
 
 #: The event id an event stream resumes after (`?after=` or `Last-Event-ID`).
 ResumeAfter = Annotated[int, Depends(resume_after)]
+
 
 class _NotEvents(Convertor[str]):
     """``{job_id:not_events}``: a path segment that is not ``events``, so that a method

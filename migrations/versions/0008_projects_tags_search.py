@@ -49,7 +49,9 @@ def upgrade() -> None:
                 ondelete="SET NULL",
             )
     with op.batch_alter_table("jobs", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_jobs_owner_id_created_at"), ["owner_id", "created_at", "id"])
+        batch_op.create_index(
+            batch_op.f("ix_jobs_owner_id_created_at"), ["owner_id", "created_at", "id"]
+        )
         batch_op.create_index(
             batch_op.f("ix_jobs_owner_id_status_created_at"), ["owner_id", "status", "created_at"]
         )

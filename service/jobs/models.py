@@ -27,7 +27,6 @@ from service.jobs.states import JobKind, JobStatus
 from service.projects.models import Project
 from service.spec.results import JOB_RESULT, JobResult
 
-
 #: The columns the job search reads (docs/search.md): JSONB on PostgreSQL, parsed once when
 #: written rather than at every read, which is what makes a filter over 100,000 jobs fast
 #: (benchmarks/search.py). JSONB keeps no key order: ``spec`` reads back with its keys

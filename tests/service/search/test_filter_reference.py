@@ -25,7 +25,6 @@ from support import Backend, bearer, make_user
 
 from service.db import make_engine, make_sessionmaker, session_scope
 from service.jobs.models import Job
-from service.jobs.states import JobStatus
 from service.main import create_app
 from service.projects.models import Project
 
@@ -35,7 +34,7 @@ N_FILTERS = 200
 START = datetime(2026, 1, 1, tzinfo=UTC)
 MISSING = object()
 
-NAMES = ["digits-adam", "it's mine", "50%_done", "ADAM run", "sgd \"quoted\"", "plain"]
+NAMES = ["digits-adam", "it's mine", "50%_done", "ADAM run", 'sgd "quoted"', "plain"]
 STATUSES = ["queued", "running", "succeeded", "failed", "diverged", "cancelled"]
 OPTIMIZERS = ["adam", "sgd", "rmsprop"]
 RATES: list[Any] = [0.1, 0.01, 0.003, 0.001, "auto", MISSING]
@@ -52,7 +51,9 @@ def _maybe(rng: random.Random, value: Any, p: float = 0.75) -> Any:
 
 def _drop_missing(doc: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: _drop_missing(v) if isinstance(v, dict) else v for k, v in doc.items() if v is not MISSING
+        k: _drop_missing(v) if isinstance(v, dict) else v
+        for k, v in doc.items()
+        if v is not MISSING
     }
 
 
