@@ -131,8 +131,8 @@ class _Compiler:
             if op == "contains":
                 assert isinstance(bound, str)
                 # As text: an enum column (status) would read the pattern as a member.
-                column = sa.type_coerce(field.column, sa.String)
-                return column.ilike(_like(bound), escape="\\")
+                as_text = sa.type_coerce(field.column, sa.String)
+                return as_text.ilike(_like(bound), escape="\\")
             return _OPS[op](field.column, bound)
         given = _type_of(value)
         r = self.reader
@@ -195,6 +195,7 @@ def _index_hints(tree: Node) -> list[ColumnElement[bool]]:
             elif isinstance(node, In):
                 hints.append(Job.project_id.in_(_projects_named("in", node.values)))
             continue
+        values: tuple[Value, ...]
         if isinstance(node, Compare) and node.op == "=":
             field, values = resolve(node.field), (node.value,)
         elif isinstance(node, In):
