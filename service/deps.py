@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.convertors import Convertor, register_url_convertor
 
 from service.auth.middleware import USER_STATE, user_for_authorization
 from service.auth.models import ADMIN, User
@@ -181,8 +182,26 @@ async def resume_after(
 #: The event id an event stream resumes after (`?after=` or `Last-Event-ID`).
 ResumeAfter = Annotated[int, Depends(resume_after)]
 
+
+class _NotEvents(Convertor[str]):
+    """``{job_id:not_events}``: a path segment that is not ``events``, so that a method
+    ``/v1/jobs/events`` lacks (``PATCH``) is a 405 there, as for any other method, rather
+    than a 422 from ``PATCH /v1/jobs/{job_id}`` reading "events" as a malformed id."""
+
+    regex = "(?!events$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("not_events", _NotEvents())
+
 JobId = Annotated[str, _id("job")]
 SweepId = Annotated[str, _id("sweep")]
 DatasetId = Annotated[str, _id("dataset")]
 UserId = Annotated[str, _id("user")]
 TokenId = Annotated[str, _id("token")]
+ProjectId = Annotated[str, _id("project")]

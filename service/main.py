@@ -38,6 +38,7 @@ from service.plots.lab_router import router as lab_plots_router
 from service.plots.router import router as plots_router
 from service.predict.cache import ModelCache
 from service.predict.router import router as predict_router
+from service.projects.router import router as projects_router
 from service.queue import Producer
 from service.spec.catalog import build_catalog
 from service.streams import EventHub
@@ -155,6 +156,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sweep_plots_router)
     app.include_router(sweeps_router)
     app.include_router(datasets_router)
+    app.include_router(projects_router)
     app.include_router(accounts_router)
     app.include_router(users_router)
     install_dashboard(app)

@@ -3,6 +3,7 @@
 from service.auth.models import ApiToken, BrowserSession, User
 from service.datasets.models import Dataset
 from service.jobs.models import EpochMetric, Job, JobAttempt
+from service.projects.models import Project
 from service.sweeps.models import Sweep, SweepTrial
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "EpochMetric",
     "Job",
     "JobAttempt",
+    "Project",
     "Sweep",
     "SweepTrial",
     "User",

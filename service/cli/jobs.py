@@ -24,6 +24,7 @@ from service.cli.options import (
     connect,
     listed,
 )
+from service.cli.organise import note, tag, tag_clauses
 from service.cli.output import (
     add_row,
     console,
@@ -38,7 +39,7 @@ from service.cli.output import (
     when,
     write_image,
 )
-from service.cli.specfile import apply_set, load_spec
+from service.cli.specfile import apply_set, load_spec, name_with_overrides
 from service.client import JOB_ENDED, JobKind, JobStatus
 
 if TYPE_CHECKING:
@@ -82,11 +83,17 @@ def submit(
     apply_set(doc, *(set_ or []))
     if name is not None:
         doc["name"] = name
+    elif "name" not in doc and (named := name_with_overrides(doc, set_ or [])):
+        doc["name"] = named
     with connect(url, token) as client:
         job = client.submit(doc)
         print_created(job, as_json=as_json, follow=follow)
         if follow:
             follow_job_and_exit(client, job, as_json)
+
+
+app.command()(tag)
+app.command()(note)
 
 
 @app.command()
@@ -115,14 +122,47 @@ def list_jobs(
             show_default=False,
         ),
     ] = None,
+    project: Annotated[
+        str | None, typer.Option(help="Only jobs in this project.", show_default=False)
+    ] = None,
+    filter_: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="A search (docs/search.md), e.g. \"optimizer.name = 'adam' and "
+            'saved.val_accuracy > 0.97".',
+            show_default=False,
+        ),
+    ] = None,
+    tag_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            help="Only jobs with this tag, KEY=VALUE (repeatable; KEY=: without tag KEY).",
+            show_default=False,
+        ),
+    ] = None,
+    sort: Annotated[
+        str,
+        typer.Option(help="A field to sort by, - first for descending: -saved.val_accuracy."),
+    ] = "-created_at",
     limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 20,
     url: UrlOpt = None,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List your jobs, newest first."""
+    """List your jobs, newest first: by status, kind, project, tags or any search."""
+    clauses = [f"({filter_})"] if filter_ else []
+    clauses += tag_clauses(tag_ or [])
     with connect(url, token) as client:
-        page = client.jobs(status=status, kind=kind or None, limit=limit)
+        page = client.jobs(
+            status=status,
+            kind=kind or None,
+            limit=limit,
+            sort=sort,
+            project=project,
+            filter=" and ".join(clauses) or None,
+        )
     if as_json:
         print_json(page)
         return
@@ -169,6 +209,13 @@ def _facts(job: JobRead) -> list[tuple[str, str]]:
     rows = [
         ("id", job.id),
         ("name", job.name),
+        *([("project", job.project)] if job.project else []),
+        *(
+            [("tags", "  ".join(f"{k}={v}" for k, v in sorted(job.tags.items())))]
+            if job.tags
+            else []
+        ),
+        *([("note", job.note)] if job.note else []),
         ("status", job.status + (" (cancel requested)" if pending_cancel else "")),
     ]
     if job.kind != JobKind.TRAIN:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import admin, jobs, lab, server, sweeps
+from service.cli import admin, jobs, lab, organise, server, sweeps
 from service.cli.catalog import catalog
 from service.cli.groups import add_flat_alias
 from service.cli.predict import predict
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(jobs.app)
 app.add_typer(sweeps.app)
 app.add_typer(lab.app)
+app.add_typer(organise.app)
 app.command()(catalog)
 app.command()(predict)
 server.register(app)
@@ -36,6 +37,9 @@ for grouped, function in (
     ("job metrics", jobs.metrics),
     ("job plot", jobs.plot),
     ("job result", jobs.result),
+    ("job tag", organise.tag),
+    ("job note", organise.note),
+    ("project list", organise.list_projects),
     # `descent sweep SPEC` needs no alias: the `sweep` group hands it to `start`.
     ("sweep compare", sweeps.compare),
     ("sweep list", sweeps.list_sweeps),

@@ -24,7 +24,14 @@ from typing import Any
 
 import typer
 
-__all__ = ["SpecFileError", "apply_set", "apply_sweep_set", "load_spec", "yaml_value"]
+__all__ = [
+    "SpecFileError",
+    "apply_set",
+    "apply_sweep_set",
+    "load_spec",
+    "name_with_overrides",
+    "yaml_value",
+]
 
 #: The keys of ``space`` and of a configuration's ``set`` are dotted paths themselves.
 _WHOLE_KEY = re.compile(r"space\.(.+)|configurations\.(\d+)\.set\.(.+)")
@@ -136,6 +143,37 @@ def apply_set(spec: dict[str, Any], *assignments: str) -> None:
         values[path] = (value, assignment)
     if values:
         _replace(spec, _write(spec, values))
+
+
+def name_with_overrides(spec: dict[str, Any], assignments: list[str]) -> str | None:
+    """The name a job submitted with ``--set`` overrides gets when it has none: the spec's
+    default name and what the overrides set, ``digits-mlp-adam lr=0.01 hidden=[64]``. A
+    tag switch (``optimizer.name=sgd``) is in the default name already. None when there
+    are no overrides, or the spec does not parse (the API will say why)."""
+    from pydantic import ValidationError
+
+    from service.spec import JobSpec
+
+    try:
+        base = JobSpec.model_validate(spec).default_name()
+    except ValidationError:
+        return None
+    parts: dict[str, str] = {}
+    for assignment in assignments:
+        path, _, raw = assignment.partition("=")
+        keys = [k.strip() for k in path.split(".")]
+        if keys[-1] in ("name", "kind") and len(keys) == 2:
+            continue
+        parts[".".join(keys)] = raw.strip()
+    if not parts:
+        return None
+    # The last part of each path says it (lr), unless two overrides share it.
+    last = [p.rsplit(".", 1)[-1] for p in parts]
+    shown = [
+        f"{short if last.count(short) == 1 else path}={value}"
+        for (path, value), short in zip(parts.items(), last, strict=True)
+    ]
+    return " ".join([base, *shown])[:200]
 
 
 def apply_sweep_set(spec: dict[str, Any], *assignments: str) -> None:

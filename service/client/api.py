@@ -20,6 +20,7 @@ from service.client.sse import Event, decode_event, parse_sse
 from service.jobs.schemas import AttemptRead, JobPage, JobRead, MetricsRead, ResultRead
 from service.playground.schemas import PlaygroundResult
 from service.predict.schemas import PredictionRead
+from service.projects.schemas import ProjectPage, ProjectRead
 from service.spec import JobSpec
 from service.sweeps.schemas import (
     ComparisonRead,
@@ -195,10 +196,21 @@ class Client:
 
     # -- jobs ----------------------------------------------------------------------------
 
-    def submit(self, spec: Mapping[str, Any] | JobSpec) -> JobRead:
+    def submit(
+        self,
+        spec: Mapping[str, Any] | JobSpec,
+        *,
+        project: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        note: str | None = None,
+    ) -> JobRead:
         """Submit a job spec (a mapping as a spec file has it, or a :class:`JobSpec`);
-        returns the queued job, every default filled in."""
-        return self._read(JobRead, "POST", "/v1/jobs", json=self._body(spec))
+        returns the queued job, every default filled in. ``project``, ``tags`` and
+        ``note`` label it (docs/search.md)."""
+        body = {**self._body(spec), **self._params(project=project, note=note)}
+        if tags is not None:
+            body["tags"] = dict(tags)
+        return self._read(JobRead, "POST", "/v1/jobs", json=body)
 
     def jobs(
         self,
@@ -207,13 +219,101 @@ class Client:
         offset: int = 0,
         sort: str = "-created_at",
         kind: str | Iterable[str] | None = None,
+        *,
+        project: str | None = None,
+        filter: str | None = None,
+        name: str | None = None,
     ) -> JobPage:
         """One page of your jobs; ``kind`` filters by job kind (train, lr_range_test,
-        landscape)."""
+        landscape), ``project`` by project name, ``filter`` is the search language
+        (``"optimizer.name = 'adam' and saved.val_accuracy > 0.97"``, docs/search.md) and
+        ``sort`` any field it names (``-saved.val_accuracy``)."""
         params = self._params(
-            status=self._csv(status), kind=self._csv(kind), limit=limit, offset=offset, sort=sort
+            status=self._csv(status),
+            kind=self._csv(kind),
+            limit=limit,
+            offset=offset,
+            sort=sort,
+            project=project,
+            filter=filter,
+            name=name,
         )
         return self._read(JobPage, "GET", "/v1/jobs", params=params)
+
+    # -- projects, tags and notes ---------------------------------------------------------
+
+    @staticmethod
+    def _labels(
+        tags: Mapping[str, str] | None,
+        merge_tags: Mapping[str, str | None] | None,
+        note: str | None,
+        project: str | None | Literal[False],
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if tags is not None:
+            body["tags"] = dict(tags)
+        if merge_tags is not None:
+            body["merge_tags"] = dict(merge_tags)
+        if note is not None:
+            body["note"] = note
+        if project is not False:
+            body["project"] = project
+        return body
+
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        merge_tags: Mapping[str, str | None] | None = None,
+        note: str | None = None,
+        project: str | None | Literal[False] = False,
+    ) -> JobRead:
+        """Change a job's labels (``PATCH /v1/jobs/{id}``): ``tags`` replaces them all,
+        ``merge_tags`` sets some (a None value removes that tag), ``note`` (``""``
+        clears it), ``project`` (None: out of any; False, the default: unchanged)."""
+        body = self._labels(tags, merge_tags, note, project)
+        return self._read(JobRead, "PATCH", f"/v1/jobs/{self._id(job_id)}", json=body)
+
+    def update_sweep(
+        self,
+        sweep_id: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        merge_tags: Mapping[str, str | None] | None = None,
+        note: str | None = None,
+        project: str | None | Literal[False] = False,
+    ) -> SweepRead:
+        """Change a sweep's labels, as :meth:`update_job` does a job's."""
+        body = self._labels(tags, merge_tags, note, project)
+        return self._read(SweepRead, "PATCH", f"/v1/sweeps/{self._id(sweep_id)}", json=body)
+
+    def projects(self, limit: int = 200, offset: int = 0) -> ProjectPage:
+        """Your projects by name, each with its count of jobs and sweeps."""
+        params = {"limit": limit, "offset": offset}
+        return self._read(ProjectPage, "GET", "/v1/projects", params=params)
+
+    def project(self, name_or_id: str) -> ProjectRead:
+        """Your project of this name (or id); ApiError 404 when there is none."""
+        offset = 0
+        while True:
+            page = self.projects(offset=offset)
+            for p in page.items:
+                if name_or_id in (p.name, p.id):
+                    return p
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                message = f"no project named {name_or_id!r}"
+                raise ApiError(404, "not_found", message)
+
+    def rename_project(self, project_id: str, name: str) -> ProjectRead:
+        """Rename a project (ApiError 409 if you have one of that name)."""
+        path = f"/v1/projects/{self._id(project_id)}"
+        return self._read(ProjectRead, "PATCH", path, json={"name": name})
+
+    def delete_project(self, project_id: str) -> None:
+        """Delete a project; its jobs and sweeps stay, in no project."""
+        self.request("DELETE", f"/v1/projects/{self._id(project_id)}")
 
     def iter_jobs(
         self,

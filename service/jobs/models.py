@@ -16,13 +16,22 @@ from sqlalchemy import (
     String,
     Text,
     false,
+    select,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from service.db import Base, StrEnumType, UTCDateTime, utcnow
 from service.db_json import TypedJSON
 from service.jobs.states import JobKind, JobStatus
+from service.projects.models import Project
 from service.spec.results import JOB_RESULT, JobResult
+
+#: The columns the job search reads (docs/search.md): JSONB on PostgreSQL, parsed once when
+#: written rather than at every read, which is what makes a filter over 100,000 jobs fast
+#: (benchmarks/search.py). JSONB keeps no key order: ``spec`` reads back with its keys
+#: sorted there.
+SearchJSON = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Job(Base):
@@ -38,7 +47,7 @@ class Job(Base):
     )
     status: Mapped[JobStatus] = mapped_column(StrEnumType(JobStatus, 16), default=JobStatus.QUEUED)
     status_reason: Mapped[str | None] = mapped_column(Text)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec: Mapped[dict[str, Any]] = mapped_column(SearchJSON)
     task: Mapped[str] = mapped_column(String(16))
     dataset_id: Mapped[str | None] = mapped_column(
         ForeignKey("datasets.id", ondelete="SET NULL"), index=True
@@ -50,7 +59,7 @@ class Job(Base):
     stop_epoch: Mapped[int | None] = mapped_column(Integer)
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     best_value: Mapped[float | None] = mapped_column(Float)
-    final_metrics: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    final_metrics: Mapped[dict[str, float] | None] = mapped_column(SearchJSON)
     device: Mapped[str | None] = mapped_column(String(32))
     worker: Mapped[str | None] = mapped_column(String(255))
     has_model: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -60,10 +69,10 @@ class Job(Base):
     #: The epoch whose weights were saved (the best one under ``restore_best_weights``,
     #: else the last) and its metrics; ``final_metrics`` are always the last epoch's.
     saved_epoch: Mapped[int | None] = mapped_column(Integer)
-    saved_metrics: Mapped[dict[str, float | None] | None] = mapped_column(JSON)
+    saved_metrics: Mapped[dict[str, float | None] | None] = mapped_column(SearchJSON)
     #: Per metric, its best value over the recorded epochs (max of accuracies and r2, min
     #: of the rest), set when the job ends.
-    best_metrics: Mapped[dict[str, float | None] | None] = mapped_column(JSON)
+    best_metrics: Mapped[dict[str, float | None] | None] = mapped_column(SearchJSON)
     # The lease: the attempt now allowed to write (0 before the first) and when it last
     # proved it is alive. Every worker write is conditional on ``attempt``, so an
     # attempt whose lease was taken over can write nothing more.
@@ -95,6 +104,20 @@ class Job(Base):
     #: A landscape job: the job whose weights it studies. No foreign key: deleting that
     #: job leaves the finished landscape as it is.
     source_job_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # -- organising (docs/search.md): a project, key/value tags and a note -------------
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
+    #: {key: value}; None (no tags) reads as {}.
+    tags: Mapped[dict[str, str] | None] = mapped_column(SearchJSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    #: The project's name, read with the row (a job is shown outside its session too).
+    project_name: Mapped[str | None] = column_property(
+        select(Project.name)
+        .where(Project.id == project_id)
+        .correlate_except(Project)
+        .scalar_subquery()
+    )
 
     __table_args__ = (
         # The list endpoint filters by status and sorts by creation time.
@@ -102,6 +125,23 @@ class Job(Base):
         Index("ix_jobs_created_at", "created_at"),
         # The reaper looks for running jobs with an old heartbeat.
         Index("ix_jobs_status_heartbeat_at", "status", "heartbeat_at"),
+        # A user's jobs newest first, and filtered by status (GET /v1/jobs, the search).
+        Index("ix_jobs_owner_id_created_at", "owner_id", "created_at", "id"),
+        Index("ix_jobs_owner_id_status_created_at", "owner_id", "status", "created_at"),
+        # PostgreSQL: a filter's equalities on spec fields and tags also ask for
+        # containment (``spec @> …``), which these answer (service/search/sql.py).
+        Index(
+            "ix_jobs_spec_gin",
+            "spec",
+            postgresql_using="gin",
+            postgresql_ops={"spec": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_jobs_tags_gin",
+            "tags",
+            postgresql_using="gin",
+            postgresql_ops={"tags": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
 

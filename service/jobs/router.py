@@ -32,17 +32,21 @@ from service.jobs import bundles, events, service
 from service.jobs.models import Job
 from service.jobs.schemas import (
     EVENT_SCHEMA,
+    EXAMPLE_LABELLED,
     EXAMPLE_SPEC,
     MY_EVENTS_SCHEMA,
     AttemptRead,
+    JobCreate,
     JobPage,
     JobRead,
     MetricsRead,
     ResultRead,
 )
 from service.jobs.states import JobKind, JobStatus
-from service.query import MAX_QUERY_INT, Limit, Offset, comma_list_pattern, split_list
 from service.openapi import inline_schema
+from service.projects.schemas import LabelsUpdate, split_body
+from service.query import MAX_QUERY_INT, Limit, Offset, comma_list_pattern, split_list
+from service.search.language import MAX_FILTER_LENGTH
 from service.spec import JobSpec
 from service.spec.bundle import ModelManifest
 from service.spec.common import TASK_METRICS, metric_names
@@ -55,7 +59,34 @@ router = authenticated_router(prefix="/v1/jobs", tags=["jobs"])
 ALL_METRICS = list(
     dict.fromkeys(n for task in TASK_METRICS for kind in JobKind for n in metric_names(task, kind))
 )
-SORT_KEYS = [*service.SORTABLE, *(f"-{k}" for k in service.SORTABLE)]
+FILTER_DOC = """\
+A filter over your jobs (docs/search.md), e.g.
+`optimizer.name = 'adam' and saved.val_accuracy > 0.97 and tags.stage = 'baseline'`.
+Fields: `status`, `name`, `kind`, `task`, `project`, `note`, `id`, `epochs_completed`,
+`best_value`, `created_at` (and the other columns), spec fields by dotted path
+(`optimizer.lr`, `training.batch_size`), `tags.<key>`, and metrics as `final.<metric>`,
+`saved.<metric>` or `best.<metric>`. Operators `=`, `!=`, `<`, `<=`, `>`, `>=`, `in (…)`,
+`not in (…)`, `contains '…'` (text, ignoring case), `is null`, `is not null`; `and`, `or`,
+`not` and parentheses. Values: numbers, 'single' or "double" quoted strings, `true`,
+`false`. A comparison with a missing field is unknown (no match, and `not` keeps it so);
+values of different types are never equal. A 422 names the column of the problem."""
+FILTER_EXAMPLES = {
+    "search": {
+        "summary": "Adam baselines above 97% validation accuracy",
+        "value": "optimizer.name = 'adam' and saved.val_accuracy > 0.97 "
+        "and tags.stage = 'baseline'",
+    },
+    "lr": {"summary": "Fixed rates below 0.01", "value": "optimizer.lr < 0.01"},
+    "failed": {
+        "summary": "Failed or diverged, not in a sweep",
+        "value": "status in ('failed', 'diverged') and sweep_id is null",
+    },
+}
+SORT_DOC = (
+    "A field the filter can name, `-` first for descending: the columns created_at, "
+    "started_at, finished_at, name, status, epochs_completed and the others, or "
+    "`optimizer.lr`, `tags.stage`, `saved.val_accuracy`…; missing values last, ties by id."
+)
 
 
 def to_read(job: Job, request: Request) -> JobRead:
@@ -65,6 +96,8 @@ def to_read(job: Job, request: Request) -> JobRead:
             **{c: getattr(job, c) for c in JobRead.model_fields if hasattr(job, c)},
             "epochs": service.total_rows(job.spec),
             "auto_lr": service.auto_lr(job),
+            "project": job.project_name,
+            "tags": job.tags or {},
             "links": {
                 "self": base,
                 "metrics": f"{base}/metrics",
@@ -103,11 +136,15 @@ async def create_job(
     db: DbDep,
     settings: SettingsDep,
     producer: ProducerDep,
-    spec: Annotated[
-        JobSpec,
+    body: Annotated[
+        JobCreate,
         Body(
             openapi_examples={
                 "full": {"summary": "Every section", "value": EXAMPLE_SPEC},
+                "labelled": {
+                    "summary": "In a project, with tags and a note",
+                    "value": EXAMPLE_LABELLED,
+                },
                 "minimal": {
                     "summary": "Defaults for the rest",
                     "value": {"dataset": {"name": "digits"}},
@@ -116,11 +153,18 @@ async def create_job(
         ),
     ],
 ) -> JobRead:
-    """Submit a training job; it is queued for a worker and answered with 202."""
+    """Submit a training job; it is queued for a worker and answered with 202. Beside the
+    spec's sections the body may hold `project`, `tags` and `note` (docs/search.md)."""
+    spec, labels = split_body(body, JobSpec)
 
     def work(session: Session) -> JobRead:
         job = service.create(
-            session=session, settings=settings, producer=producer, spec=spec, owner=user.id
+            session=session,
+            settings=settings,
+            producer=producer,
+            spec=spec,
+            owner=user.id,
+            labels=labels,
         )
         return to_read(job, request)
 
@@ -143,14 +187,7 @@ async def list_jobs(
             json_schema_extra={"pattern": comma_list_pattern(JobStatus)},
         ),
     ] = None,
-    sort: Annotated[
-        str,
-        Query(
-            description="One of created_at, started_at, finished_at, name, status, "
-            "epochs_completed; prefix `-` for descending.",
-            json_schema_extra={"enum": SORT_KEYS},
-        ),
-    ] = "-created_at",
+    sort: Annotated[str, Query(max_length=200, description=SORT_DOC)] = "-created_at",
     kind: Annotated[
         str | None,
         Query(
@@ -162,10 +199,23 @@ async def list_jobs(
         str | None,
         Query(max_length=200, description="Jobs whose name contains this, ignoring case."),
     ] = None,
+    # -- organising and search (docs/search.md) ------------------------------------------
+    project: Annotated[
+        str | None, Query(max_length=100, description="Jobs in your project of this name.")
+    ] = None,
+    filter: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_FILTER_LENGTH,
+            description=FILTER_DOC,
+            openapi_examples=FILTER_EXAMPLES,
+        ),
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> JobPage:
-    """List your jobs, newest first, filtered by status, kind and name."""
+    """List your jobs, newest first, filtered by status, kind, name, project, and any
+    filter of the search language (`filter`); `sort` by any field it names."""
 
     def work(session: Session) -> JobPage:
         rows, total = service.list_jobs(
@@ -174,6 +224,8 @@ async def list_jobs(
             statuses=split_list(status),
             kinds=split_list(kind),
             name=name,
+            project=project,
+            filter=filter,
             sort=sort,
             limit=limit,
             offset=offset,
@@ -222,6 +274,20 @@ async def get_job(job_id: JobId, user: CurrentUser, db: DbDep, request: Request)
 
     def work(session: Session) -> JobRead:
         return to_read(service.get(session=session, job_id=job_id, owner=user.id), request)
+
+    return await db.run(work)
+
+
+@router.patch("/{job_id:not_events}", response_model=JobRead, responses={404: NOT_FOUND_SCHEMA})
+async def update_job(
+    job_id: JobId, update: LabelsUpdate, user: CurrentUser, db: DbDep, request: Request
+) -> JobRead:
+    """Change a job's `tags` (replace them all), `merge_tags` (set some, null removes),
+    `note` or `project` (null: out of any); what is not sent stays."""
+
+    def work(session: Session) -> JobRead:
+        job = service.relabel(session=session, job_id=job_id, owner=user.id, update=update)
+        return to_read(job, request)
 
     return await db.run(work)
 

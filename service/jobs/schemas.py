@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.jobs.states import JobKind, JobStatus
 from service.openapi import inline_schema
+from service.projects.schemas import Organised
+from service.spec import JobSpec
 from service.spec.results import (
     AutoLrRecord,
     AutoLrSummary,
@@ -38,6 +40,20 @@ EXAMPLE_SPEC: dict[str, Any] = {
     },
     "training": {"epochs": 20, "batch_size": 32, "seed": 0, "device": "auto"},
 }
+
+#: A submit body with labels beside the spec's sections.
+EXAMPLE_LABELLED: dict[str, Any] = {
+    "dataset": {"name": "digits"},
+    "optimizer": {"name": "adam", "lr": 0.003},
+    "project": "digits-baselines",
+    "tags": {"stage": "baseline"},
+    "note": "the reference run for this week's comparisons",
+}
+
+
+class JobCreate(JobSpec, Organised):
+    """``POST /v1/jobs``: a job spec, with ``project``, ``tags`` and ``note`` beside its
+    sections (they label the job and are not part of its stored spec)."""
 
 
 class JobRead(BaseModel):
@@ -103,6 +119,10 @@ class JobRead(BaseModel):
         description='What `"auto"` rates became: `fields`, `value`, `rule` and `why` (the '
         "whole range test is in `GET …/result`).",
     )
+    # -- organising (docs/search.md) ---------------------------------------------------
+    project: str | None = Field(None, description="The project it is in, by name.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Its key → value tags.")
+    note: str | None = Field(None, description="Its note.")
     links: dict[str, str]
 
 

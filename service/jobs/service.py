@@ -20,7 +20,10 @@ from service.jobs.schemas import RangeTestResultRead, ResultRead
 from service.jobs.states import JobKind, JobStatus
 from service.live import Notifier
 from service.owned import get_owned
+from service.projects import service as projects
+from service.projects.schemas import LabelsUpdate, Organised
 from service.queue import Producer
+from service.search import sql as search
 from service.spec import (
     DatasetShape,
     FieldError,
@@ -45,16 +48,6 @@ from service.spec.validate import kind_errors
 
 log = logging.getLogger(__name__)
 
-#: Columns ``GET /v1/jobs?sort=`` accepts; a leading ``-`` sorts descending.
-SORTABLE = {
-    "created_at": Job.created_at,
-    "started_at": Job.started_at,
-    "finished_at": Job.finished_at,
-    "name": Job.name,
-    "status": Job.status,
-    "epochs_completed": Job.epochs_completed,
-}
-
 
 def limits(settings: Settings) -> Limits:
     return Limits(
@@ -78,7 +71,13 @@ def dataset_shape(*, session: Session, spec: JobSpec, owner: str) -> DatasetShap
 
 
 def create(
-    *, session: Session, settings: Settings, producer: Producer, spec: JobSpec, owner: str
+    *,
+    session: Session,
+    settings: Settings,
+    producer: Producer,
+    spec: JobSpec,
+    owner: str,
+    labels: Organised | None = None,
 ) -> Job:
     """Validate ``spec`` against its dataset and the caps, commit ``owner``'s job, then
     enqueue it.
@@ -97,6 +96,8 @@ def create(
     if errors:
         raise SpecError(errors)
     job = new_job(spec, shape, owner, **columns)
+    if labels is not None:
+        projects.organise(session=session, owner=owner, row=job, labels=labels)
     session.add(job)
     session.commit()
     try:
@@ -232,9 +233,12 @@ def list_jobs(
     offset: int,
     kinds: Sequence[str] = (),
     name: str | None = None,
+    project: str | None = None,
+    filter: str | None = None,
 ) -> tuple[list[Job], int]:
     """``owner``'s jobs: filters, sort and total see no one else's. ``name`` matches any
-    part of a job's name, ignoring case (``%`` and ``_`` are plain characters)."""
+    part of a job's name, ignoring case (``%`` and ``_`` are plain characters);
+    ``project`` is a project's name; ``filter`` and ``sort`` are docs/search.md's."""
     for field, values, choices in (("status", statuses, JobStatus), ("kind", kinds, JobKind)):
         allowed = [c.value for c in choices]
         bad = [v for v in values if v not in allowed]
@@ -243,26 +247,38 @@ def list_jobs(
                 f"{field}: unknown {field} {bad[0]!r}",
                 fields=[FieldError(field, f"unknown {field} {bad[0]!r}", allowed)],
             )
-    key = sort.removeprefix("-")
-    if key not in SORTABLE:
-        sorts = [*SORTABLE, *(f"-{k}" for k in SORTABLE)]
-        raise Invalid(
-            f"sort: cannot sort by {sort!r}",
-            fields=[FieldError("sort", f"cannot sort by {sort!r}", sorts)],
-        )
-    column = SORTABLE[key]
-    query = select(Job).where(Job.owner_id == owner)
+    dialect = session.get_bind().dialect.name
+    order = search.order_by(sort, dialect)
+    where = [Job.owner_id == owner]
     if statuses:
-        query = query.where(Job.status.in_(statuses))
+        where.append(Job.status.in_(statuses))
     if kinds:
-        query = query.where(Job.kind.in_(kinds))
+        where.append(Job.kind.in_(kinds))
     if name:
         pattern = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Job.name.ilike(f"%{pattern}%", escape="\\"))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    order = column.desc() if sort.startswith("-") else column.asc()
-    rows = session.scalars(query.order_by(order, Job.id).limit(limit).offset(offset)).all()
+        where.append(Job.name.ilike(f"%{pattern}%", escape="\\"))
+    if project is not None:
+        found = projects.find(session=session, owner=owner, name=project)
+        if found is None:
+            return [], 0  # no such project: nothing in it
+        where.append(Job.project_id == found.id)
+    if filter:
+        where.append(search.filter_clause(filter, dialect))
+    # The count reads the jobs table alone (not the columns a page shows): an exact
+    # total, on the same indexes as the page.
+    total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    query = select(Job).where(*where).order_by(*order).limit(limit).offset(offset)
+    rows = session.scalars(query).all()
     return list(rows), total
+
+
+def relabel(*, session: Session, job_id: str, owner: str, update: LabelsUpdate) -> Job:
+    """``PATCH /v1/jobs/{id}``: change a job's tags, note or project (any status)."""
+    job = get(session=session, job_id=job_id, owner=owner)
+    projects.relabel(session=session, owner=owner, row=job, update=update)
+    session.commit()
+    session.refresh(job)
+    return job
 
 
 def cancel(*, session: Session, notifier: Notifier, job_id: str, owner: str) -> Job:

@@ -326,7 +326,13 @@ def _job_for(
     several: bool,
 ) -> Job:
     name = f"{sweep.name[:150]} #{number}" + (f" seed {values['training.seed']}" if several else "")
-    link = {"sweep_id": sweep.id, "trial_number": number, "repeat": repeat}
+    # A trial is in its sweep's project: filtering jobs by project finds it.
+    link = {
+        "sweep_id": sweep.id,
+        "trial_number": number,
+        "repeat": repeat,
+        "project_id": sweep.project_id,
+    }
     problem: str | None = None
     body: dict[str, Any] = base
     try:

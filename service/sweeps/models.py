@@ -15,11 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from service.db import Base, StrEnumType, UTCDateTime, utcnow
 from service.db_json import TypedJSON
+from service.projects.models import Project
 from service.sweeps.schemas import AutoBounds
 from service.sweeps.states import SweepKind, SweepStatus
 
@@ -51,6 +52,18 @@ class Sweep(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # -- organising (docs/search.md); its trials take its project -------------------
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
+    tags: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    project_name: Mapped[str | None] = column_property(
+        select(Project.name)
+        .where(Project.id == project_id)
+        .correlate_except(Project)
+        .scalar_subquery()
+    )
 
 
 class SweepTrial(Base):

@@ -25,6 +25,7 @@ from service.deps import (
     authenticated_router,
 )
 from service.errors import CONFLICT_SCHEMA, NOT_FOUND_SCHEMA, TOO_LARGE_SCHEMA
+from service.projects.schemas import LabelsUpdate, split_body
 from service.query import Limit, Offset, comma_list_pattern, split_list
 from service.sweeps import service
 from service.sweeps.driver import load_trials, load_trials_of
@@ -34,8 +35,10 @@ from service.sweeps.schemas import (
     EXAMPLE_GRID,
     EXAMPLE_PRESET,
     EXAMPLE_SWEEP,
+    ComparisonCreate,
     ComparisonRead,
     ImportanceRead,
+    SweepCreate,
     SweepPage,
     SweepRead,
     TrialPage,
@@ -99,6 +102,9 @@ def to_read(sweep: Sweep, trials: list[TrialRow], request: Request) -> SweepRead
             "objective": {k: stored["objective"][k] for k in ("metric", "direction", "measure")},
             "best": summary.best,
             "auto_bounds": sweep.auto_bounds,
+            "project": sweep.project_name,
+            "tags": sweep.tags or {},
+            "note": sweep.note,
             "links": links,
         }
     )
@@ -131,8 +137,8 @@ async def create_sweep(
     db: DbDep,
     settings: SettingsDep,
     producer: ProducerDep,
-    spec: Annotated[
-        SweepSpec,
+    body: Annotated[
+        SweepCreate,
         Body(
             openapi_examples={
                 "random-asha": {
@@ -154,11 +160,20 @@ async def create_sweep(
 
     A range with an `"auto"` end on `optimizer.lr` or `schedule.max_lr` starts a
     learning-rate range test of the base first (`auto_bounds.job_id`); the trials begin
-    once it has set the ends, and a failed test fails the sweep."""
+    once it has set the ends, and a failed test fails the sweep.
+
+    Beside the spec the body may hold `project` (the trials join it too), `tags` and
+    `note`."""
+    spec, labels = split_body(body, SweepSpec)
 
     def work(session: Session) -> SweepRead:
         sweep = service.create(
-            session=session, settings=settings, spec=spec, owner=user.id, producer=producer
+            session=session,
+            settings=settings,
+            spec=spec,
+            owner=user.id,
+            producer=producer,
+            labels=labels,
         )
         return to_read(sweep, [], request)
 
@@ -172,8 +187,8 @@ async def create_comparison(
     user: CurrentUser,
     db: DbDep,
     settings: SettingsDep,
-    spec: Annotated[
-        ComparisonSpec,
+    body: Annotated[
+        ComparisonCreate,
         Body(
             openapi_examples={
                 "optimizers": {
@@ -186,10 +201,13 @@ async def create_comparison(
 ) -> SweepRead:
     """Compare named configurations, each run with the same `repeats` seeds; `GET
     /v1/sweeps/{id}/comparison` then reports means, confidence intervals and paired
-    tests."""
+    tests. Beside the spec the body may hold `project`, `tags` and `note`."""
+    spec, labels = split_body(body, ComparisonSpec)
 
     def work(session: Session) -> SweepRead:
-        sweep = service.create(session=session, settings=settings, spec=spec, owner=user.id)
+        sweep = service.create(
+            session=session, settings=settings, spec=spec, owner=user.id, labels=labels
+        )
         return to_read(sweep, [], request)
 
     return _created(response, await db.run(work))
@@ -214,6 +232,9 @@ async def list_sweeps(
             json_schema_extra={"pattern": comma_list_pattern(SweepKind)},
         ),
     ] = None,
+    project: Annotated[
+        str | None, Query(max_length=100, description="Sweeps in your project of this name.")
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> SweepPage:
@@ -227,6 +248,7 @@ async def list_sweeps(
             kinds=split_list(kind),
             limit=limit,
             offset=offset,
+            project=project,
         )
         trials = load_trials_of(session, [s.id for s in rows])
         return SweepPage(
@@ -245,6 +267,21 @@ async def get_sweep(sweep_id: SweepId, user: CurrentUser, db: DbDep, request: Re
 
     def work(session: Session) -> SweepRead:
         return to_read(*sweep_and_trials(session, sweep_id, user.id), request)
+
+    return await db.run(work)
+
+
+@router.patch("/sweeps/{sweep_id}", response_model=SweepRead, responses={404: NOT_FOUND_SCHEMA})
+async def update_sweep(
+    sweep_id: SweepId, update: LabelsUpdate, user: CurrentUser, db: DbDep, request: Request
+) -> SweepRead:
+    """Change a sweep's `tags` (replace them all), `merge_tags` (set some, null removes),
+    `note` or `project` (null: out of any); what is not sent stays. Its trials keep
+    their own project."""
+
+    def work(session: Session) -> SweepRead:
+        sweep = service.relabel(session=session, sweep_id=sweep_id, owner=user.id, update=update)
+        return to_read(sweep, load_trials(session, sweep.id), request)
 
     return await db.run(work)
 

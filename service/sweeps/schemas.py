@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.jobs.states import JobStatus
+from service.projects.schemas import Organised
+from service.sweeps.spec import ComparisonSpec, SweepSpec
 from service.sweeps.states import SweepKind, SweepStatus, TrialState
 
 EXAMPLE_SWEEP: dict[str, Any] = {
@@ -112,6 +114,16 @@ class AutoBounds(BaseModel):
     why: str | None = Field(None, description="How the ends were chosen, in words.")
 
 
+class SweepCreate(SweepSpec, Organised):
+    """``POST /v1/sweeps``: a sweep spec, with ``project`` (its trials join it too),
+    ``tags`` and ``note`` beside its sections."""
+
+
+class ComparisonCreate(ComparisonSpec, Organised):
+    """``POST /v1/comparisons``: a comparison spec, with ``project``, ``tags`` and
+    ``note`` beside its sections."""
+
+
 class SweepRead(BaseModel):
     id: str
     name: str
@@ -143,6 +155,9 @@ class SweepRead(BaseModel):
         "trials begin once it has, and sample within its `bounds`; `spec.space` keeps "
         'saying "auto", as it was sent.',
     )
+    project: str | None = Field(None, description="The project it is in, by name.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Its key → value tags.")
+    note: str | None = Field(None, description="Its note.")
     links: dict[str, str]
 
 

@@ -29,6 +29,8 @@ from service.jobs.models import Job
 from service.jobs.service import dataset_shape, new_job
 from service.jobs.states import JobStatus
 from service.owned import get_owned
+from service.projects import service as projects
+from service.projects.schemas import LabelsUpdate, Organised
 from service.spec import FieldError, JobSpec
 from service.stats import spread
 from service.sweeps import driver
@@ -75,6 +77,7 @@ def create(
     spec: SweepSpec | ComparisonSpec,
     owner: str,
     producer: Producer | None = None,
+    labels: Organised | None = None,
 ) -> Sweep:
     """Check ``spec`` (every path, every value, the objective) and store the sweep; the
     workers' drivers create its trials. Raises SpecError naming each problem.
@@ -115,9 +118,12 @@ def create(
         event_seq=0,
         cancel_requested=False,
     )
+    if labels is not None:
+        projects.organise(session=session, owner=owner, row=sweep, labels=labels)
     session.add(sweep)
     session.flush()  # the sweep before the job that refers to it
     if test is not None:
+        test.project_id = sweep.project_id
         session.add(test)
     session.commit()
     if test is not None and producer is not None:
@@ -162,8 +168,10 @@ def list_sweeps(
     kinds: Sequence[str],
     limit: int,
     offset: int,
+    project: str | None = None,
 ) -> tuple[list[Sweep], int]:
-    """``owner``'s sweeps, newest first: filters and total see no one else's."""
+    """``owner``'s sweeps, newest first: filters and total see no one else's. ``project``
+    is a project's name."""
     _check_values("status", statuses, SweepStatus, "status")
     _check_values("kind", kinds, SweepKind, "kind")
     query = select(Sweep).where(Sweep.owner_id == owner)
@@ -171,11 +179,26 @@ def list_sweeps(
         query = query.where(Sweep.status.in_(statuses))
     if kinds:
         query = query.where(Sweep.kind.in_(kinds))
+    if project is not None:
+        found = projects.find(session=session, owner=owner, name=project)
+        if found is None:
+            return [], 0
+        query = query.where(Sweep.project_id == found.id)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(
         query.order_by(Sweep.created_at.desc(), Sweep.id).limit(limit).offset(offset)
     ).all()
     return list(rows), total
+
+
+def relabel(*, session: Session, sweep_id: str, owner: str, update: LabelsUpdate) -> Sweep:
+    """``PATCH /v1/sweeps/{id}``: change a sweep's tags, note or project. Its trials stay
+    where they are (move them with ``PATCH /v1/jobs/{id}``)."""
+    sweep = get(session=session, sweep_id=sweep_id, owner=owner)
+    projects.relabel(session=session, owner=owner, row=sweep, update=update)
+    session.commit()
+    session.refresh(sweep)
+    return sweep
 
 
 # -- trial states and values ------------------------------------------------------------

@@ -37,6 +37,10 @@ SIGN_IN = {
     ("POST", "/v1/session/local"): 403,
 }
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+#: Bodies that pass validation, so that the route's owner check is what answers.
+PROBE_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/v1/projects/{project_id}"): {"name": "taken-over"},
+}
 PARAM = re.compile(r"{(\w+)(?::\w+)?}")
 #: Path parameters that are not ids: the same value for A's rows and for missing ones.
 NOT_IDS = {"kind": "history", "fmt": "png", "view": "range_test"}
@@ -149,6 +153,9 @@ def world(
                 json={
                     "name": "alice-secret-job",
                     "dataset": {"name": "uploaded", "id": ds.json()["id"]},
+                    "project": "alice-secret-project",
+                    "tags": {"alice-secret-tag": "alice-secret-value"},
+                    "note": "alice-secret-note",
                 },
                 headers=a,
             )
@@ -172,6 +179,7 @@ def world(
                 "token_id": token.json()["id"],
                 "user_id": me["id"],
                 "sweep_id": sweep.json()["id"],
+                "project_id": client.get("/v1/projects", headers=a).json()["items"][0]["id"],
             }
             # B has rows of its own, so its lists are not trivially empty.
             assert (
@@ -206,6 +214,12 @@ def assert_untouched(world: World) -> None:
     assert world.client.get("/v1/me", headers=a).json()["disabled"] is False
     sweep = world.client.get(f"/v1/sweeps/{world.ids['sweep_id']}", headers=a).json()
     assert sweep["status"] == "running" and sweep["cancel_requested"] is False
+    assert job["project"] == "alice-secret-project" and job["note"] == "alice-secret-note"
+    assert job["tags"] == {"alice-secret-tag": "alice-secret-value"}
+    projects = world.client.get("/v1/projects", headers=a).json()["items"]
+    assert [(p["id"], p["name"]) for p in projects] == [
+        (world.ids["project_id"], "alice-secret-project")
+    ]
 
 
 @pytest.mark.parametrize("who", ["user", "admin", "user's browser"])
@@ -220,7 +234,8 @@ def test_another_user_gets_404_on_every_route_with_an_id(world: World, who: str)
         admin_only = needs_admin(route)
         if admin_only and who == "admin":
             continue  # managing users is what admins are for
-        r = world.call(method, world.fill(path), token)
+        probe = {"json": PROBE_BODIES[method, path]} if (method, path) in PROBE_BODIES else {}
+        r = world.call(method, world.fill(path), token, **probe)
         where = f"{method} {path} as {who}: {r.status_code} {r.text}"
         if admin_only:
             assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", where
@@ -228,7 +243,7 @@ def test_another_user_gets_404_on_every_route_with_an_id(world: World, who: str)
             assert r.status_code == 404, where
             # Exactly what a missing id gets, but for the id itself.
             missing = {k: str(uuid.uuid4()) for k in world.ids}
-            ref = world.call(method, world.fill(path, missing), token)
+            ref = world.call(method, world.fill(path, missing), token, **probe)
             assert ref.status_code == 404, ref.text
             expected = ref.text
             for k, v in missing.items():
@@ -286,9 +301,17 @@ LIST_QUERIES: dict[str, list[dict[str, str]]] = {
         {"offset": "0", "limit": "1"},
         {"kind": "train,lr_range_test,landscape"},
         {"name": "alice-secret"},
+        {"project": "alice-secret-project"},
+        {"filter": "project = 'alice-secret-project' or tags.alice-secret-tag is not null"},
+        {"filter": "note contains 'alice' or name contains 'alice'", "sort": "tags.stage"},
     ],
+    "/v1/projects": [{"limit": "200"}],
     "/v1/datasets": [{"limit": "200"}],
-    "/v1/sweeps": [{"status": "running"}, {"kind": "sweep,comparison", "limit": "200"}],
+    "/v1/sweeps": [
+        {"status": "running"},
+        {"kind": "sweep,comparison", "limit": "200"},
+        {"project": "alice-secret-project"},
+    ],
     "/v1/tokens": [{"limit": "200"}],
 }
 
@@ -326,6 +349,8 @@ def test_nothing_of_a_users_shows_up_in_anothers_lists_or_writes(world: World, w
     assert datasets["total"] == 0 and datasets["items"] == []
     sweeps = world.client.get("/v1/sweeps", headers=world.browser(token)).json()
     assert sweeps["total"] == 0 and sweeps["items"] == []
+    projects = world.client.get("/v1/projects", headers=world.browser(token)).json()
+    assert all(p["name"] != "alice-secret-project" for p in projects["items"])
     assert_untouched(world)
 
 

@@ -25,6 +25,18 @@ from service.sweeps.schemas import AutoBounds
 from service.sweeps.spec import ComparisonSpec, SweepSpec
 
 
+def _made_on(dialect: str) -> Any:
+    """Alembic's ``include_object``: the models' objects that exist on ``dialect`` (an
+    index made with ``ddl_if(dialect="postgresql")`` — the job search's GIN indexes —
+    exists on PostgreSQL only, which autogenerate does not know by itself)."""
+
+    def include(obj: Any, name: Any, type_: str, reflected: bool, compare_to: Any) -> bool:
+        condition = getattr(obj, "_ddl_if", None)
+        return condition is None or condition.dialect in (None, dialect)
+
+    return include
+
+
 @pytest.mark.parametrize("kind", BACKENDS)
 def test_upgrade_matches_models_and_downgrade_reverses(kind, tmp_path):
     backend = make_backend(kind, tmp_path, migrate=False)
@@ -33,7 +45,8 @@ def test_upgrade_matches_models_and_downgrade_reverses(kind, tmp_path):
         upgrade(url)
         engine = create_engine(url)
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            opts = {"include_object": _made_on(conn.dialect.name)}
+            diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
             assert diff == [], diff
             tables = set(inspect(conn).get_table_names())
         assert {"jobs", "epoch_metrics", "datasets", "alembic_version"} <= tables
@@ -265,3 +278,84 @@ def test_0005_downgrade_writes_resolved_ends_where_the_code_before_read_them(old
     assert specs["waiting"]["space"] == auto_space
     assert specs["waiting"]["auto_bounds"] == {"job_id": _TEST_JOB, "paths": ["optimizer.lr"]}
     assert specs["waiting"]["max_trials"] == 20 and specs["compare"]["max_trials"] == 3
+
+
+# -- 0008: projects, tags and notes; the searched columns JSONB on PostgreSQL ------------
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_0008_keeps_jobs_as_they_were_both_ways(kind: str, tmp_path: Path) -> None:
+    backend = make_backend(kind, tmp_path, migrate=False)
+    try:
+        url = str(backend.settings().database_url)
+        upgrade(url, "0007")
+        engine = create_engine(url)
+        spec = {"optimizer": {"name": "sgd", "lr": "auto"}, "training": {"batch_size": "full"}}
+        metrics = {"val_accuracy": 0.97, "val_loss": None}
+        jobs = sa.table(
+            "jobs",
+            *(sa.column(c) for c in _COMMON),
+            *(sa.column(c, sa.Integer) for c in ("n_parameters", "epochs_completed")),
+            *(sa.column(c, sa.Boolean) for c in ("cancel_requested", "has_model")),
+            *(sa.column(c, sa.JSON) for c in ("spec", "final_metrics", "saved_metrics")),
+        )
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(_USERS).values(
+                    id=_OWNER, name="o", role="user", disabled=False, created_at=now
+                )
+            )
+            conn.execute(
+                sa.insert(jobs).values(
+                    id="j",
+                    owner_id=_OWNER,
+                    name="j",
+                    kind="train",
+                    status="succeeded",
+                    task="classification",
+                    created_at=now,
+                    n_parameters=1,
+                    epochs_completed=3,
+                    cancel_requested=False,
+                    has_model=True,
+                    spec=spec,
+                    final_metrics={"val_accuracy": 0.97},
+                    saved_metrics=metrics,
+                )  # fmt: skip
+            )
+        upgrade(url)
+        with make_sessionmaker(engine)() as s:
+            job = s.get(Job, "j")
+            assert job is not None
+            assert (job.spec, job.saved_metrics) == (spec, metrics)
+            assert (job.tags, job.note, job.project_id, job.project_name) == (
+                None,
+                None,
+                None,
+                None,
+            )
+            if kind == "postgres":
+                types = dict(
+                    s.execute(
+                        sa.text(
+                            "SELECT column_name, data_type FROM information_schema.columns "
+                            "WHERE table_name = 'jobs' AND column_name IN "
+                            "('spec', 'saved_metrics', 'tags', 'intermediate')"
+                        )
+                    ).all()
+                )
+                assert types == {
+                    "spec": "jsonb",
+                    "saved_metrics": "jsonb",
+                    "tags": "jsonb",
+                    "intermediate": "json",
+                }
+        downgrade(url, "0007")
+        with engine.connect() as conn:
+            assert _raw(conn, jobs, "spec") == {"j": spec}
+            assert _raw(conn, jobs, "saved_metrics") == {"j": metrics}
+            assert "projects" not in inspect(conn).get_table_names()
+        engine.dispose()
+    finally:
+        backend.close()

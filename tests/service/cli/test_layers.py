@@ -28,7 +28,7 @@ CLIENT_SIDE = sorted(
     if str(p.relative_to(ROOT)) not in SERVER_SIDE
 )
 THIRD_PARTY = {"httpx", "typer", "rich", "yaml", "pydantic", "pydantic_core"}
-SCHEMAS = {"auth", "datasets", "jobs", "playground", "predict", "sweeps"}
+SCHEMAS = {"auth", "datasets", "jobs", "playground", "predict", "projects", "sweeps"}
 #: What importing the client side must not load.
 HEAVY = ("sqlalchemy", "fastapi", "starlette", "celery", "torch", "matplotlib", "optuna",
          "service.db", "service.config", "service.main", "workers")  # fmt: skip
