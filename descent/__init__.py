@@ -12,10 +12,8 @@ version. The implementation lives in the ``service`` package (``service.client``
 API's schemas, ``service.spec``); import it from here.
 """
 
-from __future__ import annotations
-
-import os
-from typing import TYPE_CHECKING
+import os as _os
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from service.cli.specfile import SpecFileError, load_spec
 from service.client import (
@@ -31,6 +29,8 @@ from service.client import (
     Unreachable,
 )
 from service.jobs.schemas import AttemptRead, JobPage, JobRead, MetricsRead, ResultRead
+from service.predict.schemas import PredictionRead
+from service.projects.schemas import ProjectPage, ProjectRead
 from service.spec import JobSpec
 from service.sweeps.schemas import (
     ComparisonRead,
@@ -41,11 +41,11 @@ from service.sweeps.schemas import (
     TrialRead,
 )
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from workers.engine.loaded import LoadedModel
 
 
-def load_model(source: str | os.PathLike[str] | bytes | bytearray) -> LoadedModel:
+def load_model(source: str | _os.PathLike[str] | bytes | bytearray) -> "LoadedModel":
     """A trained job's model, ready to predict: ``source`` is its bundle (the zip of
     ``GET /v1/jobs/{id}/model?format=bundle``: a path, or its bytes) or its job folder.
 
@@ -75,6 +75,9 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "MetricsRead",
+    "PredictionRead",
+    "ProjectPage",
+    "ProjectRead",
     "ResultRead",
     "SpecFileError",
     "SweepKind",

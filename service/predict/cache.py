@@ -158,7 +158,7 @@ def _load(job_id: str, folder: Path, *, threads: int) -> LoadedModel:
     if Path(manifest.onnx.file).name != manifest.onnx.file:
         raise _unreadable(job_id, f"{MANIFEST} names an ONNX file outside its folder")
     output = ONNX_OUTPUT[manifest.task]
-    import onnxruntime  # type: ignore[import-untyped]  # no type information
+    import onnxruntime  # untyped: pyproject lets mypy pass it by
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
