@@ -112,7 +112,8 @@ function answerView(a, job) {
       h("button", { type: "button", class: "link", dataset: { testid: "predict-download" },
         onclick: () => downloadText(`${job.name}-predictions.csv`, `${csv}\n`, "text/csv") }, "Download CSV")),
     h("div", { class: "table-scroll" }, h("table", { dataset: { testid: "predict-table" } },
-      h("thead", null, h("tr", null, head.map((t) => h("th", null, t)))), h("tbody", null, rows))));
+      h("thead", null, h("tr", null, head.map((t, i) => h("th", { class: i === 1 ? null : "num" }, t)))),
+      h("tbody", null, rows))));
 }
 
 function csvCell(v) {
