@@ -4,10 +4,8 @@ beside onnxruntime called directly in-process on the same model file.
 For each mode — embedded (``descent up``: SQLite, the SQL broker, one worker) and the full
 stack (``descent api`` + ``descent worker`` on PostgreSQL and Redis), started as
 benchmarks/api_latency.py starts them — a digits MLP ``[128, 64]`` with standard scaling
-is trained by the server's worker. If the worker left no bundle (the bundle writer is not
-in this version), the benchmark writes one for that job itself: the same architecture
-and the digits training split's scaling, with untrained weights (the latency of a forward
-pass does not depend on the values of the weights), and marks the job as having it.
+is trained by the server's worker, which leaves its bundle (model.onnx with the scaling
+folded in): the model the API predicts with.
 
 Then, one keep-alive httpx client on loopback, requests one after another:
 
@@ -50,7 +48,6 @@ from benchmarks.api_latency import (  # noqa: E402
 )
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
-    ROOT,
     machine_info,
     percentile,
     table,
@@ -77,28 +74,12 @@ def digits_rows() -> tuple[np.ndarray, list[str]]:
     return data.data.astype(np.float32), [str(n) for n in data.feature_names]
 
 
-def ensure_bundle(stack: Stack, bench: Bench, job_id: str, database_url: str) -> str:
-    """'worker' when the worker wrote the job's bundle; else write one (see the module
-    docstring) and say so."""
+def ensure_bundle(bench: Bench, job_id: str) -> str:
+    """'worker': the worker wrote the job's bundle (the benchmark stops if it did not)."""
     job = bench.client.get(f"/v1/jobs/{job_id}").json()
-    if job.get("has_bundle"):
-        return "worker"
-    sys.path.insert(0, str(ROOT / "tests"))
-    from bundles import mark_succeeded, write_bundle
-
-    rows, names = digits_rows()
-    std = rows.std(axis=0)
-    write_bundle(
-        Path(stack.workdir) / "data" / "artifacts" / "jobs" / job_id,  # type: ignore[attr-defined]
-        job_id=job_id,
-        feature_names=names,
-        labels=[str(i) for i in range(10)],
-        hidden=(128, 64),
-        shift=rows.mean(axis=0).tolist(),
-        scale=np.where(std > 0, std, 1.0).tolist(),
-    )
-    mark_succeeded(database_url, job_id)
-    return "benchmark (untrained weights, the job's architecture; the worker wrote none)"
+    if not job.get("has_bundle"):
+        raise RuntimeError(f"the worker left no bundle for job {job_id}: {job}")
+    return "worker"
 
 
 def summarize(seconds: list[float], rows: int) -> dict[str, float | int]:
@@ -210,12 +191,7 @@ def run_mode(mode: str, requests: int, database_url: str, broker_url: str) -> di
         job = bench.wait_done(job_id, timeout=300)
         if job["status"] != "succeeded":
             raise RuntimeError(f"the benchmark's job ended {job['status']}: {job}")
-        db_url = (
-            f"sqlite:///{(workdir / 'data' / 'descent.sqlite').as_posix()}"
-            if mode == "embedded"
-            else stack.database_url  # type: ignore[attr-defined]
-        )
-        source = ensure_bundle(stack, bench, job_id, db_url)
+        source = ensure_bundle(bench, job_id)
         model_path = workdir / "data" / "artifacts" / "jobs" / job_id / "model.onnx"
         results = measure(bench, job_id, model_path, requests)
         return {

@@ -1,12 +1,13 @@
-"""Model bundles made by the tests, as the worker leaves them for a succeeded job.
+"""Model bundles made by the tests, laid out as the worker leaves them for a succeeded job.
 
-Until the worker writes bundles itself (``workers/engine/bundle.py``), the prediction
-tests make their own: a small PyTorch MLP with the preprocessing folded in (standard
-scaling of the features; softmax, or the target's scale and shift), exported to ONNX the
-way the worker exports (input ``features``, output ``probabilities`` or ``prediction``,
-rows dynamic), with a :class:`ModelManifest` beside it. :func:`finish_with_bundle` makes
-a queued job look succeeded with that bundle. Tests that would rather use a real trained
-bundle swap these for one (the API reads nothing else).
+The prediction tests want models of known content (seeded weights, a chosen scaling, any
+feature names and labels, a bundle rewritten in place) without training one each time: a
+small PyTorch MLP with the preprocessing folded in (standard scaling of the features;
+softmax, or the target's scale and shift), exported to ONNX the way the worker exports
+(input ``features``, output ``probabilities`` or ``prediction``, rows dynamic), with a
+:class:`ModelManifest` beside it. :func:`finish_with_bundle` makes a queued job look
+succeeded with that bundle. Bundles the worker itself writes are predicted from in
+tests/workers/test_runner_bundle.py and the browser tests.
 
 torch is imported here, on the tests' side only; the API never imports it.
 """
