@@ -28,7 +28,11 @@ def sign_in(page: Any, server: LiveServer) -> None:
 def trained_job(server: LiveServer, **labels: Any) -> dict[str, Any]:
     """An iris classifier trained by the server's worker, with ``labels`` beside its spec."""
     with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as client:
-        spec = {"dataset": {"name": "iris"}, "model": {"kind": "linear"}, "training": {"epochs": 20}}
+        spec = {
+            "dataset": {"name": "iris"},
+            "model": {"kind": "linear"},
+            "training": {"epochs": 20},
+        }
         r = client.post("/v1/jobs", json={**spec, **labels})
         assert r.status_code == 202, r.text
         job_id = r.json()["id"]
