@@ -138,8 +138,9 @@ def _count_lines(text: str) -> int:
     return breaks if text.endswith(("\n", "\r")) else breaks + 1
 
 
-def _records(text: str) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(line the record starts on, cells)`` for each non-blank record."""
+def records(text: str) -> Iterator[tuple[int, list[str]]]:
+    """Yield ``(line the record starts on, cells)`` for each non-blank record; a malformed
+    record raises ``DatasetError`` naming its line (predictions read CSV with it too)."""
     # Lines are fed one by one (not through io.StringIO, which would hold a 4-byte-per-character
     # copy of the whole text); each keeps its terminator so quoted newlines survive.
     lines = (match.group() for match in _LINE_RE.finditer(text))
@@ -428,8 +429,8 @@ def parse_csv(
 
     text = check_bytes(data, max_bytes=limits.max_bytes, max_line_bytes=limits.max_line_bytes)
     n_lines = _count_lines(text)
-    records = _records(text)
-    first = next(records, None)
+    lines = records(text)
+    first = next(lines, None)
     if first is None:
         raise DatasetError("the file is empty; expected a CSV file with a header row")
     header_line, header = first
@@ -440,7 +441,7 @@ def parse_csv(
     capacity = max(0, min(n_lines - header_line, limits.max_rows))
     builder = _Builder(names, target_index, capacity)
     try:
-        for line, record in records:
+        for line, record in lines:
             if len(record) != len(names):
                 raise DatasetError(
                     f"line {line} has {len(record)} cells but the header has {len(names)} "
@@ -457,7 +458,7 @@ def parse_csv(
         builder.flush()  # a bad value on an earlier line, not yet converted, is reported first
         raise
     builder.flush()
-    del text, records
+    del text, lines
 
     n_rows = builder.n_rows
     if n_rows == 0:

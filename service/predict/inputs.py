@@ -19,7 +19,6 @@ unless ``extra="ignore"``.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import re
@@ -29,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from service.datasets import csv_parse
 from service.datasets.csv_bytes import check_bytes
 from service.datasets.csv_errors import DatasetError
 from service.errors import Invalid
@@ -42,7 +42,6 @@ MAX_REPORTED = 10
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: A CSV cell that is a number: plain ASCII decimals, as dataset uploads accept them.
 _NUMBER_RE = re.compile(r"[ \t]*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[ \t]*", re.ASCII)
-_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
 _SHOW = 40
 
 
@@ -239,21 +238,12 @@ def _to_float32(
 
 
 def _records(text: str) -> Iterator[tuple[int, list[str]]]:
-    """(line the record starts on, cells) for each record that is not blank."""
-    reader = csv.reader((m.group() for m in _LINE_RE.finditer(text)), strict=True)
-    while True:
-        start = reader.line_num + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            problem = str(exc)
-            if "unexpected end of data" in problem:
-                problem = 'the text ends inside a quoted cell; is a closing quote (") missing?'
-            raise Invalid(f"line {start}: malformed CSV: {problem}", fields=[]) from None
-        if record and not (len(record) == 1 and not record[0].strip()):
-            yield start, record
+    """(line the record starts on, cells) for each record that is not blank: the dataset
+    upload's reader, its errors answered as this route's 422."""
+    try:
+        yield from csv_parse.records(text)
+    except DatasetError as exc:
+        raise Invalid(exc.message, fields=[]) from None
 
 
 def _cell_problem(cell: str) -> str:
