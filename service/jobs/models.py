@@ -16,15 +16,14 @@ from sqlalchemy import (
     String,
     Text,
     false,
-    select,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, column_property, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, StrEnumType, UTCDateTime, utcnow
 from service.db_json import TypedJSON
 from service.jobs.states import JobKind, JobStatus
-from service.projects.models import Project
+from service.projects.models import name_column
 from service.spec.results import JOB_RESULT, JobResult
 
 #: The columns the job search reads (docs/search.md): JSONB on PostgreSQL, parsed once when
@@ -111,13 +110,8 @@ class Job(Base):
     #: {key: value}; None (no tags) reads as {}.
     tags: Mapped[dict[str, str] | None] = mapped_column(SearchJSON)
     note: Mapped[str | None] = mapped_column(Text)
-    #: The project's name, read with the row (a job is shown outside its session too).
-    project_name: Mapped[str | None] = column_property(
-        select(Project.name)
-        .where(Project.id == project_id)
-        .correlate_except(Project)
-        .scalar_subquery()
-    )
+    #: The project's name, read with the row.
+    project_name: Mapped[str | None] = name_column(project_id)
 
     __table_args__ = (
         # The list endpoint filters by status and sorts by creation time.

@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, column_property, mapped_column
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db import Base, StrEnumType, UTCDateTime, utcnow
 from service.db_json import TypedJSON
-from service.projects.models import Project
+from service.projects.models import name_column
 from service.sweeps.schemas import AutoBounds
 from service.sweeps.states import SweepKind, SweepStatus
 
@@ -58,12 +58,7 @@ class Sweep(Base):
     )
     tags: Mapped[dict[str, str] | None] = mapped_column(JSON)
     note: Mapped[str | None] = mapped_column(Text)
-    project_name: Mapped[str | None] = column_property(
-        select(Project.name)
-        .where(Project.id == project_id)
-        .correlate_except(Project)
-        .scalar_subquery()
-    )
+    project_name: Mapped[str | None] = name_column(project_id)
 
 
 class SweepTrial(Base):
