@@ -259,6 +259,10 @@ def test_one_click_local_sign_in_and_sign_out(page: Any, live_server: LiveServer
     page.goto(f"{live_server.url}/")
     page.get_by_test_id("signin-local").click()
     page.get_by_test_id("user-name").wait_for()
+    # The jobs page has loaded what it asks for (its list and the projects): a request
+    # still in flight at the sign-out would be answered 401, which the page guard counts.
+    page.locator("[data-testid=filter-project][data-loaded]").wait_for(state="attached")
+    page.get_by_test_id("page-info").wait_for()
     page.get_by_test_id("signout").click()
     page.get_by_test_id("signin-form").wait_for()
     assert not [c for c in page.context.cookies() if c["name"] == "descent_session"]

@@ -277,7 +277,7 @@ export async function render(root, params, ctx) {
     projectSel.append(...p.items.map((x) => h("option", { value: x.name }, `${x.name} (${x.jobs})`)));
     if (q.project && !p.items.some((x) => x.name === q.project)) projectSel.append(h("option", { value: q.project }, q.project));
     projectSel.value = q.project;
-  }).catch(() => {});
+  }).catch(() => {}).finally(() => { projectSel.dataset.loaded = "true"; });
   await reload();
   if (!disposed) startStream();
   return () => {
