@@ -167,8 +167,12 @@ def list_jobs(
         print_json(page)
         return
     keep = {"no_wrap": True}
-    rows = table(("ID", keep), "NAME", "STATUS", "EPOCHS", "BEST", ("CREATED", keep))
+    # Project and tags get a column when a job listed has some.
+    labelled = any(job.project or job.tags for job in page.items)
+    columns = ["NAME", "STATUS", "EPOCHS", "BEST", *(["LABELS"] if labelled else [])]
+    rows = table(("ID", keep), *columns, ("CREATED", keep))
     for job in page.items:
+        labels = [job.project or "", *(f"{k}={v}" for k, v in sorted(job.tags.items()))]
         add_row(
             rows,
             [
@@ -177,6 +181,7 @@ def list_jobs(
                 job.status,
                 f"{job.epochs_completed}/{job.epochs}",
                 num(job.best_value),
+                *([" ".join(x for x in labels if x)] if labelled else []),
                 when(job.created_at),
             ],
         )

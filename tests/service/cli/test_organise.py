@@ -37,6 +37,7 @@ def test_list_turns_project_filter_and_tags_into_one_search(fake_api) -> None:  
         ],
     )
     assert result.exit_code == 0, result.output
+    assert "LABELS" in result.output and "stage=baseline" in result.output
     params = seen[0].url.params
     assert params["project"] == "vision"
     assert params["sort"] == "-saved.val_accuracy"
