@@ -4,6 +4,7 @@ shaped like SQL injection are refused or read as plain values."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ class Api:
     alice: dict[str, str]
     bob: dict[str, str]
     backend: Backend
+    rows_before: int = 0  # jobs other tests of the module left in the shared database
 
     def submit(self, who: dict[str, str], **body: object) -> dict:
         r = self.client.post("/v1/jobs", json={"dataset": {"name": "iris"}, **body}, headers=who)
@@ -33,19 +35,37 @@ class Api:
         r = self.client.get("/v1/jobs", params=params, headers=who)
         return r.status_code, r.json()
 
-    def count_rows(self) -> int:
+    def all_rows(self) -> int:
         engine = make_engine(str(self.backend.settings().database_url))
         with engine.connect() as conn:
             n = conn.scalar(select(func.count()).select_from(Job))
         engine.dispose()
         return int(n or 0)
 
+    def count_rows(self) -> int:
+        """Job rows this test wrote (whoever's): the table as a whole, less what was there."""
+        return self.all_rows() - self.rows_before
+
+
+@pytest.fixture(scope="module")
+def served(module_backend: Backend) -> Iterator[tuple[TestClient, Backend]]:
+    """One app per backend for the module: each test has users of its own (every route
+    is owner-scoped, so they see only their own jobs and projects)."""
+    with TestClient(create_app(module_backend.settings())) as client:
+        yield client, module_backend
+
+
+_people = itertools.count()
+
 
 @pytest.fixture
-def api(backend: Backend) -> Iterator[Api]:
-    alice, bob = make_user(backend, "alice"), make_user(backend, "bob")
-    with TestClient(create_app(backend.settings())) as client:
-        yield Api(client, bearer(alice), bearer(bob), backend)
+def api(served: tuple[TestClient, Backend]) -> Api:
+    client, backend = served
+    n = next(_people)
+    alice, bob = make_user(backend, f"alice-{n}"), make_user(backend, f"bob-{n}")
+    made = Api(client, bearer(alice), bearer(bob), backend)
+    made.rows_before = made.all_rows()
+    return made
 
 
 def test_labels_set_at_submit_are_shown_and_stay_out_of_the_spec(api: Api) -> None:
