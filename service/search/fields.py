@@ -21,7 +21,6 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from service.jobs.models import Job
 from service.jobs.states import JobKind, JobStatus
-from service.projects.models import Project
 from service.projects.schemas import TAG_KEY_PATTERN
 from service.spec import JobSpec
 from service.spec.common import TASK_METRICS, metric_names
@@ -46,12 +45,6 @@ _TAG_KEY = re.compile(TAG_KEY_PATTERN)
 _SEGMENT = re.compile(r"[A-Za-z0-9_]+")
 
 
-def _project_name() -> ColumnElement[Any]:
-    return (sa.select(Project.name).where(Project.id == Job.project_id).scalar_subquery()).label(
-        None
-    )
-
-
 #: Column fields: name → (column, type, the values allowed, if a closed set).
 COLUMNS: dict[str, tuple[Any, ValueType, tuple[str, ...] | None]] = {
     "id": (Job.id, "string", None),
@@ -59,7 +52,7 @@ COLUMNS: dict[str, tuple[Any, ValueType, tuple[str, ...] | None]] = {
     "status": (Job.status, "string", tuple(JobStatus)),
     "kind": (Job.kind, "string", tuple(JobKind)),
     "task": (Job.task, "string", tuple(TASK_METRICS)),
-    "project": (None, "string", None),  # the project's name, read through project_id
+    "project": (Job.project_name, "string", None),  # the name, read through project_id
     "note": (Job.note, "string", None),
     "sweep_id": (Job.sweep_id, "string", None),
     "dataset_id": (Job.dataset_id, "string", None),
@@ -152,8 +145,6 @@ def resolve(name: str) -> Field:
     """The field ``name`` stands for; :class:`UnknownField` naming what is allowed."""
     if name in COLUMNS:
         column, kind, choices = COLUMNS[name]
-        if name == "project":
-            column = _project_name()
         return Field(name, column, kind, choices=choices)
     head, _, rest = name.partition(".")
     if head == "tags" and rest:
