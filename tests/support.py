@@ -108,6 +108,15 @@ def _sqlite_backend(tmp: Path) -> Backend:
 
 #: Test workers share two cores with pytest and the API: one torch thread each.
 COMMON_ENV = {"DESCENT_TORCH_THREADS": "1"}
+#: Settings of a test that runs ``workers.runner`` in its own process: one torch thread,
+#: quick heartbeats and cancels, a lease that a slow machine's pauses do not outlast.
+IN_PROCESS_WORKER = {
+    "torch_threads": 1,
+    "heartbeat_seconds": 0.2,
+    "lease_seconds": 5.0,
+    "cancel_poll_seconds": 0.1,
+    "db_retry_seconds": 5.0,
+}
 
 
 def _queue() -> str:

@@ -19,7 +19,7 @@ import sse
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
-from support import Backend, bearer, make_user
+from support import IN_PROCESS_WORKER, Backend, bearer, make_user
 
 import descent
 from service.config import Settings
@@ -42,15 +42,7 @@ def csv_rows(n: int = 90) -> tuple[bytes, np.ndarray]:
 
 @pytest.fixture
 def settings(backend: Backend) -> Settings:
-    return backend.settings().model_copy(
-        update={
-            "torch_threads": 1,
-            "heartbeat_seconds": 0.2,
-            "lease_seconds": 5.0,
-            "cancel_poll_seconds": 0.1,
-            "db_retry_seconds": 5.0,
-        }
-    )
+    return backend.settings().model_copy(update=IN_PROCESS_WORKER)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from job_results import landscape_record, range_test_record
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
-from support import Backend, wait_for
+from support import IN_PROCESS_WORKER, Backend, wait_for
 
 from service.config import Settings
 from service.jobs.models import EpochMetric, Job
@@ -47,15 +47,7 @@ def one_torch_thread() -> Iterator[None]:
 
 @pytest.fixture
 def settings(backend: Backend) -> Settings:
-    return backend.settings().model_copy(
-        update={
-            "torch_threads": 1,
-            "heartbeat_seconds": 0.2,
-            "lease_seconds": 5.0,
-            "cancel_poll_seconds": 0.1,
-            "db_retry_seconds": 5.0,
-        }
-    )
+    return backend.settings().model_copy(update=IN_PROCESS_WORKER)
 
 
 @pytest.fixture
