@@ -2,6 +2,7 @@
 
 from service.auth.models import ApiToken, BrowserSession, User
 from service.datasets.models import Dataset
+from service.fleet.models import Worker
 from service.jobs.models import EpochMetric, Job, JobAttempt
 from service.projects.models import Project
 from service.sweeps.models import Sweep, SweepTrial
@@ -17,4 +18,5 @@ __all__ = [
     "Sweep",
     "SweepTrial",
     "User",
+    "Worker",
 ]

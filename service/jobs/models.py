@@ -81,6 +81,14 @@ class Job(Base):
     # number is a leftover (redelivered, or re-sent by the reaper) and is dropped.
     dispatch: Mapped[int] = mapped_column(Integer, default=1)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The Celery queue its messages go to (the API's ``DESCENT_QUEUE`` when it was
+    #: submitted, a sweep's for its trials): every re-send goes there too. None: rows from
+    #: before it was recorded, sent to the sender's own queue.
+    queue: Mapped[str | None] = mapped_column(String(200))
+    #: The worker (``workers.id``) that received the message of the current dispatch and
+    #: has not started it yet; the reaper re-sends at once when that worker is gone.
+    held_by: Mapped[str | None] = mapped_column(String(255))
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -163,6 +171,8 @@ class EpochMetric(Base):
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     values: Mapped[dict[str, float]] = mapped_column(JSON)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: What the epoch used: {"device", "rss_peak_bytes", "cuda_max_allocated_bytes"?}.
+    resources: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: For a sweep's trial: the sweep's event number of this record. Taken from the sweep
     #: row (``Sweep.event_seq``) inside the recording transaction, so numbers become
     #: visible in order and a sweep's event stream resumes from one number.

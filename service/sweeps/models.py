@@ -50,6 +50,8 @@ class Sweep(Base):
     #: The last event number handed out (see EpochMetric.sweep_seq).
     event_seq: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The Celery queue its trials' messages go to (None: rows from before it was recorded).
+    queue: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # -- organising (docs/search.md); its trials take its project -------------------
