@@ -110,6 +110,29 @@ def sender(app: Celery, queue: str) -> Send:
     return functools.partial(send_train_job, app, queue)
 
 
+def queue_depth(app: Celery, queue: str) -> int:
+    """Messages waiting in ``queue`` (not yet delivered to a worker), on either broker:
+    Redis counts its priority lists, the SQL transport its visible rows. Raises when the
+    broker cannot be reached."""
+    with app.connection_for_read() as conn:
+        conn.ensure_connection(max_retries=1, timeout=3)
+        # Not passive: an empty Redis queue has no key, and a passive declare would raise.
+        declared = conn.default_channel.queue_declare(queue=queue, durable=True)
+        return int(declared.message_count)
+
+
+def broker_instance(app: Celery) -> str | None:
+    """What identifies the running broker server: Redis's ``run_id``, which changes on
+    every restart (a restart without persistence loses every queued message). None for
+    the SQL broker, whose messages are rows that outlive any process."""
+    with app.connection_for_read() as conn:
+        conn.ensure_connection(max_retries=1, timeout=3)
+        client = getattr(conn.default_channel, "client", None)
+        if client is None or not hasattr(client, "info"):
+            return None
+        return str(client.info("server")["run_id"])
+
+
 class Producer:
     """Sends tasks by name. One per API process."""
 
@@ -120,6 +143,10 @@ class Producer:
     def enqueue_training(self, job_id: str, dispatch: int) -> None:
         """Send the job's message (``send_train_job``)."""
         send_train_job(self.app, self.settings.queue, job_id, dispatch)
+
+    def queue_depth(self, queue: str | None = None) -> int:
+        """Messages waiting in ``queue`` (default: this API's own)."""
+        return queue_depth(self.app, queue or self.settings.queue)
 
     def ping(self) -> None:
         """Raise if the broker cannot be reached."""
