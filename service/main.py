@@ -26,6 +26,7 @@ from service.datasets.router import router as datasets_router
 from service.db import make_engine, make_sessionmaker
 from service.deps import current_user
 from service.errors import UNAUTHORIZED_SCHEMA, UNAVAILABLE_SCHEMA, install_error_handlers
+from service.fleet.router import router as fleet_router
 from service.gate import STREAM_CONNECTIONS, DatabaseGate
 from service.health import Health, HealthCheck, HealthDown
 from service.jobs import events as job_events
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(projects_router)
     app.include_router(accounts_router)
     app.include_router(users_router)
+    app.include_router(fleet_router)
     install_dashboard(app)
 
     catalog_doc = build_catalog(limits(settings))  # fixed for the life of the app
