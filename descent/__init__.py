@@ -28,6 +28,7 @@ from service.client import (
     SweepStatus,
     Unreachable,
 )
+from service.fleet.schemas import FleetRead, QueueRead, WorkerRead, WorkerState
 from service.jobs.schemas import AttemptRead, JobPage, JobRead, MetricsRead, ResultRead
 from service.predict.schemas import PredictionRead
 from service.projects.schemas import ProjectPage, ProjectRead
@@ -68,6 +69,7 @@ __all__ = [
     "ConfigError",
     "DescentError",
     "Event",
+    "FleetRead",
     "ImportanceRead",
     "JobKind",
     "JobPage",
@@ -78,6 +80,7 @@ __all__ = [
     "PredictionRead",
     "ProjectPage",
     "ProjectRead",
+    "QueueRead",
     "ResultRead",
     "SpecFileError",
     "SweepKind",
@@ -87,6 +90,8 @@ __all__ = [
     "TrialPage",
     "TrialRead",
     "Unreachable",
+    "WorkerRead",
+    "WorkerState",
     "load_model",
     "load_spec",
 ]

@@ -7,6 +7,7 @@ nothing of the server but the spec language and the API's response schemas:
 - ``sweeps``   ``descent sweep start|compare|list|follow|show|cancel|plot``
 - ``lab``      ``descent lab lr-find|landscape|plot``
 - ``catalog``  ``descent catalog``
+- ``fleet``    ``descent workers`` (admins: the workers and queues)
 - ``follow``   following a job; ``board`` following a sweep (its live table)
 - ``specfile`` spec files and ``--set``; ``output`` every way they write;
   ``options`` their shared options, exit codes and client; ``groups`` the command tree's

@@ -7,6 +7,7 @@ import typer
 
 from service.cli import admin, jobs, lab, organise, server, sweeps
 from service.cli.catalog import catalog
+from service.cli.fleet import workers
 from service.cli.groups import add_flat_alias
 from service.cli.predict import predict
 
@@ -24,6 +25,7 @@ app.add_typer(lab.app)
 app.add_typer(organise.app)
 app.command()(catalog)
 app.command()(predict)
+app.command(short_help="The workers, what each runs, and the queues (admins only).")(workers)
 server.register(app)
 admin.register(app, server.SERVER)
 

@@ -17,6 +17,7 @@ from service.client.choices import JOB_ENDED, SWEEP_ENDED, ImageFormat, LabPlot,
 from service.client.errors import ApiError, DescentError, Unreachable
 from service.client.settings import DEFAULT_URL, is_loopback_url, resolve_settings
 from service.client.sse import Event, decode_event, parse_sse
+from service.fleet.schemas import FleetRead
 from service.jobs.schemas import AttemptRead, JobPage, JobRead, MetricsRead, ResultRead
 from service.playground.schemas import PlaygroundResult
 from service.predict.schemas import PredictionRead
@@ -404,6 +405,13 @@ class Client:
     def me(self) -> UserRead:
         """The user the token belongs to."""
         return self._read(UserRead, "GET", "/v1/me")
+
+    def workers(self, state: str | Iterable[str] | None = None, *, all: bool = False) -> FleetRead:
+        """The worker fleet and its queues (admins only: a 403 :class:`ApiError` for
+        anyone else). ``state`` lists only workers in those states (``"ready,lost"``);
+        ``all`` adds those that ended more than a day ago (docs/fleet.md)."""
+        params = self._params(state=self._csv(state), all="true" if all else None)
+        return self._read(FleetRead, "GET", "/v1/workers", params=params)
 
     # -- plots ---------------------------------------------------------------------------
 
