@@ -1,6 +1,6 @@
 // The single page's shell: learns who is signed in, draws the nav, and routes the hash
 // (#/jobs, #/jobs/<id>, #/projects, #/new?from=<id>, #/compare?ids=a,b, #/sweeps, #/sweeps/<id>, #/lab,
-// #/playground, #/signin) to page modules, each `render(root, params, ctx)` → cleanup?.
+// #/playground, #/fleet, #/signin) to page modules, each `render(root, params, ctx)` → cleanup?.
 
 import { api } from "./api.js";
 import { h, clear, notice } from "./dom.js";
@@ -18,6 +18,7 @@ const ROUTES = [
   [/^sweeps\/([^/]+)$/, "sweep"],
   [/^lab$/, "lab"],
   [/^playground$/, "playground"],
+  [/^fleet$/, "fleet"],
   [/^signin$/, "signin"],
 ];
 
@@ -29,6 +30,8 @@ const NAV = [
   ["#/sweeps", "Sweeps", ["sweeps", "sweep"]],
   ["#/lab", "Lab", ["lab"]],
   ["#/playground", "Playground", ["playground"]],
+  // Admins only: GET /v1/workers answers anyone else 403 (the page says so if opened).
+  ["#/fleet", "Fleet", ["fleet"], "admin"],
 ];
 
 const main = document.getElementById("main");
@@ -59,7 +62,7 @@ function drawNav(page) {
     h(
       "ul",
       null,
-      NAV.map(([href, text, pages]) =>
+      NAV.filter(([, , , role]) => !role || (state.user && state.user.role === role)).map(([href, text, pages]) =>
         h(
           "li",
           null,
