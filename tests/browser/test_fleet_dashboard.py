@@ -47,19 +47,23 @@ def test_the_fleet_page_shows_workers_states_and_jobs_and_refreshes(
     mine = submit(live_server, live_server.token, f"fleet mine {tag}")
     theirs = submit(live_server, other, f"fleet theirs {tag}")
     gpu, cpu, lost = f"gpu-{tag}:4101", f"cpu-{tag}:4102", f"gone-{tag}:4103"
+    # A queue of their own: the server's real worker and its queue are left as they are.
+    queue = f"fleet-{tag}"
     add_worker(
         url,
         gpu,
+        queue=queue,
         devices=A10,
         cuda_version="12.4",
         torch_threads=6,
         concurrency=2,
         running=[mine["id"], theirs["id"]],
     )
-    add_worker(url, cpu, torch_threads=2, started_at=utcnow() - timedelta(minutes=5))
+    add_worker(url, cpu, queue=queue, torch_threads=2, started_at=utcnow() - timedelta(minutes=5))
     add_worker(
         url,
         lost,
+        queue=queue,
         started_at=utcnow() - timedelta(hours=3),
         heartbeat_at=utcnow() - timedelta(minutes=10),
     )
@@ -86,9 +90,14 @@ def test_the_fleet_page_shows_workers_states_and_jobs_and_refreshes(
     # Lost is red: white on the danger colour, not a colour a live worker has.
     assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(180, 35, 24)"
     assert re.fullmatch(r"\d+m \d\ds ago", gone.get_by_test_id("worker-heartbeat").inner_text())
-    queue = page.get_by_test_id("queue-row").first
-    assert re.fullmatch(r"\d+", queue.get_by_test_id("queue-depth").inner_text())
-    assert int(queue.get_by_test_id("queue-workers").inner_text()) >= 2
+    # Their queue: nothing waits in it; the two live workers consume it, the lost one not.
+    theirs_row = page.locator(f'[data-testid=queue-row][data-queue="{queue}"]')
+    assert theirs_row.get_by_test_id("queue-depth").inner_text() == "0"
+    assert theirs_row.get_by_test_id("queue-queued").inner_text() == "0"
+    assert theirs_row.get_by_test_id("queue-workers").inner_text() == "2"
+    # The server's own queue comes first, its depth a number: the broker answered.
+    own = page.get_by_test_id("queue-row").first
+    assert re.fullmatch(r"\d+", own.get_by_test_id("queue-depth").inner_text())
     screenshot(page, "fleet")
 
     # The lost worker comes back (a heartbeat): the page shows it without a reload.

@@ -46,7 +46,7 @@ function workerRow(w, me, now) {
     ? h("ul", { class: "plain" }, w.running.map((j) => jobItem(j, me)),
         w.held.length ? h("li", { class: "muted" }, `${w.held.length} received, not started`) : null)
     : h("span", { class: "muted" }, "—");
-  const torch = (w.torch_version || "—") + (w.cuda_version ? ` · CUDA ${w.cuda_version}` : "");
+  const torch = (w.torch_version || "—") + (w.cuda_version ? ` cu${w.cuda_version}` : "");
   return h("tr", { class: `worker worker-row-${w.state}`, dataset: { testid: "worker-row", workerId: w.id } },
     h("td", { class: "name" }, h("code", null, w.id)),
     h("td", null, stateBadge(w.state)),
@@ -132,8 +132,8 @@ export async function render(root, params, ctx) {
           `${fleet.hidden} more ended over a day ago.`)
       : null;
     clear(workers, fleet.workers.length
-      ? table("workers-table", `${fleet.workers.length} workers; a lost worker's heartbeat is older than ${fleet.lease_seconds} s.`,
-          [["Worker"], ["State"], ["Queue"], ["Device"], ["Torch"], ["Threads", 1], ["Jobs at once", 1], ["Running"],
+      ? table("workers-table", `${fleet.workers.length} workers; a lost worker's heartbeat is older than ${fleet.lease_seconds} s; slots: jobs it runs at once.`,
+          [["Worker"], ["State"], ["Queue"], ["Device"], ["Torch"], ["Threads", 1], ["Slots", 1], ["Running"],
             ["Heartbeat", 1], ["Started", 1]],
           fleet.workers.map((w) => workerRow(w, ctx.user && ctx.user.id, fleet.now)))
       : notice("No worker has registered yet: start one with `descent worker` (or `descent up`).", "info", "fleet-empty"),
