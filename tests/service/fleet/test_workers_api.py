@@ -199,3 +199,35 @@ def test_a_broker_that_is_down_leaves_the_depths_null_not_a_500(
     assert {q["name"] for q in body["queues"]} == {"descent", "gpu"}
     for q in body["queues"]:
         assert q["depth"] is None and q["broker_error"], q
+
+
+def test_postgresql_and_redis_give_the_same_listing(postgres_backend: Backend) -> None:
+    settings = postgres_backend.settings()
+    url = str(settings.database_url)
+    admin = bearer(make_user(postgres_backend, "root", admin=True))
+    with TestClient(create_app(settings), headers=admin) as client:
+        ids = [client.post("/v1/jobs", json=SMALL_JOB).json()["id"] for _ in range(2)]
+        set_job(url, ids[0], status="running", epochs_completed=2)
+        now = utcnow()
+        add_worker(url, "gpu-1:10", queue=settings.queue, running=[ids[0]])
+        add_worker(url, "gpu-2:11", queue=settings.queue, heartbeat_at=now - timedelta(hours=1))
+        add_worker(
+            url,
+            "cpu-0:9",
+            queue=settings.queue,
+            state="stopped",
+            heartbeat_at=now - timedelta(days=2),
+            stopped_at=now - timedelta(days=2),
+        )
+        body = client.get("/v1/workers").json()
+        assert [(w["id"], w["state"]) for w in body["workers"]] == [
+            ("gpu-1:10", "ready"),
+            ("gpu-2:11", "lost"),
+        ]
+        assert body["hidden"] == 1 and body["broker_reachable"] is True
+        assert [j["epoch"] for j in body["workers"][0]["running"]] == [2]
+        [queue] = body["queues"]
+        # Redis holds both messages (no worker took them); one job still waits in SQL.
+        assert (queue["depth"], queue["queued"], queue["running"], queue["workers"]) == (2, 1, 1, 1)
+        lost = client.get("/v1/workers", params={"state": "lost,stopped"}).json()
+        assert [w["id"] for w in lost["workers"]] == ["gpu-2:11", "cpu-0:9"]
