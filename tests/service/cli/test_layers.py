@@ -28,7 +28,7 @@ CLIENT_SIDE = sorted(
     if str(p.relative_to(ROOT)) not in SERVER_SIDE
 )
 THIRD_PARTY = {"httpx", "typer", "rich", "yaml", "pydantic", "pydantic_core"}
-SCHEMAS = {"auth", "datasets", "jobs", "playground", "predict", "projects", "sweeps"}
+SCHEMAS = {"auth", "datasets", "fleet", "jobs", "playground", "predict", "projects", "sweeps"}
 #: Imports a module may make inside a function only, as pyproject's import contracts allow:
 #: ``descent.load_model`` rebuilds a trained network with the engine (and torch).
 LAZY = {"descent/__init__.py": {"workers.engine.loaded"}}
