@@ -143,3 +143,13 @@ def test_a_user_who_is_not_an_admin_is_told_so(fake_api) -> None:  # noqa: ANN00
 )
 def test_ages_read_at_a_glance(seconds: float | None, shown: str) -> None:
     assert age(seconds) == shown
+
+
+def test_help_says_who_may_ask_and_what_lost_means() -> None:
+    result = runner.invoke(app, ["workers", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for words in ("admins only", "--state", "--all", "--json", "DESCENT_LEASE_SECONDS", "lost"):
+        assert words in text, words
+    listing = " ".join(runner.invoke(app, ["--help"]).output.split())
+    assert "workers The workers, what each runs, and the queues (admins only)." in listing
