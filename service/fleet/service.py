@@ -177,7 +177,7 @@ def _held(session: Session, worker_ids: Sequence[str]) -> dict[str, list[str]]:
     )
     out: dict[str, list[str]] = {}
     for holder, job_id in session.execute(query).all():
-        if holder is not None:  # the query's IN leaves no null; this tells mypy so
+        if holder is not None:  # never null under the IN, but the column is nullable
             out.setdefault(holder, []).append(job_id)
     return out
 

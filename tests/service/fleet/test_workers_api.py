@@ -4,6 +4,7 @@ runs, the queues' counts and broker depths, admins only, and a broker that is do
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from support import Backend, bearer, make_user, make_user_at
 
 from service.config import Settings
 from service.db import utcnow
+from service.fleet import router as fleet_router
 from service.main import create_app
 from service.migrate import upgrade
 
@@ -231,3 +233,24 @@ def test_postgresql_and_redis_give_the_same_listing(postgres_backend: Backend) -
         assert (queue["depth"], queue["queued"], queue["running"], queue["workers"]) == (2, 1, 1, 1)
         lost = client.get("/v1/workers", params={"state": "lost,stopped"}).json()
         assert [w["id"] for w in lost["workers"]] == ["gpu-2:11", "cpu-0:9"]
+
+
+def test_a_broker_that_never_answers_is_given_up_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A listener that never accepts: connections open, and nothing ever answers them.
+    monkeypatch.setattr(fleet_router, "BROKER_SECONDS", 0.5)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        broker = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        settings = Settings(data_dir=tmp_path, broker_url=broker)
+        upgrade(str(settings.database_url))
+        token = make_user_at(str(settings.database_url), "root", admin=True)
+        with TestClient(create_app(settings), headers=bearer(token)) as client:
+            r = client.get("/v1/workers")
+    assert r.status_code == 200, r.text
+    assert r.json()["broker_reachable"] is False
+    [queue] = r.json()["queues"]
+    assert queue["depth"] is None
+    assert queue["broker_error"] == "the broker did not answer within 0.5 s"
