@@ -25,12 +25,9 @@ class WorkerState(StrEnum):
 
     #: Alive as far as anyone knows: they count as a queue's workers.
     LIVE: ClassVar[frozenset[WorkerState]]
-    #: Ended, cleanly or not: hidden once ended more than a day ago (unless asked for).
-    ENDED: ClassVar[frozenset[WorkerState]]
 
 
 WorkerState.LIVE = frozenset({WorkerState.STARTING, WorkerState.READY, WorkerState.STOPPING})
-WorkerState.ENDED = frozenset({WorkerState.STOPPED, WorkerState.LOST})
 
 
 class DeviceRead(BaseModel):
