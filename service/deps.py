@@ -32,6 +32,7 @@ from service.errors import (
 )
 from service.gate import Db
 from service.live import Notifier
+from service.logs import USER_ID
 from service.query import MAX_QUERY_INT
 from service.queue import Producer
 
@@ -104,7 +105,9 @@ async def current_user(
             return local_admin(session=session)
         return user_for_authorization(session=session, authorization=authorization)
 
-    return await request.app.state.gate.run(lookup, gone=request.is_disconnected)
+    user = await request.app.state.gate.run(lookup, gone=request.is_disconnected)
+    USER_ID.set(user.id)  # an async dependency: runs in the request's own context
+    return user
 
 
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
