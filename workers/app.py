@@ -41,9 +41,19 @@ def _setup_logging(loglevel: int | str | None = None, **_: object) -> None:
         logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel
     )
     logs.setup(settings.log_format, str(level or "INFO"))
+    if settings.log_format == "json":
+        # The worker's signal handlers write their notes ("worker: Warm shutdown") to the
+        # terminal directly, outside logging: in a stream of JSON lines, they are lines too.
+        import celery.apps.worker
+
+        celery.apps.worker.safe_say = _say
     # Celery's "Task … received" line (the main process) names the job only in its
     # arguments: give it the job's fields like every other line about the job.
     logging.getLogger("celery.worker.strategy").addFilter(_received_job)
+
+
+def _say(msg: str, f: object = None) -> None:
+    logging.getLogger("celery.apps.worker").info(msg)
 
 
 @celeryd_init.connect
