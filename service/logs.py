@@ -73,6 +73,17 @@ def context_fields(record: logging.LogRecord) -> dict[str, Any]:
     return found
 
 
+class ContextFilter(logging.Filter):
+    """Stamps the context fields on each record as its handler takes it, in the thread
+    that logged it: a formatter that runs later, or elsewhere, still sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in CONTEXT:
+            if getattr(record, name, None) is None:
+                setattr(record, name, var.get())
+        return True
+
+
 # --- Redaction ---------------------------------------------------------------------------
 
 #: Names whose values are credentials: exactly, or as the last word of a longer name
@@ -101,10 +112,23 @@ SECRET_NAMES = (
 )
 REDACTED = "[REDACTED]"
 _NAME = r"(?:[\w.-]*[_.-])?(?:" + "|".join(sorted(set(SECRET_NAMES), key=len, reverse=True)) + ")"
+_SCHEME = "(?:bearer|basic|token|digest)"
 _SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Authorization headers keep their scheme (first: "authorization=Basic …" is a
+    # name=value too, whose value would be the scheme).
+    (
+        re.compile(
+            r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?"
+            rf"(?:{_SCHEME}\s+)?+)(?!\[REDACTED\])[^\s\"',;<>]+"
+        ),
+        rf"\1{REDACTED}",
+    ),
     # name=value in a query string, a cookie, a DSN ("password=…"), a form body.
     (
-        re.compile(rf"(?i)(^|[?&;,\s]|%26)({_NAME})=(?!\[REDACTED\])[^&;,\s\"'<>#]+"),
+        re.compile(
+            rf"(?i)(^|[?&;,\s]|%26)({_NAME})="
+            rf"(?!\[REDACTED\]|{_SCHEME}\s+\[REDACTED\])[^&;,\s\"'<>#]+"
+        ),
         rf"\1\2={REDACTED}",
     ),
     # "name": "value" and 'name': 'value' (JSON, Python reprs).
@@ -112,14 +136,7 @@ _SUBS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(rf"(?i)([\"']{_NAME}[\"']\s*:\s*)([\"'])(?!\[REDACTED\])[^\"']*\2"),
         rf"\1\2{REDACTED}\2",
     ),
-    # Authorization headers keep their scheme; so does a bare "Bearer <token>".
-    (
-        re.compile(
-            r"(?i)(\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?"
-            r"(?:(?:bearer|basic|token|digest)\s+)?+)(?!\[REDACTED\])[^\s\"',;<>]+"
-        ),
-        rf"\1{REDACTED}",
-    ),
+    # A bare "Bearer <token>", wherever it is.
     (re.compile(r"(?i)(\bbearer\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/-]+=*"), rf"\1{REDACTED}"),
     # Cookie headers: the whole value.
     (
@@ -218,10 +235,12 @@ def config(fmt: LogFormat = "text", level: str = "INFO") -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"descent": {"()": f"{__name__}.{FORMATTERS[fmt].__name__}"}},
+        "filters": {"context": {"()": f"{__name__}.ContextFilter"}},
         "handlers": {
             "descent": {
                 "class": "logging.StreamHandler",
                 "formatter": "descent",
+                "filters": ["context"],
                 "stream": "ext://sys.stderr",
             }
         },
