@@ -61,12 +61,16 @@ def bound(**fields: object) -> Iterator[None]:
             var.reset(token)
 
 
+_UNSET = object()
+
+
 def context_fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The context fields that apply to ``record``: its own, else the context's."""
+    """The context fields that apply to ``record``: those stamped on it (by
+    :class:`ContextFilter`, or ``extra=``), else the context's at formatting time."""
     found = {}
     for name, var in CONTEXT:
-        value = getattr(record, name, None)
-        if value is None:
+        value = getattr(record, name, _UNSET)
+        if value is _UNSET:
             value = var.get()
         if value is not None:
             found[name] = value
