@@ -222,7 +222,9 @@ class JsonFormatter(logging.Formatter):
             doc["exc_info"] = redact(record.exc_text)
         if record.stack_info:
             doc["stack_info"] = redact(self.formatStack(record.stack_info))
-        return json.dumps(doc, default=str, ensure_ascii=False, separators=(",", ":"))
+        # ASCII: a message's own line separators (U+2028 among them) are escaped too, so
+        # a line of the log is always exactly one record, whatever splits it.
+        return json.dumps(doc, default=str, separators=(",", ":"))
 
 
 FORMATTERS: dict[str, type[logging.Formatter]] = {"text": TextFormatter, "json": JsonFormatter}

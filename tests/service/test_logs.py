@@ -238,3 +238,9 @@ def test_a_token_in_the_query_string_is_refused_and_redacted_in_the_access_log(
         assert doc["path"] == "/v1/jobs?limit=2&token=[REDACTED]"
     else:
         assert "uvicorn.access" in access and access.endswith("[request_id=leaky-1]")
+
+
+def test_a_json_record_is_one_line_whatever_its_message_holds() -> None:
+    line = logs.JsonFormatter().format(record("a\nb\r\nc\u2028d\u0085e × f"))
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["message"] == "a\nb\r\nc\u2028d\u0085e × f"
