@@ -109,10 +109,12 @@ def test_one_jobs_json_lines_join_by_job_id_across_api_and_worker(tmp_path: Path
     (refused,) = [x for x in lines if x["logger"] == "uvicorn.access" and x.get("status") == 401]
     assert "token=[REDACTED]" in refused["message"] and refused["request_id"]
 
-    # Every line that mentions the job says so in its job_id field; the access lines of
-    # requests that name it in their path are joined by request_id instead.
-    about_job = [x for x in lines if job_id in json.dumps(x) and x["logger"] != "uvicorn.access"]
+    # Every line that mentions the job says so in its job_id field: the access lines of
+    # the polls (GET /v1/jobs/{id}) too.
+    about_job = [x for x in lines if job_id in json.dumps(x)]
     assert all(x.get("job_id") == job_id for x in about_job), about_job
+    polls = [x for x in about_job if x["logger"] == "uvicorn.access"]
+    assert polls and all(x["request_id"] != "submit-1" for x in polls)
     api = [x for x in about_job if x["logger"].startswith("service.")]
     worker = [x for x in about_job if x["logger"].startswith(("workers.", "celery."))]
     # The API's submit line, with the request and the user it came from.
