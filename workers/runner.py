@@ -204,28 +204,20 @@ def run_job(job_id: str, *, settings: Settings, send: Send, dispatch: int | None
     sends the messages of its sweep's next trials when it is one. Every line logged
     meanwhile carries the job's id, the dispatch and, once claimed, the attempt."""
     with logs.bound(job_id=job_id, dispatch=dispatch):
-        _run_job(job_id, settings=settings, send=send, dispatch=dispatch)
-
-
-def _run_job(job_id: str, *, settings: Settings, send: Send, dispatch: int | None) -> None:
-    sessions = _sessions(str(settings.database_url))
-    claimed = retrying(
-        lambda: claim(sessions, settings, job_id, dispatch),
-        seconds=settings.db_retry_seconds,
-        what=f"claiming job {job_id}",
-    )
-    notifier = _notifier(settings.redis_url)
-    notifier.job_changed(job_id)  # running now, or ended by the claim
-    if claimed is None:
-        return
-    with logs.bound(attempt=claimed.attempt):
-        log.info(
-            "job %s: attempt %d claimed, from epoch %d",
-            job_id,
-            claimed.attempt,
-            claimed.epochs_completed,
+        sessions = _sessions(str(settings.database_url))
+        claimed = retrying(
+            lambda: claim(sessions, settings, job_id, dispatch),
+            seconds=settings.db_retry_seconds,
+            what=f"claiming job {job_id}",
         )
-        _run_claimed(job_id, claimed, sessions, settings, notifier, send)
+        notifier = _notifier(settings.redis_url)
+        notifier.job_changed(job_id)  # running now, or ended by the claim
+        if claimed is None:
+            return
+        with logs.bound(attempt=claimed.attempt):
+            n, done = claimed.attempt, claimed.epochs_completed
+            log.info("job %s: attempt %d claimed, from epoch %d", job_id, n, done)
+            _run_claimed(job_id, claimed, sessions, settings, notifier, send)
 
 
 def _run_claimed(
