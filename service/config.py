@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Passwords that production refuses in DESCENT_DATABASE_URL and DESCENT_BROKER_URL.
@@ -68,6 +68,14 @@ class Settings(BaseSettings):
         "development", description="`production` refuses the embedded SQLite defaults."
     )
     data_dir: Path = Field(Path(".descent"), description="Root of the embedded mode's files.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text` for a terminal; `json`: one JSON object a line with request, "
+        "user and job ids, for a log collector (docs/logging.md).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = Field(
+        None, description="Lowest level logged; default INFO (a worker: its --loglevel)."
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: a SQLite file in the data dir."
     )
@@ -237,6 +245,13 @@ class Settings(BaseSettings):
     db_retry_seconds: float = Field(
         300.0, ge=0, description="How long a worker retries a database write before failing."
     )
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.lower() if info.field_name == "log_format" else value.upper()
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:

@@ -11,6 +11,7 @@ handler's).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
@@ -32,6 +33,7 @@ from service.errors import (
 )
 from service.gate import Db
 from service.live import Notifier
+from service.logs import JOB_ID, USER_ID
 from service.query import MAX_QUERY_INT
 from service.queue import Producer
 
@@ -81,6 +83,15 @@ session_cookie = APIKeyCookie(
 )
 
 
+def _bind_job(request: Request) -> None:
+    """A request about one job (``/v1/jobs/{job_id}…``): its log lines, the access line
+    too, carry the job's id, to be joined with the worker's. Set here, in an async
+    dependency every such route has, because it runs in the request's own context."""
+    job_id = request.path_params.get("job_id")
+    if job_id is not None and _UUID.match(job_id):
+        JOB_ID.set(job_id)
+
+
 async def current_user(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -94,6 +105,7 @@ async def current_user(
     handler's. With ``DESCENT_AUTH=none`` every request acts as the local admin
     (loopback only: the CLI refuses to bind anywhere else in that mode).
     """
+    _bind_job(request)
     user = getattr(request.state, USER_STATE, None)
     if user is not None:  # found (enabled, its token valid) by the middleware
         return user
@@ -104,7 +116,9 @@ async def current_user(
             return local_admin(session=session)
         return user_for_authorization(session=session, authorization=authorization)
 
-    return await request.app.state.gate.run(lookup, gone=request.is_disconnected)
+    user = await request.app.state.gate.run(lookup, gone=request.is_disconnected)
+    USER_ID.set(user.id)  # an async dependency: runs in the request's own context
+    return user
 
 
 async def admin_user(user: Annotated[User, Depends(current_user)]) -> User:
@@ -143,6 +157,7 @@ def authenticated_router(*, prefix: str, tags: list[str], admin: bool = False) -
 #: parameter, before any lookup.
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 _EXAMPLE_ID = "3f0c2a9e-5b1d-4c7e-9a4f-0d2b6c8e1f37"
+_UUID = re.compile(UUID_PATTERN)
 
 
 def _id(what: str) -> Any:

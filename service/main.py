@@ -34,6 +34,7 @@ from service.jobs.router import router as jobs_router
 from service.jobs.service import limits
 from service.limits import install_body_limits
 from service.live import Notifier
+from service.logs import REQUEST_ID_HEADER, RequestId
 from service.playground.router import router as playground_router
 from service.plots.lab_router import router as lab_plots_router
 from service.plots.router import router as plots_router
@@ -144,9 +145,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
-            expose_headers=["Retry-After", "Location", "Content-Disposition", "WWW-Authenticate"],
+            expose_headers=[
+                "Retry-After",
+                "Location",
+                "Content-Disposition",
+                "WWW-Authenticate",
+                REQUEST_ID_HEADER,
+            ],
             max_age=600,
         )
+    # Added last, so it runs first: every line of a request, the token check's and the
+    # access log's too, carries its id.
+    app.add_middleware(RequestId)
     app.include_router(session_router)
     app.include_router(jobs_router)
     app.include_router(predict_router)

@@ -33,9 +33,12 @@ def count_gpus() -> int:
 
 
 def celery_argv(args: argparse.Namespace, hostname: str) -> list[str]:
+    settings = get_settings()
+    # Celery prints its banner to stdout, outside logging: not in a stream of JSON lines.
+    quiet = ["--quiet"] if settings.log_format == "json" else []
     return [
-        sys.executable, "-m", "celery", "-A", "workers.app", "worker",
-        "--queues", get_settings().queue,
+        sys.executable, "-m", "celery", "-A", "workers.app", *quiet, "worker",
+        "--queues", settings.queue,
         "--concurrency", str(args.concurrency),
         "--pool", "prefork",
         "--loglevel", args.loglevel,

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    celeryd_init,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 
+from service import logs
 from service.config import get_settings
-from service.queue import make_celery, sender
+from service.queue import TRAIN_JOB, make_celery, sender
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +29,82 @@ app.conf.imports = ("workers.tasks",)
 # The pool process imports torch, scikit-learn and the engine at start (below); give it
 # longer than Celery's default 4 s before it is declared dead.
 app.conf.worker_proc_alive_timeout = 60
+
+
+@setup_logging.connect
+def _setup_logging(loglevel: int | str | None = None, **_: object) -> None:
+    """Celery's own lines go through the API's redacting handler, in DESCENT_LOG_FORMAT
+    (with a receiver here, Celery configures no logging of its own). DESCENT_LOG_LEVEL
+    wins over ``--loglevel``."""
+    settings = get_settings()
+    level = settings.log_level or (
+        logging.getLevelName(loglevel) if isinstance(loglevel, int) else loglevel
+    )
+    logs.setup(settings.log_format, str(level or "INFO"))
+    if settings.log_format == "json":
+        # The worker's signal handlers write their notes ("worker: Warm shutdown") to the
+        # terminal directly, outside logging: in a stream of JSON lines, they are lines too.
+        import celery.apps.worker
+
+        celery.apps.worker.safe_say = _say
+    # Celery's "Task … received" line (the main process) names the job only in its
+    # arguments: give it the job's fields like every other line about the job.
+    logging.getLogger("celery.worker.strategy").addFilter(_received_job)
+
+
+def _say(msg: str, f: object = None) -> None:
+    logging.getLogger("celery.apps.worker").info(msg)
+
+
+@celeryd_init.connect
+def _early_logging(options: dict[str, object] | None = None, **_: object) -> None:
+    """The worker warns (running as root, for one) before it sets its logging up: set it
+    up first, so that those lines are in DESCENT_LOG_FORMAT too."""
+    _setup_logging((options or {}).get("loglevel"))
+
+
+def _received_job(record: logging.LogRecord) -> bool:
+    data = getattr(record, "data", None)
+    if isinstance(data, dict) and data.get("name") == TRAIN_JOB:
+        job_id, dispatch = _job_args(data.get("args"))
+        record.__dict__.update(job_id=job_id, dispatch=dispatch)
+    return True
+
+
+def _job_args(argsrepr: object) -> tuple[str | None, int | None]:
+    """The job id and dispatch number in a ``train_job`` message's ``argsrepr``
+    (``"['<id>', 3]"``); Nones when it is anything else."""
+    import ast
+
+    if not isinstance(argsrepr, str) or len(argsrepr) > 200:
+        return None, None
+    try:
+        args = ast.literal_eval(argsrepr)
+    except (ValueError, SyntaxError):
+        return None, None
+    if not isinstance(args, list | tuple) or not args or not isinstance(args[0], str):
+        return None, None
+    dispatch = args[1] if len(args) > 1 and isinstance(args[1], int) else None
+    return args[0], dispatch
+
+
+@task_prerun.connect
+def _bind_job(task: object = None, args: object = None, **kwargs: object) -> None:
+    """Celery's own lines about a job (its "succeeded in" too, written after the task
+    returns) carry the job's fields; the runner adds the attempt once it has one."""
+    if getattr(task, "name", None) != TRAIN_JOB:
+        return
+    params = kwargs.get("kwargs")
+    params = params if isinstance(params, dict) else {}
+    positional = list(args) if isinstance(args, list | tuple) else []
+    logs.JOB_ID.set(positional[0] if positional else params.get("job_id"))
+    logs.DISPATCH.set(positional[1] if len(positional) > 1 else params.get("dispatch"))
+
+
+@task_postrun.connect
+def _unbind_job(**_: object) -> None:
+    for var in (logs.JOB_ID, logs.ATTEMPT, logs.DISPATCH):
+        var.set(None)
 
 
 def _cap_memory(megabytes: int, *, cuda: bool) -> None:

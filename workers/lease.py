@@ -16,6 +16,7 @@ take the lease.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -92,7 +93,14 @@ class Lease:
         self.cancel_requested = False
         self.lost: str | None = None  # why the lease is gone, once it is
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id[:8]}", daemon=True)
+        # Run in a copy of the caller's context: the heartbeat's log lines carry the job's
+        # fields (service/logs.py) like the runner's.
+        self._thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._run,),
+            name=f"lease-{job_id[:8]}",
+            daemon=True,
+        )
 
     # -- the fence ---------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import logs
 from service.config import Settings
 from service.datasets.models import Dataset
 from service.db import make_engine, make_sessionmaker, utcnow
@@ -119,6 +120,14 @@ class SqlReporter:
         )
         self.notifier.job_changed(self.lease.job_id)
         self.reported = epoch
+        # A training epoch (it comes with a checkpoint) is worth a line; the lab's rows,
+        # hundreds a job, only at DEBUG.
+        log.log(
+            logging.INFO if checkpoint is not None else logging.DEBUG,
+            "job %s: epoch %d recorded",
+            self.lease.job_id,
+            epoch,
+        )
         if self.trial is not None:
             self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
 
@@ -192,17 +201,33 @@ def _clean_stale_files(job_dir: Path) -> None:
 
 def run_job(job_id: str, *, settings: Settings, send: Send, dispatch: int | None = None) -> None:
     """One attempt at the job ``job_id`` for a message of number ``dispatch``; ``send``
-    sends the messages of its sweep's next trials when it is one."""
-    sessions = _sessions(str(settings.database_url))
-    claimed = retrying(
-        lambda: claim(sessions, settings, job_id, dispatch),
-        seconds=settings.db_retry_seconds,
-        what=f"claiming job {job_id}",
-    )
-    notifier = _notifier(settings.redis_url)
-    notifier.job_changed(job_id)  # running now, or ended by the claim
-    if claimed is None:
-        return
+    sends the messages of its sweep's next trials when it is one. Every line logged
+    meanwhile carries the job's id, the dispatch and, once claimed, the attempt."""
+    with logs.bound(job_id=job_id, dispatch=dispatch):
+        sessions = _sessions(str(settings.database_url))
+        claimed = retrying(
+            lambda: claim(sessions, settings, job_id, dispatch),
+            seconds=settings.db_retry_seconds,
+            what=f"claiming job {job_id}",
+        )
+        notifier = _notifier(settings.redis_url)
+        notifier.job_changed(job_id)  # running now, or ended by the claim
+        if claimed is None:
+            return
+        with logs.bound(attempt=claimed.attempt):
+            n, done = claimed.attempt, claimed.epochs_completed
+            log.info("job %s: attempt %d claimed, from epoch %d", job_id, n, done)
+            _run_claimed(job_id, claimed, sessions, settings, notifier, send)
+
+
+def _run_claimed(
+    job_id: str,
+    claimed: Claimed,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    notifier: Notifier,
+    send: Send,
+) -> None:
     lease = Lease(
         sessions,
         job_id,

@@ -35,6 +35,7 @@ from service.auth.models import ApiToken, User
 from service.auth.service import token_holder
 from service.errors import ApiError, Unauthorized, api_error_response, database_error_response
 from service.gate import DatabaseGate, Departure
+from service.logs import USER_ID
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -174,4 +175,5 @@ class RequireToken:
         state = scope.setdefault("state", {})
         state[USER_STATE] = user
         state[SESSION_STATE] = signed_in
+        USER_ID.set(user.id)  # the rest of the request's log lines name its user
         await self.app(scope, receive, send)

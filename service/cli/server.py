@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -41,8 +41,14 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(settings: Settings | None = None) -> dict[str, Any]:
+    """Configure logging from DESCENT_LOG_FORMAT and DESCENT_LOG_LEVEL; returns the
+    document uvicorn is given as its ``log_config``, so that its own lines (the access
+    log above all) go through the same redacting handler."""
+    from service.logs import setup
+
+    settings = settings or _settings()
+    return setup(settings.log_format, settings.log_level or "INFO")
 
 
 def is_loopback(host: str) -> bool:
@@ -156,7 +162,7 @@ def up(
     from service.main import create_app
     from service.migrate import upgrade
 
-    _logging()
+    log_config = _logging(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(str(settings.database_url))
     log.info("database ready: %s", settings.database_url)
@@ -180,7 +186,7 @@ def up(
             create_app(settings),
             host=host,
             port=port,
-            log_level="info",
+            log_config=log_config,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         )
     finally:
@@ -202,18 +208,19 @@ def api(
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Run the API alone (the database must be migrated: `descent migrate`)."""
-    refuse_open_bind(host, _settings().auth)
+    settings = _settings()
+    refuse_open_bind(host, settings.auth)
 
     import uvicorn
 
-    _logging()
     uvicorn.run(
         "service.main:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        # Each process uvicorn starts configures its logging from this document.
+        log_config=_logging(settings),
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 

@@ -103,10 +103,19 @@ def create(
     try:
         producer.enqueue_training(job.id, job.dispatch)
     except Exception as exc:
-        log.warning("could not enqueue job %s: %s", job.id, exc)
+        log.warning("could not enqueue job %s: %s", job.id, exc, extra={"job_id": job.id})
         session.delete(job)
         session.commit()
         raise Unavailable("the task broker is unavailable; the job was not created") from exc
+    # The first line of a job's log, to join the worker's by job_id (docs/logging.md);
+    # the spec stays out of it (dataset paths, names a user may not want logged).
+    log.info(
+        "job %s created (%s, dispatch %d)",
+        job.id,
+        spec.kind,
+        job.dispatch,
+        extra={"job_id": job.id, "dispatch": job.dispatch},
+    )
     return job
 
 
