@@ -132,6 +132,25 @@ class WorkerSupervisor:
             p.wait()
 
 
+def prepare_embedded(settings: Settings) -> None:
+    """``descent up``'s start-up before it serves: a private data directory (0700, files
+    0600, what an older version left readable tightened, with a warning), the temporary
+    folder uploads spool to, migrations and the local admin's token."""
+    from service.auth.service import ensure_local_admin
+    from service.datadir import make_private, private_tmp, uses_data_dir
+    from service.migrate import upgrade
+
+    if uses_data_dir(settings):
+        make_private(settings)
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_tmp(settings)
+    upgrade(str(settings.database_url))
+    log.info("database ready: %s", settings.database_url)
+    if ensure_local_admin(settings):
+        log.info("created the local admin user and its API token")
+
+
 def up(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
@@ -150,18 +169,11 @@ def up(
     settings = _settings()
     refuse_open_bind(host, settings.auth)
 
-    import uvicorn
-
-    from service.auth.service import ensure_local_admin
     from service.main import create_app
-    from service.migrate import upgrade
+    from service.serving import run, uvicorn_config
 
     _logging()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(str(settings.database_url))
-    log.info("database ready: %s", settings.database_url)
-    if ensure_local_admin(settings):
-        log.info("created the local admin user and its API token")
+    prepare_embedded(settings)
     if settings.auth == "none":
         log.warning("DESCENT_AUTH=none: no tokens; every request acts as the local admin")
     else:
@@ -176,20 +188,9 @@ def up(
     # default action the process would die there, before stopping its workers.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_level="info",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        )
+        run(uvicorn_config(create_app(settings), host=host, port=port, settings=settings))
     finally:
         supervisor.stop()
-
-
-#: How long open requests (event streams, above all) get to finish on shutdown; a
-#: stream cut then is resumed by its client with Last-Event-ID.
-GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
@@ -202,20 +203,25 @@ def api(
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Run the API alone (the database must be migrated: `descent migrate`)."""
-    refuse_open_bind(host, _settings().auth)
+    settings = _settings()
+    refuse_open_bind(host, settings.auth)
 
-    import uvicorn
+    from service.datadir import make_private, private_tmp, uses_data_dir
+    from service.serving import run, uvicorn_config
 
     _logging()
-    uvicorn.run(
+    if uses_data_dir(settings):  # the embedded default's files, served by the API alone
+        make_private(settings)
+    private_tmp(settings)
+    config = uvicorn_config(
         "service.main:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        settings=settings,
     )
+    run(config)
 
 
 def worker(ctx: typer.Context) -> None:
