@@ -67,9 +67,9 @@ MAX_INFERRED_CLASSES = 20
 # Rows converted at a time, which bounds the memory held in Python strings: at most
 # _CHUNK_ROWS rows and (for wide files) about _CHUNK_CELLS cells.
 _CHUNK_ROWS = 4096
-_CHUNK_CELLS = 65536
+_CHUNK_CELLS = 16384
 # Bytes of the file decoded at a time.
-_READ_BLOCK = 1024 * 1024
+_READ_BLOCK = 256 * 1024
 # Distinct target labels whose strings are shared between rows (beyond, each row keeps
 # its own: a regression target has as many values as rows).
 _SHARED_LABELS = 4096
