@@ -163,7 +163,12 @@ def up(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes to supervise.")] = 1,
 ) -> None:
-    """Run everything: migrations, the API and supervised worker(s) (embedded default)."""
+    """Run everything: migrations, the API and supervised worker(s) (embedded default).
+
+    The data directory is private: 0700, files 0600 (an older one is tightened).
+
+    Timeouts, connection and upload bounds: DESCENT_* settings, docs/limits.md.
+    """
     if data_dir is not None:
         os.environ["DESCENT_DATA_DIR"] = str(data_dir)
     settings = _settings()
@@ -202,7 +207,10 @@ def api(
     port: PortOpt = 8000,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
 ) -> None:
-    """Run the API alone (the database must be migrated: `descent migrate`)."""
+    """Run the API alone (the database must be migrated: `descent migrate`).
+
+    Timeouts, connection and upload bounds: DESCENT_* settings, docs/limits.md.
+    """
     settings = _settings()
     refuse_open_bind(host, settings.auth)
 
