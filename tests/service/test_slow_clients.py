@@ -9,6 +9,7 @@ ended each connection, never how fast.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import select
@@ -24,7 +25,7 @@ from support import wait_for
 
 from service.config import Settings
 from service.limits import BodyTimeout
-from service.serving import uvicorn_config
+from service.serving import H11WithTimeouts, HttpToolsWithTimeouts, uvicorn_config
 
 pytestmark = pytest.mark.server
 
@@ -54,7 +55,9 @@ def make_app(settings: Settings) -> FastAPI:
 
 
 @contextlib.contextmanager
-def served(**overrides: object) -> Iterator[tuple[str, int]]:
+def served(
+    protocol: type[asyncio.Protocol] | None = None, **overrides: object
+) -> Iterator[tuple[str, int]]:
     settings = Settings(**overrides)  # type: ignore[arg-type]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -62,6 +65,8 @@ def served(**overrides: object) -> Iterator[tuple[str, int]]:
     config = uvicorn_config(
         make_app(settings), host="127.0.0.1", port=port, settings=settings, log_level="warning"
     )
+    if protocol is not None:
+        config.http = protocol
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
@@ -121,8 +126,16 @@ def assert_timed_out(answers: dict[int, bytes], step: int) -> None:
         assert json.loads(body)["error"]["code"] == "request_timeout"
 
 
-def test_slow_headers_and_slow_bodies_are_cut_off_while_others_are_served() -> None:
-    with served(header_timeout_seconds=1, body_timeout_seconds=1, max_connections=100) as addr:
+#: uvicorn's two HTTP/1.1 parsers: httptools (its default when installed) and h11.
+PROTOCOLS = [pytest.param(p, id=p.__name__) for p in (HttpToolsWithTimeouts, H11WithTimeouts) if p]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_slow_headers_and_slow_bodies_are_cut_off_while_others_are_served(
+    protocol: type[asyncio.Protocol],
+) -> None:
+    limits = {"header_timeout_seconds": 1, "body_timeout_seconds": 1, "max_connections": 100}
+    with served(protocol, **limits) as addr:
         base = f"http://{addr[0]}:{addr[1]}"
         served_meanwhile: list[int] = []
 
