@@ -242,10 +242,13 @@ def worker(ctx: typer.Context) -> None:
 
 def migrate() -> None:
     """Apply database migrations (once, before the API starts)."""
+    from service.datadir import make_private, uses_data_dir
     from service.migrate import upgrade
 
     _logging()
     settings = _settings()
+    if uses_data_dir(settings):  # the database file it may create is its owner's alone
+        make_private(settings)
     upgrade(str(settings.database_url))
     typer.echo(f"migrated {str(settings.database_url).split('@')[-1]}")
 
