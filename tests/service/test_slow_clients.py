@@ -21,7 +21,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from support import wait_for
+from support import Backend, bearer, make_user, wait_for
 
 from service.config import Settings
 from service.limits import BodyTimeout
@@ -56,14 +56,18 @@ def make_app(settings: Settings) -> FastAPI:
 
 @contextlib.contextmanager
 def served(
-    protocol: type[asyncio.Protocol] | None = None, **overrides: object
+    protocol: type[asyncio.Protocol] | None = None, app: object = None, **overrides: object
 ) -> Iterator[tuple[str, int]]:
     settings = Settings(**overrides)  # type: ignore[arg-type]
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn_config(
-        make_app(settings), host="127.0.0.1", port=port, settings=settings, log_level="warning"
+        app or make_app(settings),
+        host="127.0.0.1",
+        port=port,
+        settings=settings,
+        log_level="warning",
     )
     if protocol is not None:
         config.http = protocol
@@ -199,3 +203,48 @@ def test_connections_beyond_the_bound_are_refused() -> None:
             10,
             what="a request to be served once the held connections closed",
         )
+
+
+def test_the_api_times_out_a_slow_upload_and_counts_it_against_its_user(
+    sqlite_backend: Backend,
+) -> None:
+    """The real app, as `descent api` builds it: the token check names the user, the slot
+    is taken before the body is read, and the body's timeout gives the slot back."""
+    from service.main import create_app
+
+    settings = sqlite_backend.settings().model_copy(
+        update={"body_timeout_seconds": 1, "max_uploads_per_user": 1}
+    )
+    token = make_user(sqlite_backend, "dribbler")
+    app = create_app(settings)
+    csv = b"a,b,label\n" + b"".join(b"%d,%d,%d\n" % (i, i, i % 2) for i in range(20))
+    with served(app=app, header_timeout_seconds=5) as addr:
+        base = f"http://{addr[0]}:{addr[1]}"
+        slow = connect(
+            addr,
+            b"POST /v1/datasets HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer "
+            + token.encode()
+            + b"\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 5000\r\n\r\n"
+            # The file's part begins; its bytes come one at a time.
+            + b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.csv"\r\n\r\n',
+        )
+        try:
+
+            def second() -> httpx.Response:
+                return httpx.post(
+                    f"{base}/v1/datasets",
+                    headers=bearer(token),
+                    files={"file": ("d.csv", csv)},
+                    timeout=10,
+                )
+
+            refused: list[httpx.Response] = []
+            answers, _ = dribble([slow], during=lambda: refused.append(second()))
+            assert answers[0].startswith(b"HTTP/1.1 408"), answers[0][:200]
+            assert b"DESCENT_BODY_TIMEOUT_SECONDS" in answers[0]  # the body's, not the headers'
+            assert refused[0].status_code == 429, refused[0].text
+            assert "DESCENT_MAX_UPLOADS_PER_USER" in refused[0].json()["error"]["message"]
+            assert refused[0].headers["retry-after"]
+            assert second().status_code == 201  # the timed-out upload gave its slot back
+        finally:
+            slow.close()
