@@ -30,7 +30,7 @@ _WIDE_BOMS = (
 )
 _SNIFF_BYTES = 256
 #: Bytes scanned at a time for over-long lines (tests make it small).
-SCAN_BLOCK = 1024 * 1024
+SCAN_BLOCK = 256 * 1024
 _LF, _CR = ord("\n"), ord("\r")
 
 

@@ -67,7 +67,7 @@ MAX_INFERRED_CLASSES = 20
 # Rows converted at a time, which bounds the memory held in Python strings: at most
 # _CHUNK_ROWS rows and (for wide files) about _CHUNK_CELLS cells.
 _CHUNK_ROWS = 4096
-_CHUNK_CELLS = 16384
+_CHUNK_CELLS = 8192
 # Bytes of the file decoded at a time.
 _READ_BLOCK = 256 * 1024
 # Distinct target labels whose strings are shared between rows (beyond, each row keeps
