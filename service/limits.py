@@ -17,6 +17,10 @@ A pure ASGI middleware, so it never holds more of a body than the cap allows:
   (in a worker thread above 256 KiB) and never reaches ``json.loads``, where it would
   raise ``RecursionError``. Syntax errors are left to the parser, whose error the standard
   error body reports on the field ``body``.
+
+Around it, :func:`install_body_limits` puts :class:`BodyTimeout` (a body that arrives too
+slowly: 408) and the count of dataset uploads in progress
+(:class:`service.datasets.slots.UploadSlots`: 429 per user, 503 in all); see docs/limits.md.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
+from service.datasets.slots import UploadSlots
 from service.errors import error_body
 
 __all__ = [
@@ -80,8 +85,6 @@ def install_body_limits(app: FastAPI, settings: Settings) -> None:
     )
     # Concurrent uploads are counted outside the size caps (whose 413 ends an upload
     # early) and inside the token check (which names the user they are counted against).
-    from service.datasets.slots import UploadSlots
-
     app.add_middleware(
         UploadSlots,
         per_user=settings.max_uploads_per_user,
