@@ -237,6 +237,10 @@ def worker(ctx: typer.Context) -> None:
 
     Options pass through to `python -m workers` (--concurrency, --loglevel, --gpus).
     """
+    from service.datadir import PRIVATE_UMASK, uses_data_dir
+
+    if uses_data_dir(_settings()):  # models and checkpoints in the data dir: owner-only
+        os.umask(PRIVATE_UMASK)  # (kept across the exec)
     os.execv(sys.executable, [sys.executable, "-m", "workers", *ctx.args])
 
 
