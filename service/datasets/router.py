@@ -29,11 +29,21 @@ EXAMPLE_CSV = "x1,x2,label\n" + "".join(
     f"{0.1 * i:.1f},{1.2 - 0.1 * i:.1f},{'ab'[i % 2]}\n" for i in range(12)
 )
 
+UPLOAD_DOC = """\
+Upload a CSV dataset; numeric features, a target column, one row per sample.
+
+The file is streamed to disk and parsed from there in bounded memory. A user may have
+`DESCENT_MAX_UPLOADS_PER_USER` uploads in progress at once (429 beyond), and the server
+`DESCENT_MAX_CONCURRENT_UPLOADS` in all (503 beyond), both with `Retry-After`; a body that
+arrives too slowly is cut off with 408 (docs/limits.md).
+"""
+
 
 @router.post(
     "",
     status_code=201,
     response_model=DatasetRead,
+    description=UPLOAD_DOC,
     responses={
         400: BAD_REQUEST_SCHEMA,
         408: BODY_TIMEOUT_SCHEMA,
@@ -62,12 +72,7 @@ async def upload_dataset(
     ] = None,
     name: Annotated[Label | None, Form(max_length=200, examples=["two-kinds"])] = None,
 ) -> DatasetRead:
-    """Upload a CSV dataset; numeric features, a target column, one row per sample.
-
-    The file is streamed to disk and parsed from there in bounded memory. A user may have
-    `DESCENT_MAX_UPLOADS_PER_USER` uploads in progress at once (429 beyond), and the
-    server `DESCENT_MAX_CONCURRENT_UPLOADS` in all (503 beyond), both with `Retry-After`.
-    """
+    """Upload a CSV dataset; numeric features, a target column, one row per sample."""
 
     # The form's file is already on disk (spooled past 1 MiB to the temporary folder,
     # owner-only, gone when closed); it is parsed from there a block at a time, in the
