@@ -133,7 +133,7 @@ def _save(out: BinaryIO, parsed: ParsedDataset) -> None:
                     npy_format.write_array_header_1_0(
                         member, npy_format.header_data_from_array_1_0(array)
                     )
-                    flat = memoryview(array).cast("B")
+                    flat = array.data.cast("B")
                     for start in range(0, len(flat), _WRITE_BLOCK):
                         member.write(flat[start : start + _WRITE_BLOCK])
                 else:
