@@ -142,6 +142,42 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(32, ge=4, description="Deepest nesting a JSON body may have.")
 
+    # Slow and numerous clients (service/serving.py, service/limits.py BodyTimeout) and
+    # concurrent uploads (service/datasets/slots.py).
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A connection must complete a request's headers within this long of "
+        "opening, or of its previous response; else 408 and the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="A request's body must arrive within this long, plus one second per "
+        "body_min_rate bytes received (a slow but steady upload keeps going); else 408.",
+    )
+    body_min_rate: int = Field(
+        500, ge=1, description="Bytes per second that earn a request body one more second."
+    )
+    max_connections: int = Field(
+        512,
+        ge=1,
+        description="Open connections (and requests) one API process serves at once; a "
+        "request beyond is answered 503 and its connection closed. Event streams count.",
+    )
+    keep_alive_seconds: int = Field(
+        5, ge=1, description="How long an idle keep-alive connection is kept open."
+    )
+    max_uploads_per_user: int = Field(
+        2, ge=1, description="Dataset uploads one user may have in progress at once (429 beyond)."
+    )
+    max_concurrent_uploads: int = Field(
+        4,
+        ge=1,
+        description="Dataset uploads one API process takes at once, all users together "
+        "(503 beyond).",
+    )
+
     # Predictions (POST /v1/jobs/{id}/predict, service/predict).
     predict_max_rows: int = Field(
         10_000, ge=1, description="Most rows one prediction request may carry (422 above)."

@@ -17,12 +17,18 @@ A pure ASGI middleware, so it never holds more of a body than the cap allows:
   (in a worker thread above 256 KiB) and never reaches ``json.loads``, where it would
   raise ``RecursionError``. Syntax errors are left to the parser, whose error the standard
   error body reports on the field ``body``.
+
+Around it, :func:`install_body_limits` puts :class:`BodyTimeout` (a body that arrives too
+slowly: 408) and the count of dataset uploads in progress
+(:class:`service.datasets.slots.UploadSlots`: 429 per user, 503 in all); see docs/limits.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -31,9 +37,16 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
+from service.datasets.slots import UploadSlots
 from service.errors import error_body
 
-__all__ = ["UPLOAD_OVERHEAD", "BodyLimits", "install_body_limits", "json_body_problem"]
+__all__ = [
+    "UPLOAD_OVERHEAD",
+    "BodyLimits",
+    "BodyTimeout",
+    "install_body_limits",
+    "json_body_problem",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -69,6 +82,18 @@ def install_body_limits(app: FastAPI, settings: Settings) -> None:
         max_upload_bytes=settings.max_upload_bytes,
         max_json_depth=settings.max_json_depth,
         max_predict_bytes=settings.predict_max_bytes,
+    )
+    # Concurrent uploads are counted outside the size caps (whose 413 ends an upload
+    # early) and inside the token check (which names the user they are counted against).
+    app.add_middleware(
+        UploadSlots,
+        per_user=settings.max_uploads_per_user,
+        total=settings.max_concurrent_uploads,
+        routes=UPLOAD_ROUTES,
+    )
+    # Outermost of the three, so its clock also runs while the JSON screen reads a body.
+    app.add_middleware(
+        BodyTimeout, seconds=settings.body_timeout_seconds, min_rate=settings.body_min_rate
     )
 
 
@@ -278,6 +303,88 @@ class BodyLimits:
                 raise
         if exceeded and not started:
             await _too_large(send, None, kind=kind, cap=cap)
+
+
+class _BodyTimedOut(Exception):
+    """Raised from ``receive`` when a body is behind its deadline."""
+
+
+class BodyTimeout:
+    """Answers 408 (and closes the connection) when a request's body is late.
+
+    The body must have arrived ``seconds`` after the app first asked for it, plus one
+    second for every ``min_rate`` bytes received so far, as Apache's mod_reqtimeout
+    counts: a client that dribbles a byte every few seconds is cut off within about
+    ``seconds``, while a large upload over a slow but steady link keeps earning time. Only
+    reads of the body are timed; once it is complete (or for a request without one) the
+    app's later waits on ``receive`` (an event stream watching for the client to leave)
+    are not. The headers' own timeout is the server's (service/serving.py).
+    """
+
+    def __init__(self, app: ASGIApp, *, seconds: float, min_rate: int) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.min_rate = min_rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        received = 0
+        complete = timed_out = started = False
+        start: float | None = None
+
+        async def timed() -> Message:
+            nonlocal received, complete, timed_out, start
+            if complete:
+                return await receive()
+            now = time.monotonic()
+            if start is None:
+                start = now
+            remaining = start + self.seconds + received / self.min_rate - now
+            if remaining <= 0:
+                timed_out = True
+                raise _BodyTimedOut
+            try:
+                message = await asyncio.wait_for(receive(), remaining)
+            except TimeoutError:
+                timed_out = True
+                raise _BodyTimedOut from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if timed_out and not started:
+                return  # what the route made of the cut-off body; the 408 replaces it
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, timed, guarded)
+        except Exception:
+            if not timed_out:  # (a route may wrap _BodyTimedOut in an error of its own)
+                raise
+        if timed_out and not started:
+            message = (
+                f"the request body arrived too slowly: {received:,} bytes in "
+                f"{time.monotonic() - (start or 0):.0f} s; a body must arrive within "
+                f"{self.seconds:g} s plus 1 s per {self.min_rate} bytes "
+                "(DESCENT_BODY_TIMEOUT_SECONDS, DESCENT_BODY_MIN_RATE)"
+            )
+            await _reply(send, 408, "request_timeout", message, close=True)
+
+
+def _has_body(scope: Scope) -> bool:
+    for key, value in scope.get("headers") or ():
+        if key == b"transfer-encoding" or (key == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
 
 
 async def _too_large(send: Send, size: int | None, *, kind: str, cap: int) -> None:

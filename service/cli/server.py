@@ -138,6 +138,25 @@ class WorkerSupervisor:
             p.wait()
 
 
+def prepare_embedded(settings: Settings) -> None:
+    """``descent up``'s start-up before it serves: a private data directory (0700, files
+    0600, what an older version left readable tightened, with a warning), the temporary
+    folder uploads spool to, migrations and the local admin's token."""
+    from service.auth.service import ensure_local_admin
+    from service.datadir import make_private, private_tmp, uses_data_dir
+    from service.migrate import upgrade
+
+    if uses_data_dir(settings):
+        make_private(settings)
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_tmp(settings)
+    upgrade(str(settings.database_url))
+    log.info("database ready: %s", settings.database_url)
+    if ensure_local_admin(settings):
+        log.info("created the local admin user and its API token")
+
+
 def up(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
@@ -150,24 +169,22 @@ def up(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes to supervise.")] = 1,
 ) -> None:
-    """Run everything: migrations, the API and supervised worker(s) (embedded default)."""
+    """Run everything: migrations, the API and supervised worker(s) (embedded default).
+
+    The data directory is private: 0700, files 0600 (an older one is tightened).
+
+    Timeouts, connection and upload bounds: DESCENT_* settings, docs/limits.md.
+    """
     if data_dir is not None:
         os.environ["DESCENT_DATA_DIR"] = str(data_dir)
     settings = _settings()
     refuse_open_bind(host, settings.auth)
 
-    import uvicorn
-
-    from service.auth.service import ensure_local_admin
     from service.main import create_app
-    from service.migrate import upgrade
+    from service.serving import run, uvicorn_config
 
     log_config = _logging(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(str(settings.database_url))
-    log.info("database ready: %s", settings.database_url)
-    if ensure_local_admin(settings):
-        log.info("created the local admin user and its API token")
+    prepare_embedded(settings)
     if settings.auth == "none":
         log.warning("DESCENT_AUTH=none: no tokens; every request acts as the local admin")
     else:
@@ -182,20 +199,14 @@ def up(
     # default action the process would die there, before stopping its workers.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=host,
-            port=port,
-            log_config=log_config,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        app = create_app(settings)
+        run(
+            uvicorn_config(
+                app, host=host, port=port, settings=settings, log_config=log_config, log_level=None
+            )
         )
     finally:
         supervisor.stop()
-
-
-#: How long open requests (event streams, above all) get to finish on shutdown; a
-#: stream cut then is resumed by its client with Last-Event-ID.
-GRACEFUL_SHUTDOWN_SECONDS = 3
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
@@ -207,22 +218,32 @@ def api(
     port: PortOpt = 8000,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
 ) -> None:
-    """Run the API alone (the database must be migrated: `descent migrate`)."""
+    """Run the API alone (the database must be migrated: `descent migrate`).
+
+    Timeouts, connection and upload bounds: DESCENT_* settings, docs/limits.md.
+    """
     settings = _settings()
     refuse_open_bind(host, settings.auth)
 
-    import uvicorn
+    from service.datadir import make_private, private_tmp, uses_data_dir
+    from service.serving import run, uvicorn_config
 
-    uvicorn.run(
+    log_config = _logging(settings)
+    if uses_data_dir(settings):  # the embedded default's files, served by the API alone
+        make_private(settings)
+    private_tmp(settings)
+    config = uvicorn_config(
         "service.main:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
+        settings=settings,
         # Each process uvicorn starts configures its logging from this document.
-        log_config=_logging(settings),
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        log_config=log_config,
+        log_level=None,
     )
+    run(config)
 
 
 def worker(ctx: typer.Context) -> None:
@@ -230,15 +251,22 @@ def worker(ctx: typer.Context) -> None:
 
     Options pass through to `python -m workers` (--concurrency, --loglevel, --gpus).
     """
+    from service.datadir import PRIVATE_UMASK, uses_data_dir
+
+    if uses_data_dir(_settings()):  # models and checkpoints in the data dir: owner-only
+        os.umask(PRIVATE_UMASK)  # (kept across the exec)
     os.execv(sys.executable, [sys.executable, "-m", "workers", *ctx.args])
 
 
 def migrate() -> None:
     """Apply database migrations (once, before the API starts)."""
+    from service.datadir import make_private, uses_data_dir
     from service.migrate import upgrade
 
     _logging()
     settings = _settings()
+    if uses_data_dir(settings):  # the database file it may create is its owner's alone
+        make_private(settings)
     upgrade(str(settings.database_url))
     typer.echo(f"migrated {str(settings.database_url).split('@')[-1]}")
 

@@ -33,16 +33,18 @@ Numbers
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import re
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 
-from service.datasets.csv_bytes import check_bytes
+from service.datasets.csv_bytes import check_file
 from service.datasets.csv_errors import DatasetError
 
 __all__ = [
@@ -65,7 +67,12 @@ MAX_INFERRED_CLASSES = 20
 # Rows converted at a time, which bounds the memory held in Python strings: at most
 # _CHUNK_ROWS rows and (for wide files) about _CHUNK_CELLS cells.
 _CHUNK_ROWS = 4096
-_CHUNK_CELLS = 65536
+_CHUNK_CELLS = 8192
+# Bytes of the file decoded at a time.
+_READ_BLOCK = 256 * 1024
+# Distinct target labels whose strings are shared between rows (beyond, each row keeps
+# its own: a regression target has as many values as rows).
+_SHARED_LABELS = 4096
 _SHOW_CHARS = 40
 _SHOW_COLUMNS = 20
 # Integers above this are not exact in float64; such targets are not treated as integer labels.
@@ -132,18 +139,33 @@ def _is_blank(record: list[str]) -> bool:
     return not record or (len(record) == 1 and not record[0].strip())
 
 
-def _count_lines(text: str) -> int:
-    """Number of physical lines in ``text``."""
-    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
-    return breaks if text.endswith(("\n", "\r")) else breaks + 1
-
-
 def records(text: str) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(line the record starts on, cells)`` for each non-blank record; a malformed
     record raises ``DatasetError`` naming its line (predictions read CSV with it too)."""
     # Lines are fed one by one (not through io.StringIO, which would hold a 4-byte-per-character
     # copy of the whole text); each keeps its terminator so quoted newlines survive.
-    lines = (match.group() for match in _LINE_RE.finditer(text))
+    return line_records(match.group() for match in _LINE_RE.finditer(text))
+
+
+def file_lines(f: BinaryIO, *, start: int) -> Iterator[str]:
+    """The physical lines of a UTF-8 file (checked by :func:`check_file`) from byte
+    ``start``, each with its terminator, decoded a block at a time."""
+    f.seek(start)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    rest = ""
+    while block := f.read(_READ_BLOCK):
+        text = rest + decoder.decode(block)
+        lines = _LINE_RE.findall(text)
+        # The last piece may continue in the next block: a line without its terminator
+        # yet, or a \r whose \n is still to come.
+        rest = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+        yield from lines
+    text = rest + decoder.decode(b"", final=True)
+    yield from _LINE_RE.findall(text)
+
+
+def line_records(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """:func:`records` over physical lines (each with its terminator)."""
     reader = csv.reader(lines, delimiter=",", strict=True)
     while True:
         start = reader.line_num + 1
@@ -289,7 +311,18 @@ class _Builder:
         self.target_cells: list[str] = []
         self.lines = array("q")
         self._chunk: list[list[str]] = []
+        self._labels: dict[str, str] = {}
         self._chunk_rows = min(_CHUNK_ROWS, max(1, _CHUNK_CELLS // len(names)))
+
+    def _shared(self, label: str) -> str:
+        # A class label repeats on every row of its class: one string for all of them
+        # rather than one each (about 50 bytes a row).
+        shared = self._labels.get(label)
+        if shared is not None:
+            return shared
+        if len(self._labels) < _SHARED_LABELS:
+            self._labels[label] = label
+        return label
 
     @property
     def n_rows(self) -> int:
@@ -307,7 +340,7 @@ class _Builder:
         begin = len(self.target_cells)
         columns = list(zip(*self._chunk, strict=True))
         self._chunk = []
-        targets = [cell.strip() for cell in columns.pop(self.target_index)]
+        targets = [self._shared(cell.strip()) for cell in columns.pop(self.target_index)]
         self.target_cells.extend(targets)
         # Report the first bad cell in file order (row first, then column).
         worst: tuple[int, int] | None = None
@@ -394,7 +427,7 @@ def _classification_target(
 
 
 def parse_csv(
-    data: bytes,
+    data: bytes | BinaryIO,
     *,
     target: str | None,
     task: Task | None,
@@ -403,7 +436,9 @@ def parse_csv(
     """Validate and parse an uploaded CSV file.
 
     Args:
-        data: the raw file contents.
+        data: the raw file contents, or a binary file holding them (an upload spooled to
+            disk), which is read a block at a time: the memory used is that of the result
+            plus a few blocks, however large the file.
         target: name of the target column (surrounding spaces are ignored, case matters);
             ``None`` means the last column.
         task: ``"classification"`` or ``"regression"``; ``None`` infers it: if every target is
@@ -424,12 +459,9 @@ def parse_csv(
         raise DatasetError(
             f"unknown task {task!r}; expected 'classification' or 'regression'", field="task"
         )
-    if not isinstance(data, bytes):
-        data = bytes(data)
-
-    text = check_bytes(data, max_bytes=limits.max_bytes, max_line_bytes=limits.max_line_bytes)
-    n_lines = _count_lines(text)
-    lines = records(text)
+    f = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data
+    start, n_lines = check_file(f, max_bytes=limits.max_bytes, max_line_bytes=limits.max_line_bytes)
+    lines = line_records(file_lines(f, start=start))
     first = next(lines, None)
     if first is None:
         raise DatasetError("the file is empty; expected a CSV file with a header row")
@@ -458,7 +490,7 @@ def parse_csv(
         builder.flush()  # a bad value on an earlier line, not yet converted, is reported first
         raise
     builder.flush()
-    del text, lines
+    del lines
 
     n_rows = builder.n_rows
     if n_rows == 0:

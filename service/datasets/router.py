@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Literal
 
 from fastapi import File, Form, UploadFile
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from service.datasets import service
 from service.datasets.schemas import DatasetPage, DatasetRead
+from service.datasets.slots import BODY_TIMEOUT_SCHEMA, TOO_MANY_UPLOADS_SCHEMA
 from service.deps import CurrentUser, DatasetId, DbDep, SettingsDep, authenticated_router
 from service.errors import (
     BAD_REQUEST_SCHEMA,
@@ -27,12 +29,27 @@ EXAMPLE_CSV = "x1,x2,label\n" + "".join(
     f"{0.1 * i:.1f},{1.2 - 0.1 * i:.1f},{'ab'[i % 2]}\n" for i in range(12)
 )
 
+UPLOAD_DOC = """\
+Upload a CSV dataset; numeric features, a target column, one row per sample.
+
+The file is streamed to disk and parsed from there in bounded memory. A user may have
+`DESCENT_MAX_UPLOADS_PER_USER` uploads in progress at once (429 beyond), and the server
+`DESCENT_MAX_CONCURRENT_UPLOADS` in all (503 beyond), both with `Retry-After`; a body that
+arrives too slowly is cut off with 408 (docs/limits.md).
+"""
+
 
 @router.post(
     "",
     status_code=201,
     response_model=DatasetRead,
-    responses={400: BAD_REQUEST_SCHEMA, 413: TOO_LARGE_SCHEMA},
+    description=UPLOAD_DOC,
+    responses={
+        400: BAD_REQUEST_SCHEMA,
+        408: BODY_TIMEOUT_SCHEMA,
+        413: TOO_LARGE_SCHEMA,
+        429: TOO_MANY_UPLOADS_SCHEMA,
+    },
 )
 async def upload_dataset(
     user: CurrentUser,
@@ -57,11 +74,13 @@ async def upload_dataset(
 ) -> DatasetRead:
     """Upload a CSV dataset; numeric features, a target column, one row per sample."""
 
-    # Reading and parsing a large file happen in the call's thread, off the event loop;
-    # the session connects only to insert the row, after the parse.
+    # The form's file is already on disk (spooled past 1 MiB to the temporary folder,
+    # owner-only, gone when closed); it is parsed from there a block at a time, in the
+    # call's thread, off the event loop. The session connects only to insert the row,
+    # after the parse.
     def work(session: Session) -> DatasetRead:
-        data = file.file.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
+        size = file.file.seek(0, os.SEEK_END)
+        if size > settings.max_upload_bytes:
             raise PayloadTooLarge(
                 f"file: the upload is larger than this server's cap of "
                 f"{settings.max_upload_bytes} bytes"
@@ -70,7 +89,7 @@ async def upload_dataset(
             session=session,
             settings=settings,
             owner=user.id,
-            data=data,
+            data=file.file,
             filename=file.filename,
             name=name,
             target=target,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import io
 import os
 import uuid
-from typing import Literal
+import zipfile
+from typing import BinaryIO, Literal
 
 import numpy as np
+from numpy.lib import format as npy_format
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.config import Settings
-from service.datasets.csv_parse import CsvLimits, DatasetError, parse_csv
+from service.datasets.csv_parse import CsvLimits, DatasetError, ParsedDataset, parse_csv
 from service.datasets.models import Dataset
 from service.errors import Conflict, Invalid
 from service.jobs.models import Job
@@ -23,6 +24,8 @@ from service.text import strip_control
 
 #: Most classes an uploaded classification dataset may have.
 MAX_CLASSES = 1000
+#: Bytes of an array written to the dataset's file at a time.
+_WRITE_BLOCK = 1024 * 1024
 
 
 def csv_limits(settings: Settings) -> CsvLimits:
@@ -39,14 +42,15 @@ def create(
     session: Session,
     settings: Settings,
     owner: str,
-    data: bytes,
+    data: bytes | BinaryIO,
     filename: str | None,
     name: str | None,
     target: str | None,
     task: Literal["classification", "regression"] | None,
 ) -> Dataset:
-    """Parse ``data``; on success write ``<id>.npz`` then the row. A rejected file writes
-    nothing; a failed commit removes the file again."""
+    """Parse ``data`` (the bytes, or a file holding them: an upload spooled to disk is
+    parsed a block at a time); on success write ``<id>.npz`` then the row. A rejected file
+    writes nothing; a failed write or commit removes what it wrote."""
     try:
         parsed = parse_csv(data, target=target, task=task, limits=csv_limits(settings))
     except DatasetError as exc:
@@ -75,22 +79,17 @@ def create(
     dataset_id = str(uuid.uuid4())
     settings.datasets_dir.mkdir(parents=True, exist_ok=True)
     path = settings.datasets_dir / f"{dataset_id}.npz"
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        features=parsed.features,
-        target=parsed.target,
-        task=np.array(parsed.task),
-        n_classes=np.array(len(parsed.classes) if parsed.classes else 0),
-        # A trained model's manifest names its inputs and outputs with these (strings,
-        # so the file still loads without pickle).
-        feature_names=np.array(parsed.feature_names, dtype=str),
-        classes=np.array(parsed.classes or [], dtype=str),
-    )
-    # Write to a temporary name and rename, so a worker never sees half a file.
+    # Written to a temporary name and renamed, so a worker never sees half a file; the
+    # arrays go straight to the file, not through a copy in memory.
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as out:
+            _save(out, parsed)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    size = len(data) if isinstance(data, bytes) else data.seek(0, os.SEEK_END)
     row = Dataset(
         id=dataset_id,
         owner_id=owner,
@@ -103,7 +102,7 @@ def create(
         n_classes=len(parsed.classes) if parsed.classes else None,
         feature_names=parsed.feature_names,
         classes=parsed.classes,
-        size_bytes=len(data),
+        size_bytes=size,
     )
     try:
         session.add(row)
@@ -112,6 +111,33 @@ def create(
         path.unlink(missing_ok=True)
         raise
     return row
+
+
+def _save(out: BinaryIO, parsed: ParsedDataset) -> None:
+    """The dataset as ``.npz`` (what ``np.load`` reads), written without a copy of the
+    arrays: ``np.savez`` copies each array whole into bytes on its way into the zip."""
+    arrays = {
+        "features": parsed.features,
+        "target": parsed.target,
+        "task": np.array(parsed.task),
+        "n_classes": np.array(len(parsed.classes) if parsed.classes else 0),
+        # A trained model's manifest names its inputs and outputs with these (strings,
+        # so the file still loads without pickle).
+        "feature_names": np.array(parsed.feature_names, dtype=str),
+        "classes": np.array(parsed.classes or [], dtype=str),
+    }
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                if array.dtype.kind in "biuf" and array.flags.c_contiguous:
+                    npy_format.write_array_header_1_0(
+                        member, npy_format.header_data_from_array_1_0(array)
+                    )
+                    flat = array.data.cast("B")
+                    for start in range(0, len(flat), _WRITE_BLOCK):
+                        member.write(flat[start : start + _WRITE_BLOCK])
+                else:
+                    npy_format.write_array(member, array, allow_pickle=False)
 
 
 def get(*, session: Session, dataset_id: str, owner: str) -> Dataset:

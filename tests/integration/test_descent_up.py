@@ -101,6 +101,8 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         token = token_file.read_text().strip()
         assert token.startswith("dsc_")
         assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        private = [stat.S_IMODE((data_dir / n).stat().st_mode) for n in ("", "descent.sqlite")]
+        assert private == [0o700, 0o600]  # as every other file of the data dir
         assert str(token_file.resolve()) in output() and "`descent token`" in output()
         printed = subprocess.run(
             [sys.executable, "-m", "service.cli", "token"], cwd=ROOT,
