@@ -24,9 +24,6 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from service.metrics.devices import CudaDevices
-from service.metrics.multiproc import WorkerFiles
-
 log = logging.getLogger(__name__)
 
 #: Seconds an epoch may take, from a toy's tenth of a second to an hour.
@@ -91,6 +88,10 @@ def reaped(counts: dict[str, int]) -> None:
 def serve(port: int, metrics_dir: Path) -> None:
     """Serve the metrics of every worker process of ``metrics_dir`` (and this machine's
     CUDA devices) on ``port``, from a thread of the calling (main) process."""
+    # Imported here: the training processes, which import this module, serve nothing.
+    from service.metrics.devices import CudaDevices
+    from service.metrics.multiproc import WorkerFiles
+
     registry = CollectorRegistry()
     registry.register(WorkerFiles(metrics_dir))  # type: ignore[arg-type]
     registry.register(CudaDevices())  # type: ignore[arg-type]
