@@ -52,12 +52,13 @@ def export_metrics_dir(settings: Settings) -> Path | None:
     """Point every worker process at the metrics folder (Prometheus multiprocess mode),
     emptied first, before Celery (and with it prometheus_client) starts. A folder
     prepared by ``descent up``, which shares it among its workers, is left as it is.
-    Serving on a port without a folder set takes a temporary one."""
+    Serving on a port without a folder set takes one in the temporary directory, named
+    by the port (emptied and reused by the next start, so none pile up)."""
     if MULTIPROC_ENV in os.environ:
         return Path(os.environ[MULTIPROC_ENV])
     folder = settings.metrics_dir
     if folder is None and settings.worker_metrics_port:
-        folder = Path(tempfile.mkdtemp(prefix="descent-metrics-"))
+        folder = Path(tempfile.gettempdir()) / f"descent-metrics-{settings.worker_metrics_port}"
     if folder is None:
         return None
     prepare_metrics_dir(folder)
