@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,9 @@ def test_the_launcher_empties_the_metrics_folder_unless_descent_up_prepared_it(
     plain = sqlite_backend.settings()
     assert export_metrics_dir(plain) is None
     assert ENV not in os.environ
+
+    # A port without a folder: one in the temporary directory, the same at each start.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    served = plain.model_copy(update={"worker_metrics_port": 9101})
+    assert export_metrics_dir(served) == tmp_path / "descent-metrics-9101"
+    assert (tmp_path / "descent-metrics-9101").is_dir()
