@@ -122,6 +122,8 @@ class ResourceMeter:
         except Exception:  # the job will fail saying why; its epochs, if any, ran on CPU
             self.device = torch.device("cpu")
         self.cuda = self.device.type == "cuda"
+        if self.cuda and self.device.index is None:  # "cuda": the current device, by number
+            self.device = torch.device("cuda", torch.cuda.current_device())
         if self.cuda:
             self.name = torch.cuda.get_device_name(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)

@@ -25,7 +25,7 @@ EPOCHS = 3
 JOB = {
     "dataset": {"name": "iris"},
     "model": {"kind": "mlp", "hidden": [8]},
-    "training": {"epochs": EPOCHS, "batch_size": 16},
+    "training": {"epochs": EPOCHS, "batch_size": 16, "device": "cpu"},
 }
 
 #: A pool process's part: one attempt at the job, nothing else.
