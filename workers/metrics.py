@@ -122,13 +122,18 @@ class ResourceMeter:
         except Exception:  # the job will fail saying why; its epochs, if any, ran on CPU
             self.device = torch.device("cpu")
         self.cuda = self.device.type == "cuda"
-        if self.cuda and self.device.index is None:  # "cuda": the current device, by number
-            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.name = _cpu_name()
         if self.cuda:
-            self.name = torch.cuda.get_device_name(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self.name = _cpu_name()
+            # Measuring must never be what fails a job: a device that cannot be asked
+            # is left to the training itself to report.
+            try:
+                if self.device.index is None:  # "cuda": the current device, by number
+                    self.device = torch.device("cuda", torch.cuda.current_device())
+                self.name = torch.cuda.get_device_name(self.device)
+                torch.cuda.reset_peak_memory_stats(self.device)
+            except Exception as exc:
+                log.warning("resources: cannot read CUDA device %s: %s", self.device, exc)
+                self.cuda = False
         _reset_rss_peak()
 
     def sample(self) -> dict[str, Any]:
@@ -140,8 +145,11 @@ class ResourceMeter:
         if self.cuda:
             import torch
 
-            out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
-            torch.cuda.reset_peak_memory_stats(self.device)
+            try:
+                out["cuda_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
+                torch.cuda.reset_peak_memory_stats(self.device)
+            except Exception as exc:
+                log.warning("resources: cannot read CUDA memory: %s", exc)
         _reset_rss_peak()
         return out
 
