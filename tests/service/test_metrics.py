@@ -49,6 +49,15 @@ def admin(sqlite_backend: Backend) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture
+def admin_on_each_backend(backend: Backend) -> Iterator[TestClient]:
+    """SQLite with the SQL broker, and PostgreSQL with Redis."""
+    token = make_user(backend, "root", admin=True)
+    with app_for(backend) as client:
+        client.headers.update(bearer(token))
+        yield client
+
+
 def test_metrics_need_an_admin_token_by_default(sqlite_backend: Backend) -> None:
     user = make_user(sqlite_backend, "ada")
     with app_for(sqlite_backend) as client:
@@ -66,7 +75,8 @@ def test_metrics_auth_none_opens_only_the_metrics(sqlite_backend: Backend) -> No
         assert client.get("/v1/jobs").status_code == 401  # everything else still needs one
 
 
-def test_job_and_queue_gauges_follow_submissions(admin: TestClient) -> None:
+def test_job_and_queue_gauges_follow_submissions(admin_on_each_backend: TestClient) -> None:
+    admin = admin_on_each_backend
     queue = admin.app.state.settings.queue
     before = scrape(admin)
     assert value(before, "descent_jobs", status="queued", kind="train") == 0
