@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from support import ROOT, Backend, bearer, make_user
+from support import ROOT, Backend, bearer, make_user, wait_for
 
 from service.config import Settings
 from service.main import create_app
@@ -160,3 +161,19 @@ def test_the_api_includes_what_worker_processes_wrote(
     # The process has exited: its attempt no longer counts as running (its file is gone).
     assert value(samples, "descent_worker_jobs_running") in (None, 0)
     assert not list(folder.glob("gauge_live*"))
+
+
+def test_open_event_streams_are_counted_while_open(sqlite_backend: Backend) -> None:
+    token = make_user(sqlite_backend, "root", admin=True)
+    # A stream of a queued job stays open, quiet, until its lifetime ends.
+    with app_for(sqlite_backend, metrics_auth="none", events_max_seconds=3) as client:
+        job_id = client.post("/v1/jobs", json=JOB, headers=bearer(token)).json()["id"]
+        reader = threading.Thread(
+            target=lambda: client.get(f"/v1/jobs/{job_id}/events", headers=bearer(token)),
+            daemon=True,
+        )
+        reader.start()
+        streams = ("descent_event_streams", frozenset({("source", "job")}))
+        wait_for(lambda: scrape(client).get(streams) == 1, 10, what="the stream to count")
+        reader.join(30)
+        assert scrape(client)[streams] == 0
