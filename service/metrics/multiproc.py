@@ -29,6 +29,8 @@ __all__ = ["ENV", "WorkerFiles", "pid_alive", "prepare"]
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LIVE_FILE = re.compile(r"^gauge_live\w*?_(\d+)\.db$")
+#: The files prometheus_client writes (type, gauge mode, pid): nothing else is removed.
+_METRIC_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_\d+\.db$")
 
 
 def prepare(path: Path) -> Path:
@@ -36,7 +38,8 @@ def prepare(path: Path) -> Path:
     at zero, and a stale "live" gauge of a PID reused since cannot linger."""
     path.mkdir(parents=True, exist_ok=True)
     for old in path.glob("*.db"):
-        old.unlink(missing_ok=True)
+        if _METRIC_FILE.match(old.name):
+            old.unlink(missing_ok=True)
     return path
 
 

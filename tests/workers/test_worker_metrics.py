@@ -99,13 +99,15 @@ def test_the_launcher_empties_the_metrics_folder_unless_descent_up_prepared_it(
     folder = tmp_path / "metrics"
     folder.mkdir()
     (folder / "counter_123.db").write_bytes(b"old run")
+    (folder / "gauge_livesum_123.db").write_bytes(b"old run")
+    (folder / "notes.db").write_bytes(b"someone else's")  # not prometheus_client's: kept
     # setenv first, so that the variable is put back as it was (unset) after the test.
     monkeypatch.setenv(ENV, "")
     monkeypatch.delenv(ENV)
     settings = sqlite_backend.settings().model_copy(update={"metrics_dir": folder})
     assert export_metrics_dir(settings) == folder
     assert os.environ[ENV] == str(folder)
-    assert not list(folder.iterdir())
+    assert [p.name for p in folder.iterdir()] == ["notes.db"]
 
     # Set already (descent up shares one folder among its workers): left as it is.
     (folder / "counter_456.db").write_bytes(b"a sibling's")
