@@ -243,6 +243,27 @@ class Settings(BaseSettings):
         "Last-Event-ID and lose nothing (a revoked token is noticed then, too).",
     )
 
+    # Prometheus metrics (docs/monitoring.md).
+    metrics_auth: Literal["token", "none"] = Field(
+        "token",
+        description="`token`: GET /metrics needs an admin's API token (Prometheus sends it "
+        "from a credentials file). `none`: /metrics is open to anyone who can reach the "
+        "API; counts of jobs, queues and requests, never a spec or a metric value.",
+    )
+    metrics_dir: Path | None = Field(
+        None,
+        description="Where worker processes write their metrics (Prometheus multiprocess "
+        "mode); the API's /metrics includes them when set. `descent up` uses "
+        "<data_dir>/metrics.",
+    )
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port on which a worker serves its metrics for Prometheus (0: off). "
+        "Unauthenticated: keep it on a private network.",
+    )
+
     # Worker side.
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's choice.")
     cancel_poll_seconds: float = Field(

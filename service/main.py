@@ -35,6 +35,8 @@ from service.jobs.service import limits
 from service.limits import install_body_limits
 from service.live import Notifier
 from service.logs import REQUEST_ID_HEADER, RequestId
+from service.metrics import PATH as METRICS_PATH
+from service.metrics import install as install_metrics
 from service.playground.router import router as playground_router
 from service.plots.lab_router import router as lab_plots_router
 from service.plots.router import router as plots_router
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.events.stop()
             app.state.notifier.close()
             app.state.health.close()
+            app.state.metrics.close()
             engine.dispose()
 
     app = FastAPI(
@@ -129,6 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Added last, so it runs first: no body is read before the token is checked.
         public = {"/", app.openapi_url, DOCS_URL, REDOC_URL, "/healthz", *SIGN_IN}
         public.add(app.swagger_ui_oauth2_redirect_url)
+        if settings.metrics_auth == "none":
+            public.add(METRICS_PATH)
         app.add_middleware(
             RequireToken,
             gate=app.state.gate,
@@ -154,7 +159,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
             max_age=600,
         )
-    # Added last, so it runs first: every line of a request, the token check's and the
+    # Added after the others, so it runs before them (only the request counting of
+    # service.metrics wraps it): every line of a request, the token check's and the
     # access log's too, carries its id.
     app.add_middleware(RequestId)
     app.include_router(session_router)
@@ -172,6 +178,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users_router)
     app.include_router(fleet_router)
     install_dashboard(app)
+    install_metrics(app, settings)  # last: its request counting is the outermost middleware
 
     catalog_doc = build_catalog(limits(settings))  # fixed for the life of the app
 

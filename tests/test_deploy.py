@@ -6,6 +6,7 @@ drive (the Settings fields, the CLI's subcommands).
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
@@ -25,6 +26,10 @@ PYPROJECT = ROOT / "pyproject.toml"
 CLI_COMMANDS = frozenset({"up", "api", "worker", "migrate", "db-check"})
 
 ENV_PREFIX = "DESCENT_"
+
+#: The services of the `monitoring` profile (examples/monitoring/).
+MONITORING = ("prometheus", "grafana")
+MONITORING_DIR = ROOT / "examples" / "monitoring"
 
 #: What a user puts in .env: passwords that production accepts.
 STRONG_PASSWORDS = {"POSTGRES_PASSWORD": "pg-7f3a-test-only", "REDIS_PASSWORD": "rd-91c2-test-only"}
@@ -308,12 +313,17 @@ def host_ip(port: object) -> str | None:
 
 
 def test_only_the_api_publishes_a_port_and_only_on_loopback(services: dict) -> None:
-    for name in ("postgres", "redis"):
+    for name in ("postgres", "redis", "worker"):
         assert not services[name].get("ports"), f"{name} must not publish a port"
     published = {name: svc.get("ports") or [] for name, svc in services.items()}
-    assert [name for name, ports in published.items() if ports] == ["api"], published
-    for port in published["api"]:
-        assert host_ip(port) in ("127.0.0.1", "::1"), f"api publishes {port!r} beyond loopback"
+    # The monitoring profile's Prometheus and Grafana publish theirs, on loopback too.
+    assert [name for name, ports in published.items() if ports] == [
+        "api",
+        *MONITORING,
+    ], published
+    for name in ("api", *MONITORING):
+        for port in published[name]:
+            assert host_ip(port) in ("127.0.0.1", "::1"), f"{name} publishes {port!r} widely"
 
 
 @pytest.mark.parametrize(
@@ -507,3 +517,56 @@ def test_api_image_installs_the_front_end_files(stages: dict) -> None:
     assert runs and runs[0] > max(service, script), lines
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert "service/dashboard/vendor" in ignored, "a local install would skip the download"
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def test_monitoring_runs_only_with_its_profile(services: dict) -> None:
+    for name in MONITORING:
+        assert services[name].get("profiles") == ["monitoring"], name
+    for name in ("postgres", "redis", "migrate", "api", "worker"):
+        assert not services[name].get("profiles"), f"{name} must start without a profile"
+
+
+def test_prometheus_scrapes_the_api_with_a_token_and_every_worker(services: dict) -> None:
+    config = yaml.safe_load((MONITORING_DIR / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    api = jobs["descent-api"]
+    assert api["metrics_path"] == "/metrics"
+    assert api["static_configs"][0]["targets"] == ["api:8000"]
+    auth = api["authorization"]
+    assert auth.get("type", "Bearer") == "Bearer"
+    # The token file lies in the folder compose mounts, which git ignores the contents of.
+    mounts = services["prometheus"]["volumes"]
+    assert "./examples/monitoring/secrets:/etc/prometheus/secrets:ro" in mounts
+    assert auth["credentials_file"].startswith("/etc/prometheus/secrets/")
+    ignored = (MONITORING_DIR / "secrets" / ".gitignore").read_text().split()
+    assert "*" in ignored and "!.gitignore" in ignored
+
+    worker_env = settings_of(services["worker"], STRONG_PASSWORDS)
+    port = worker_env.worker_metrics_port
+    assert port and worker_env.metrics_dir is not None
+    assert str(port) in [str(p) for p in services["worker"].get("expose", [])]
+    (sd,) = jobs["descent-workers"]["dns_sd_configs"]
+    assert sd["names"] == ["worker"] and sd["port"] == port
+
+
+def test_grafana_dashboard_uses_only_metrics_that_exist(services: dict) -> None:
+    sources = [*(ROOT / "service" / "metrics").glob("*.py"), ROOT / "workers" / "metrics.py"]
+    defined = {
+        name for path in sources for name in re.findall(r'"(descent_\w+)"', path.read_text())
+    }
+    dashboard = json.loads((MONITORING_DIR / "grafana" / "dashboards" / "descent.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    assert exprs
+    used = {name for expr in exprs for name in re.findall(r"\b(descent_\w+)", expr)}
+    # Counters gain _total; histograms _bucket, _count and _sum.
+    unknown = {
+        name for name in used if re.sub(r"_(total|bucket|count|sum)$", "", name) not in defined
+    }
+    assert not unknown, f"the dashboard uses metrics nobody exports: {sorted(unknown)}"
+    uid = yaml.safe_load(
+        (MONITORING_DIR / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"][0]["uid"]
+    assert {p["datasource"]["uid"] for p in dashboard["panels"] if "datasource" in p} == {uid}

@@ -25,6 +25,7 @@ SPECS = sorted(
     p
     for p in [*EXAMPLES.glob("**/*.json"), *EXAMPLES.glob("**/*.yaml")]
     if p.parent.name not in ("sweeps", "playground")  # playground: POST /v1/playground
+    and "monitoring" not in p.relative_to(EXAMPLES).parts  # Prometheus and Grafana files
 )
 #: Sweep and comparison specs (POST /v1/sweeps, POST /v1/comparisons).
 SWEEPS = sorted(EXAMPLES.glob("sweeps/*.yaml"))

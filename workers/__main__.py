@@ -11,8 +11,12 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-from service.config import get_settings
+from service.config import Settings, get_settings
+from service.metrics.multiproc import ENV as MULTIPROC_ENV
+from service.metrics.multiproc import prepare as prepare_metrics_dir
 
 
 def count_gpus() -> int:
@@ -47,6 +51,24 @@ def celery_argv(args: argparse.Namespace, hostname: str) -> list[str]:
     ]  # fmt: skip
 
 
+def export_metrics_dir(settings: Settings) -> Path | None:
+    """Point every worker process at the metrics folder (Prometheus multiprocess mode),
+    emptied first, before Celery (and with it prometheus_client) starts. A folder
+    prepared by ``descent up``, which shares it among its workers, is left as it is.
+    Serving on a port without a folder set takes one in the temporary directory, named
+    by the port (emptied and reused by the next start, so none pile up)."""
+    if MULTIPROC_ENV in os.environ:
+        return Path(os.environ[MULTIPROC_ENV])
+    folder = settings.metrics_dir
+    if folder is None and settings.worker_metrics_port:
+        folder = Path(tempfile.gettempdir()) / f"descent-metrics-{settings.worker_metrics_port}"
+    if folder is None:
+        return None
+    prepare_metrics_dir(folder)
+    os.environ[MULTIPROC_ENV] = str(folder)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="descent worker", description=__doc__)
     parser.add_argument("--concurrency", type=int, default=1, help="Jobs at once per process.")
@@ -56,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     n_gpus = count_gpus() if args.gpus == "auto" else int(args.gpus)
+    export_metrics_dir(get_settings())
 
     if n_gpus <= 1:
         os.execv(sys.executable, celery_argv(args, "descent@%h"))
@@ -63,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     children = []
     for i in range(n_gpus):
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(i)}
+        if i:  # they share one metrics folder, which the first serves for all
+            env["DESCENT_WORKER_METRICS_PORT"] = "0"
         children.append(subprocess.Popen(celery_argv(args, f"descent-gpu{i}@%h"), env=env))
 
     def forward(signum: int, _frame: object) -> None:

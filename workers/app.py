@@ -167,6 +167,29 @@ def _start_reaper(**_: object) -> None:
     )
 
 
+@worker_ready.connect
+def _serve_metrics(**_: object) -> None:
+    """The main process serves every worker process's metrics (workers/metrics.py)."""
+    import os
+    from pathlib import Path
+
+    from service.metrics.multiproc import ENV
+
+    settings = get_settings()
+    if not settings.worker_metrics_port:
+        return
+    if ENV not in os.environ:
+        log.warning(
+            "DESCENT_WORKER_METRICS_PORT is set but the worker was not started by "
+            "`python -m workers` (`descent worker`), which sets up the metrics folder: "
+            "no metrics served"
+        )
+        return
+    from workers.metrics import serve
+
+    serve(settings.worker_metrics_port, Path(os.environ[ENV]))
+
+
 @worker_shutdown.connect
 def _stop_reaper(**_: object) -> None:
     if _reaper is not None:

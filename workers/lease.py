@@ -32,6 +32,7 @@ from service.db import utcnow
 from service.jobs import lifecycle
 from service.jobs.models import Job
 from service.jobs.states import JobStatus
+from workers import metrics
 from workers.engine.report import StopTraining
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class Lease:
         with self.sessions() as s, s.begin():
             if not first(s):
                 self.lost = self.lost or self._why_lost(s)
+                metrics.FENCED_REFUSED.inc()
                 raise LeaseLost(f"{what} refused: {self.lost}")
             yield s
 

@@ -42,6 +42,7 @@ from service.live import Notifier
 from service.queue import Send
 from service.sweeps import driver as sweeps
 from workers.claim import end_lost
+from workers.metrics import reaped
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,9 @@ class Reaper:
                     with self.sessions() as s:
                         s.execute(select(1))
                     continue
-                reap_once(self.sessions, self.settings, self.send, self.notifier.job_changed)
+                reaped(
+                    reap_once(self.sessions, self.settings, self.send, self.notifier.job_changed)
+                )
             except Exception as exc:
                 failed_at = time.monotonic()
                 log.warning("reaper: database unavailable: %s", exc)

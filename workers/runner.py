@@ -39,6 +39,7 @@ from service.spec.bundle import MANIFEST, ONNX, WEIGHTS
 from service.spec.lab import RangeTest
 from service.spec.results import AutoLrChoice, AutoLrRecord, JobResult
 from service.sweeps.driver import advance
+from workers import metrics as worker_metrics
 from workers.claim import Claimed, claim
 from workers.engine import (
     Checkpoint,
@@ -104,6 +105,8 @@ class SqlReporter:
         self.notifier = notifier
         self.trial = trial  # the job is one of a sweep's trials
         self.reported = 0  # the last row (epoch, step, grid row) reported
+        #: What each epoch used, recorded with its row (None: not measured).
+        self.meter: worker_metrics.ResourceMeter | None = None
 
     def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None) -> None:
         """Record the epoch; then, for a sweep's trial, ask its pruner, which raises
@@ -113,12 +116,14 @@ class SqlReporter:
             tmp = self.job_dir / f"{CHECKPOINT}.a{self.lease.attempt}.tmp"
             save_checkpoint(checkpoint, tmp)
             _fsync(tmp)  # on disk before the database says it is there
+        used = self.meter.sample() if self.meter is not None else None
         retrying(
-            lambda: self.record(epoch, metrics, tmp),
+            lambda: self.record(epoch, metrics, tmp, used),
             seconds=self.retry_seconds,
             what=f"job {self.lease.job_id} epoch {epoch}",
         )
         self.notifier.job_changed(self.lease.job_id)
+        worker_metrics.epoch_recorded(metrics)
         self.reported = epoch
         # A training epoch (it comes with a checkpoint) is worth a line; the lab's rows,
         # hundreds a job, only at DEBUG.
@@ -138,7 +143,13 @@ class SqlReporter:
 
         retrying(write, seconds=self.retry_seconds, what=f"job {self.lease.job_id} pruner notes")
 
-    def record(self, epoch: int, metrics: dict[str, float], tmp: Path | None) -> None:
+    def record(
+        self,
+        epoch: int,
+        metrics: dict[str, float],
+        tmp: Path | None,
+        resources: dict[str, object] | None = None,
+    ) -> None:
         extra = self.trial.observe(epoch, metrics) if self.trial is not None else {}
         with self.lease.fenced(f"epoch {epoch}", epochs_completed=epoch, **extra) as s:
             # The row can exist only if an earlier attempt recorded this epoch and then
@@ -154,7 +165,13 @@ class SqlReporter:
                 values = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
                 seq = self.trial.next_event(s) if self.trial is not None else None
                 s.add(
-                    EpochMetric(job_id=self.lease.job_id, epoch=epoch, values=values, sweep_seq=seq)
+                    EpochMetric(
+                        job_id=self.lease.job_id,
+                        epoch=epoch,
+                        values=values,
+                        sweep_seq=seq,
+                        resources=resources,
+                    )
                 )
             if tmp is not None and tmp.exists():
                 os.replace(tmp, self.job_dir / CHECKPOINT)
@@ -237,6 +254,7 @@ def _run_claimed(
         retry_seconds=settings.db_retry_seconds,
     )
     lease.start()
+    worker_metrics.attempt_started(claimed.attempt)
     try:
         _run_attempt(claimed, lease, sessions, settings, notifier)
         _advance_sweep(sessions, settings, notifier, job_id, send)
@@ -245,6 +263,7 @@ def _run_claimed(
         _end_attempt(sessions, claimed, lifecycle.SUPERSEDED)
     finally:
         lease.stop()
+        worker_metrics.attempt_ended()
         _release_device_memory()
 
 
@@ -284,6 +303,7 @@ def _run_attempt(
         )
         return
     reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds, notifier, trial)
+    reporter.meter = worker_metrics.ResourceMeter(spec.training.device)
     # A training job's rows are epochs: its outcome records each metric's best too.
     epochs_of = task if spec.kind == "train" else None
 

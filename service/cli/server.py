@@ -193,7 +193,7 @@ def up(
             "'Authorization: Bearer <token>')",
             settings.token_file.resolve(),
         )
-    supervisor = WorkerSupervisor(workers, dict(os.environ))
+    supervisor = WorkerSupervisor(workers, _worker_env(settings))
     supervisor.start()
     # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's
     # default action the process would die there, before stopping its workers.
@@ -207,6 +207,17 @@ def up(
         )
     finally:
         supervisor.stop()
+
+
+def _worker_env(settings: Settings) -> dict[str, str]:
+    """The supervised workers' environment: they write their metrics to one folder (by
+    default <data_dir>/metrics, emptied now), which the API's /metrics reads too, so one
+    scrape shows them all. Only the workers run in multiprocess mode, not the API."""
+    from service.metrics.multiproc import ENV, prepare
+
+    folder = prepare(settings.metrics_dir or settings.data_dir / "metrics")
+    settings.metrics_dir = folder
+    return {**os.environ, "DESCENT_METRICS_DIR": str(folder), ENV: str(folder)}
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:

@@ -408,7 +408,8 @@ async def job_metrics(
     epoch_to: Annotated[int | None, Query(ge=1, le=MAX_QUERY_INT)] = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> MetricsRead | PlainTextResponse:
-    """Per-epoch metrics, as recorded at the end of each epoch (JSON or `?format=csv`)."""
+    """Per-epoch metrics, as recorded at the end of each epoch (JSON or `?format=csv`);
+    the JSON also has each epoch's resources (device, peak memory)."""
 
     def work(session: Session) -> MetricsRead | PlainTextResponse:
         job = service.get(session=session, job_id=job_id, owner=user.id)
@@ -425,7 +426,12 @@ async def job_metrics(
             writer.writeheader()
             writer.writerows(rows)
             return PlainTextResponse(buf.getvalue(), media_type="text/csv")
-        return MetricsRead(job_id=job.id, status=job.status, names=columns, epochs=rows)
+        used = service.epoch_resources(
+            session=session, job=job, epoch_from=epoch_from, epoch_to=epoch_to
+        )
+        return MetricsRead(
+            job_id=job.id, status=job.status, names=columns, epochs=rows, resources=used
+        )
 
     return await db.run(work)
 

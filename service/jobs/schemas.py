@@ -155,11 +155,30 @@ class JobPage(BaseModel):
     offset: int
 
 
+class EpochResources(BaseModel):
+    """What one epoch used, measured by its worker as the epoch ended."""
+
+    epoch: int
+    device: str | None = Field(None, description="`cpu`, or the CUDA device (`cuda:0`).")
+    device_name: str | None = Field(None, description="The CPU's or the GPU's model name.")
+    rss_peak_bytes: int | None = Field(
+        None, description="The worker process's peak resident memory during the epoch."
+    )
+    cuda_max_allocated_bytes: int | None = Field(
+        None, description="CUDA only: the peak of memory torch allocated during the epoch."
+    )
+
+
 class MetricsRead(BaseModel):
     job_id: str
     status: JobStatus
     names: list[str] = Field(description="The metric names in each row, `epoch` first.")
     epochs: list[dict[str, float | int | None]]
+    resources: list[EpochResources] = Field(
+        default_factory=list,
+        description="Per epoch (of those in `epochs`), what it used: device, peak memory. "
+        "Epochs recorded before workers measured this have none. Not in the CSV.",
+    )
 
 
 class AttemptRead(BaseModel):

@@ -365,3 +365,18 @@ def metrics(
         columns = ["epoch", *(n for n in known if n in present and n != "epoch")]
     out = [{c: (r.epoch if c == "epoch" else r.values.get(c)) for c in columns} for r in rows]
     return columns, out
+
+
+def epoch_resources(
+    *, session: Session, job: Job, epoch_from: int | None, epoch_to: int | None
+) -> list[dict[str, Any]]:
+    """Each epoch's recorded resources (``EpochResources``), for the epochs that have them."""
+    query = select(EpochMetric.epoch, EpochMetric.resources).where(
+        EpochMetric.job_id == job.id, EpochMetric.resources.is_not(None)
+    )
+    if epoch_from is not None:
+        query = query.where(EpochMetric.epoch >= epoch_from)
+    if epoch_to is not None:
+        query = query.where(EpochMetric.epoch <= epoch_to)
+    rows = session.execute(query.order_by(EpochMetric.epoch)).all()
+    return [{**used, "epoch": epoch} for epoch, used in rows if isinstance(used, dict)]

@@ -76,11 +76,22 @@ class EventHub:
         self._tasks: list[asyncio.Task[None]] = []
         #: Whether the Redis listener is subscribed now (for tests and health).
         self.listening = False
+        #: Streams open now, by their feed's source (``descent_event_streams``).
+        self.open_streams: dict[str, int] = dict.fromkeys(self.sources, 0)
 
     @property
     def streams(self) -> int:
         """Watches held now (a sweep's stream holds one per running job too, with Redis)."""
         return sum(len(w) for w in self._watchers.values())
+
+    @asynccontextmanager
+    async def open_stream(self, source: str) -> AsyncIterator[None]:
+        """Counts one stream of ``source`` in :attr:`open_streams` while it is open."""
+        self.open_streams[source] = self.open_streams.get(source, 0) + 1
+        try:
+            yield
+        finally:
+            self.open_streams[source] -= 1
 
     @property
     def running(self) -> bool:

@@ -138,6 +138,7 @@ async def _run(
     cursor = after
     yield f"retry: {RETRY_MS}\n\n"
     async with (
+        hub.open_stream(feed.source),
         hub.watch(feed.key, source=feed.source) as changed,
         _Watches(hub, changed) as also,
     ):

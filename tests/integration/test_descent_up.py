@@ -51,6 +51,36 @@ def pid_alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
+def check_metrics(base: str, headers: dict[str, str]) -> None:
+    """Acceptance 1 of issue 17: with a job running, one scrape of the API's /metrics (an
+    admin's token) shows the job gauges, the workers' epoch histogram and the queue depth,
+    and they move: a job submitted shows in the queue, the epochs go on."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[tuple[str, frozenset], float]:
+        r = httpx.get(f"{base}/metrics", headers=headers, timeout=10)
+        assert r.status_code == 200, r.text
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(r.text)
+            for s in family.samples
+        }
+
+    epochs = ("descent_worker_epoch_duration_seconds_count", frozenset())
+    before = scrape()
+    assert before[("descent_jobs", frozenset({("status", "running"), ("kind", "train")}))] == 1
+    assert before[("descent_worker_jobs_running", frozenset())] == 1
+    assert before[epochs] >= 2
+    assert before[("descent_queue_depth", frozenset({("queue", "descent")}))] == 0
+    r = httpx.post(f"{base}/v1/jobs", json=JOB, headers=headers, timeout=10)
+    assert r.status_code == 202, r.text
+    waiting = scrape()  # the one worker is busy: the new job waits in the broker
+    assert waiting[("descent_queue_depth", frozenset({("queue", "descent")}))] == 1
+    assert waiting[("descent_jobs", frozenset({("status", "queued"), ("kind", "train")}))] == 1
+    httpx.post(f"{r.headers['location']}/cancel", headers=headers, timeout=10)
+    wait_for(lambda: scrape()[epochs] > before[epochs], 30, what="the epoch histogram to move")
+
+
 def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "up.log"
@@ -142,6 +172,7 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
             60,
             what="two epochs of the long job",
         )
+        check_metrics(base, headers)
         (first_pid,) = map(int, re.findall(r"worker 0 started \(pid (\d+)\)", output()))
         os.kill(first_pid, signal.SIGKILL)
         wait_for(

@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from support import Backend
 
@@ -136,12 +137,15 @@ def test_an_expired_lease_is_taken_over_and_the_old_attempt_is_fenced_out(sessio
     second = claim(sessions, settings, job_id, 1)  # e.g. Celery redelivered the message
     assert second is not None and second.attempt == 2 and second.epochs_completed == 1
 
+    refused = "descent_worker_fenced_writes_refused_total"  # workers/metrics.py
+    before = REGISTRY.get_sample_value(refused) or 0
     with (
         pytest.raises(LeaseLost, match="attempt 2 took over"),
         old.fenced("epoch 2", epochs_completed=2) as s,
     ):
         s.add(EpochMetric(job_id=job_id, epoch=2, values={"val_loss": 0.5}))
     assert old.lost is not None
+    assert REGISTRY.get_sample_value(refused) == before + 1
     with pytest.raises(LeaseLost):
         old.check()  # the training loop stops at its next batch
     new = lease_for(sessions, settings, job_id, 2)
