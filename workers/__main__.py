@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> int:
 
     children = []
     for i in range(n_gpus):
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(i)}
+        # Their torch threads share this host's cores (workers/threads.py), unless told
+        # how many processes share them.
+        env = {
+            "DESCENT_WORKER_PROCESSES": str(n_gpus),
+            **os.environ,
+            "CUDA_VISIBLE_DEVICES": str(i),
+        }
         children.append(subprocess.Popen(celery_argv(args, f"descent-gpu{i}@%h"), env=env))
 
     def forward(signum: int, _frame: object) -> None:

@@ -59,6 +59,7 @@ from workers.engine.lr_finder import (
     with_rates,
 )
 from workers.lease import Lease, LeaseLost, retrying
+from workers.stopping import GracefulStop, HandBack, hand_back
 from workers.trials import Trial, load_trial, sweep_of
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class SqlReporter:
         retry_seconds: float,
         notifier: Notifier,
         trial: Trial | None = None,
+        finish_seconds: float = 0.0,
     ) -> None:
         self.lease = lease
         self.job_dir = job_dir
@@ -103,6 +105,7 @@ class SqlReporter:
         self.notifier = notifier
         self.trial = trial  # the job is one of a sweep's trials
         self.reported = 0  # the last row (epoch, step, grid row) reported
+        self.graceful = GracefulStop(finish_seconds)  # a stopping worker (workers/stopping.py)
 
     def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None) -> None:
         """Record the epoch; then, for a sweep's trial, ask its pruner, which raises
@@ -121,6 +124,10 @@ class SqlReporter:
         self.reported = epoch
         if self.trial is not None:
             self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
+        if checkpoint is not None:
+            self.graceful.epoch_recorded()
+            if self.graceful.after_epoch():
+                raise HandBack(f"the worker is stopping; handed back after epoch {epoch}")
 
     def _write(self, values: dict[str, object]) -> None:
         def write() -> None:
@@ -151,7 +158,11 @@ class SqlReporter:
                 os.replace(tmp, self.job_dir / CHECKPOINT)
 
     def should_stop(self) -> bool:
-        return self.lease.check()
+        if self.lease.check():
+            return True  # a cancel: it ends the job, stopping worker or not
+        if self.graceful.now():
+            raise HandBack(f"the worker is stopping; handed back in epoch {self.reported + 1}")
+        return False
 
 
 def _resume_point(claimed: Claimed, job_dir: Path) -> Checkpoint | None:
@@ -215,6 +226,16 @@ def run_job(job_id: str, *, settings: Settings, send: Send, dispatch: int | None
     try:
         _run_attempt(claimed, lease, sessions, settings, notifier)
         _advance_sweep(sessions, settings, notifier, job_id, send)
+    except HandBack as stop:
+        log.info("job %s attempt %d: %s", job_id, claimed.attempt, stop)
+        hand_back(
+            sessions,
+            job_id=job_id,
+            attempt=claimed.attempt,
+            send=send,
+            retry_seconds=settings.db_retry_seconds,
+        )
+        notifier.job_changed(job_id)
     except LeaseLost as exc:
         log.warning("job %s attempt %d stopped: %s", job_id, claimed.attempt, exc)
         _end_attempt(sessions, claimed, lifecycle.SUPERSEDED)
@@ -258,7 +279,14 @@ def _run_attempt(
             status_reason=f"{type(exc).__name__}: {exc}",
         )
         return
-    reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds, notifier, trial)
+    reporter = SqlReporter(
+        lease,
+        job_dir,
+        settings.db_retry_seconds,
+        notifier,
+        trial,
+        finish_seconds=settings.worker_stop_seconds / 2,
+    )
     # A training job's rows are epochs: its outcome records each metric's best too.
     epochs_of = task if spec.kind == "train" else None
 
@@ -270,7 +298,7 @@ def _run_attempt(
             )
         else:
             (status, values), bundle_tmp = _lab(settings, spec, reporter), None
-    except LeaseLost:
+    except (LeaseLost, HandBack):
         raise
     except Exception as exc:
         if is_out_of_memory(exc):
