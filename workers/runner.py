@@ -59,7 +59,7 @@ from workers.engine.lr_finder import (
     with_rates,
 )
 from workers.lease import Lease, LeaseLost, retrying
-from workers.stopping import GracefulStop, HandBack, hand_back
+from workers.stopping import GracefulStop, HandBack, hand_back, pass_on, worker_stopping
 from workers.trials import Trial, load_trial, sweep_of
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class SqlReporter:
         if self.lease.check():
             return True  # a cancel: it ends the job, stopping worker or not
         if self.graceful.now():
-            raise HandBack(f"the worker is stopping; handed back in epoch {self.reported + 1}")
+            raise HandBack("the worker is stopping: mid-epoch, from the last checkpoint")
         return False
 
 
@@ -205,6 +205,11 @@ def run_job(job_id: str, *, settings: Settings, send: Send, dispatch: int | None
     """One attempt at the job ``job_id`` for a message of number ``dispatch``; ``send``
     sends the messages of its sweep's next trials when it is one."""
     sessions = _sessions(str(settings.database_url))
+    if worker_stopping():
+        # Celery may still deliver a message while it stops: pass it on untouched rather
+        # than start an attempt only to hand it back.
+        pass_on(sessions, job_id=job_id, dispatch=dispatch, send=send)
+        return
     claimed = retrying(
         lambda: claim(sessions, settings, job_id, dispatch),
         seconds=settings.db_retry_seconds,
@@ -226,8 +231,7 @@ def run_job(job_id: str, *, settings: Settings, send: Send, dispatch: int | None
     try:
         _run_attempt(claimed, lease, sessions, settings, notifier)
         _advance_sweep(sessions, settings, notifier, job_id, send)
-    except HandBack as stop:
-        log.info("job %s attempt %d: %s", job_id, claimed.attempt, stop)
+    except HandBack:
         hand_back(
             sessions,
             job_id=job_id,

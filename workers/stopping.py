@@ -146,3 +146,21 @@ def hand_back(
             epochs,
         )
     return status
+
+
+def pass_on(
+    sessions: sessionmaker[Session], *, job_id: str, dispatch: int | None, send: Send
+) -> None:
+    """Send the message of ``job_id`` again as it came, for another worker (or this one's
+    next start): a stopping worker's claim would only start an attempt to hand back."""
+    if dispatch is None:  # a message from before dispatch numbers: the current one
+        with sessions() as s:
+            dispatch = s.scalar(select(Job.dispatch).where(Job.id == job_id))
+        if dispatch is None:
+            return  # no such job
+    try:
+        send(job_id, dispatch)
+    except Exception:
+        log.exception("job %s: could not pass its message on", job_id)
+        return
+    log.info("job %s: worker stopping; its message passed on", job_id)
