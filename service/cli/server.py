@@ -189,15 +189,13 @@ def up(
         typer.Option(
             min=1,
             help="Worker processes to supervise; each one's torch threads default to this "
-            "host's cores ÷ N [env DESCENT_TORCH_THREADS overrides].",
+            "host's cores ÷ N (DESCENT_TORCH_THREADS overrides).",
         ),
     ] = 1,
 ) -> None:
     """Run everything: migrations, the API and supervised worker(s) (embedded default).
 
-    A worker that dies is restarted (after 1 s, doubling while it keeps dying young). On
-    SIGTERM or Ctrl-C running jobs hand themselves back at a batch boundary and resume at
-    the next start, from their last epoch's checkpoint."""
+    A dead worker is restarted; on SIGTERM or Ctrl-C running jobs resume at the next start."""
     if data_dir is not None:
         os.environ["DESCENT_DATA_DIR"] = str(data_dir)
     settings = _settings()
