@@ -58,8 +58,9 @@ from workers.engine.lr_finder import (
     resolve_auto,
     with_rates,
 )
+from workers.handback import HandBack, hand_back, pass_on
 from workers.lease import Lease, LeaseLost, retrying
-from workers.stopping import GracefulStop, HandBack, hand_back, pass_on, worker_stopping
+from workers.stopping import GracefulStop, worker_stopping
 from workers.trials import Trial, load_trial, sweep_of
 
 log = logging.getLogger(__name__)

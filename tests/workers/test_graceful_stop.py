@@ -5,14 +5,18 @@ to exactly the numbers of an uninterrupted run, every epoch recorded once."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from support import IN_PROCESS_WORKER, Backend
+from support import IN_PROCESS_WORKER, ROOT, Backend
 
 from service.config import Settings
 from service.db import utcnow
@@ -66,6 +70,38 @@ def test_a_stop_waits_for_an_epoch_due_soon_and_not_for_one_due_late() -> None:
     assert slow.now()
     # Before any epoch is recorded nothing says how long one takes: stop at once.
     assert GracefulStop(5.0, clock=clock, stopping=lambda: True).now()
+
+
+def test_a_shutdown_in_the_main_process_reaches_its_forked_pool_processes(
+    tmp_path: Path,
+) -> None:
+    """What Celery's worker_shutting_down runs in a worker's main process reaches a
+    process forked before it (a pool process), which sees it as the training loop would;
+    and the main process stays without torch (it only imports the flag)."""
+    code = """
+import os, sys, time
+import workers.app
+from workers import stopping
+assert "torch" not in sys.modules, "the worker's main process imported torch"
+pid = os.fork()
+if pid == 0:  # the pool process
+    deadline = time.monotonic() + 60
+    while not stopping.worker_stopping() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os._exit(0 if stopping.worker_stopping() else 1)
+workers.app._stop_gracefully(sig="SIGTERM", how="Warm")
+print("child exit", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env.update(
+        DESCENT_DATA_DIR=str(tmp_path), DESCENT_WORKER_STOP_SECONDS="600", PYTHONPATH=str(ROOT)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "child exit 0" in done.stdout
 
 
 # -- through the runner ---------------------------------------------------------------
