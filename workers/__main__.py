@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 
 from service.config import get_settings
 
@@ -44,6 +45,13 @@ def celery_argv(args: argparse.Namespace, hostname: str) -> list[str]:
     ]  # fmt: skip
 
 
+def gpu_env(gpu: int, n_gpus: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the worker process for GPU ``gpu`` of ``n_gpus``: it sees that
+    GPU only, and its torch threads share this host's cores with the others
+    (workers/threads.py) unless ``DESCENT_WORKER_PROCESSES`` says how many share them."""
+    return {"DESCENT_WORKER_PROCESSES": str(n_gpus), **environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="descent worker", description=__doc__)
     parser.add_argument("--concurrency", type=int, default=1, help="Jobs at once per process.")
@@ -59,13 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     children = []
     for i in range(n_gpus):
-        # Their torch threads share this host's cores (workers/threads.py), unless told
-        # how many processes share them.
-        env = {
-            "DESCENT_WORKER_PROCESSES": str(n_gpus),
-            **os.environ,
-            "CUDA_VISIBLE_DEVICES": str(i),
-        }
+        env = gpu_env(i, n_gpus, os.environ)
         children.append(subprocess.Popen(celery_argv(args, f"descent-gpu{i}@%h"), env=env))
 
     def forward(signum: int, _frame: object) -> None:

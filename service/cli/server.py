@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -169,6 +169,12 @@ class WorkerSupervisor:
             p.wait()
 
 
+def worker_env(workers: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of ``descent up``'s workers: each one's torch threads are this
+    host's cores shared among the ``workers`` started here (unless told otherwise)."""
+    return {"DESCENT_WORKER_PROCESSES": str(workers), **environ}
+
+
 #: How much longer than a worker's own bound (``DESCENT_WORKER_STOP_SECONDS``) ``descent
 #: up`` waits for it to exit before it kills it.
 STOP_MARGIN_SECONDS = 10.0
@@ -221,9 +227,7 @@ def up(
             "'Authorization: Bearer <token>')",
             settings.token_file.resolve(),
         )
-    # Each worker's torch threads: this host's cores shared among the workers started here.
-    env = {"DESCENT_WORKER_PROCESSES": str(workers), **os.environ}
-    supervisor = WorkerSupervisor(workers, env)
+    supervisor = WorkerSupervisor(workers, worker_env(workers, os.environ))
     supervisor.start()
     # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's
     # default action the process would die there, before stopping its workers.

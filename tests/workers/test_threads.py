@@ -55,3 +55,16 @@ print(json.dumps({"threads": seen, "cores": len(os.sched_getaffinity(0))}))
     got = json.loads(done.stdout.strip().splitlines()[-1])
     cores = got["cores"]
     assert got["threads"] == [cores, max(1, cores // 2), 1, 3]
+
+
+def test_whoever_starts_several_workers_on_a_host_tells_them_how_many_share_it() -> None:
+    from service.cli.server import worker_env
+    from workers.__main__ import gpu_env
+
+    assert worker_env(3, {"PATH": "/bin"}) == {"DESCENT_WORKER_PROCESSES": "3", "PATH": "/bin"}
+    env = gpu_env(1, 4, {"PATH": "/bin"})
+    assert env["DESCENT_WORKER_PROCESSES"] == "4" and env["CUDA_VISIBLE_DEVICES"] == "1"
+    # An operator's own count (several `descent worker`s on one host) wins.
+    mine = {"DESCENT_WORKER_PROCESSES": "8"}
+    assert worker_env(2, mine)["DESCENT_WORKER_PROCESSES"] == "8"
+    assert gpu_env(0, 2, mine)["DESCENT_WORKER_PROCESSES"] == "8"
