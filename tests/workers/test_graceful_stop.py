@@ -104,6 +104,37 @@ print("child exit", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
     assert "child exit 0" in done.stdout
 
 
+def test_a_worker_whose_jobs_do_not_hand_back_in_time_turns_to_a_cold_shutdown(
+    tmp_path: Path,
+) -> None:
+    """The bound: DESCENT_WORKER_STOP_SECONDS after the first SIGTERM the main process
+    sends itself Celery's cold shutdown (SIGQUIT), once however many signals came."""
+    code = """
+import signal, time
+import workers.app
+quits = []
+signal.signal(signal.SIGQUIT, lambda *_: quits.append(time.monotonic()))
+workers.app._stop_gracefully(sig="SIGTERM", how="Warm")
+workers.app._stop_gracefully(sig="SIGTERM", how="Warm")  # a second SIGTERM: no new timer
+deadline = time.monotonic() + 60
+while not quits and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(1.0)
+print("quits", len(quits))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
+    env.update(
+        DESCENT_DATA_DIR=str(tmp_path), DESCENT_WORKER_STOP_SECONDS="0.2", PYTHONPATH=str(ROOT)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "quits 1" in done.stdout
+    assert "did not hand themselves back within" in done.stderr
+
+
 # -- through the runner ---------------------------------------------------------------
 
 
