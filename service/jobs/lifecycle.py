@@ -1,8 +1,8 @@
 """A job's life: every change of a job row's status — and every other write the claim,
 lease and fence protocol makes to it — as one named function.
 
-Each function is a conditional ``UPDATE jobs`` (two for ``fail_lost`` and
-``stop_trials``) in the caller's session that returns whether it took effect; when it
+Each function is a conditional ``UPDATE jobs`` (two for ``fail_lost``, ``hand_back``
+and ``stop_trials``) in the caller's session that returns whether it took effect; when it
 does not, the row is exactly as it was. The condition is the whole rule: a function
 never trusts what its caller read a moment earlier, so two processes racing for one job
 cannot both win. ``TRANSITIONS`` lists every allowed (from → to) pair; a contract test
@@ -11,17 +11,18 @@ SQLite and PostgreSQL, and the docs print the table.
 
 Nothing here commits: a transition is one statement of a transaction its caller owns,
 because what must happen atomically with it is the caller's business. A worker's fenced
-writes (:func:`fence`, :func:`record_outcome`) must be the FIRST statement of their
-transaction: on PostgreSQL the update locks the row until commit and on SQLite it takes
-the write lock, so whatever the caller does next inside that transaction (insert an
-epoch's metrics, rename a checkpoint into place) happens while no other attempt can take
-the job (workers/lease.py). Functions that end an attempt also write its ``JobAttempt``
-row, in the same transaction.
+writes (:func:`fence`, :func:`record_outcome`, :func:`hand_back`) must be the FIRST
+statement of their transaction: on PostgreSQL the update locks the row until commit and
+on SQLite it takes the write lock, so whatever the caller does next inside that
+transaction (insert an epoch's metrics, rename a checkpoint into place) happens while no
+other attempt can take the job (workers/lease.py). Functions that end an attempt also
+write its ``JobAttempt`` row, in the same transaction.
 
 Who calls what: the API (jobs/service.py) creates jobs ``queued`` and cancels them; a
 sweep's driver (sweeps/driver.py) stops the jobs of an ended sweep; a worker's claim
 (workers/claim.py) starts or takes over an attempt or ends a lost one; its lease
-(workers/lease.py) fences every write and records the outcome; the reaper
+(workers/lease.py) fences every write and records the outcome, and its runner hands the
+job back when the worker is stopping (workers/handback.py); the reaper
 (workers/reaper.py) requeues or ends jobs whose worker was lost and re-sends stale ones.
 """
 
