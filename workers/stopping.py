@@ -3,8 +3,9 @@ hands its job back to the queue, and the next worker resumes it at once from its
 checkpoint instead of waiting out the lease (``DESCENT_LEASE_SECONDS``).
 
 How the signal reaches the training loop: Celery's warm shutdown (SIGTERM or Ctrl-C to a
-worker's main process) stops taking messages and waits for the running tasks however
-long they take, and sends its pool processes nothing. So the main process, in its
+worker's main process) stops taking messages (a last poll may still deliver some: they
+are passed on) and waits for the running tasks however long they take, and sends its
+pool processes nothing. So the main process, in its
 ``worker_shutting_down`` handler (workers/app.py), raises a flag it shares with its pool
 processes — one byte of an anonymous shared mapping, made when this module is imported,
 which is before the pool forks — and the runner's reporter reads it at every batch
