@@ -265,7 +265,27 @@ class Settings(BaseSettings):
     )
 
     # Worker side.
-    torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch's choice.")
+    torch_threads: int = Field(
+        0,
+        ge=0,
+        description="torch intra-op threads of each training process. 0 (the default): "
+        "this host's cores shared out among its training processes, cores ÷ "
+        "(DESCENT_WORKER_PROCESSES × concurrency), at least 1.",
+    )
+    worker_processes: int = Field(
+        0,
+        ge=0,
+        description="Worker processes sharing this host's cores, for the default of "
+        "DESCENT_TORCH_THREADS; `descent up --workers N` and `descent worker` (one process per "
+        "GPU) set it for the processes they start. 0: one.",
+    )
+    worker_stop_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="How long a worker stopped with SIGTERM gives its running jobs to hand "
+        "themselves back (at a batch boundary, or at the end of an epoch due within half "
+        "of it) before it ends them; a job so ended resumes once its lease expires.",
+    )
     cancel_poll_seconds: float = Field(
         0.5, gt=0, description="How often a running job looks for a cancel request."
     )

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from service.config import Settings, get_settings
@@ -69,6 +70,13 @@ def export_metrics_dir(settings: Settings) -> Path | None:
     return folder
 
 
+def gpu_env(gpu: int, n_gpus: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of the worker process for GPU ``gpu`` of ``n_gpus``: it sees that
+    GPU only, and its torch threads share this host's cores with the others
+    (workers/threads.py) unless ``DESCENT_WORKER_PROCESSES`` says how many share them."""
+    return {"DESCENT_WORKER_PROCESSES": str(n_gpus), **environ, "CUDA_VISIBLE_DEVICES": str(gpu)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="descent worker", description=__doc__)
     parser.add_argument("--concurrency", type=int, default=1, help="Jobs at once per process.")
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     children = []
     for i in range(n_gpus):
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(i)}
+        env = gpu_env(i, n_gpus, os.environ)
         if i:  # they share one metrics folder, which the first serves for all
             env["DESCENT_WORKER_METRICS_PORT"] = "0"
         children.append(subprocess.Popen(celery_argv(args, f"descent-gpu{i}@%h"), env=env))

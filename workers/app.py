@@ -7,20 +7,27 @@ only, late acknowledgement, one message prefetched at a time.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 
 from celery.signals import (
     celeryd_init,
     setup_logging,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_process_init,
     worker_ready,
     worker_shutdown,
+    worker_shutting_down,
 )
 
 from service import logs
 from service.config import get_settings
 from service.queue import TRAIN_JOB, make_celery, sender
+from workers import stopping
+from workers.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +130,18 @@ def _cap_memory(megabytes: int, *, cuda: bool) -> None:
     log.info("training process address space capped at %d MiB", megabytes)
 
 
+#: Jobs at once per worker process (``--concurrency``), read in the main process before
+#: the pool forks, so each pool process knows how many share the cores with it.
+_concurrency = 1
+
+
+@worker_init.connect
+def _note_concurrency(sender: object = None, **_: object) -> None:
+    global _concurrency
+    concurrency = getattr(sender, "concurrency", None)
+    _concurrency = concurrency if isinstance(concurrency, int) and concurrency > 0 else 1
+
+
 @worker_process_init.connect
 def _configure_torch(**_: object) -> None:
     """Runs in each pool process: torch is imported here, never in the API.
@@ -134,15 +153,20 @@ def _configure_torch(**_: object) -> None:
     import workers.runner  # noqa: F401  (the engine, scikit-learn)
 
     settings = get_settings()
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
+    torch.set_num_threads(
+        torch_threads(settings.torch_threads, settings.worker_processes, _concurrency)
+    )
     _cap_memory(settings.worker_max_memory_mb, cuda=torch.cuda.is_available())
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     log.info(
-        "worker process ready: torch %s, %d threads, cuda=%s",
+        "worker process ready: torch %s, %d threads, cuda=%s (%s)",
         torch.__version__,
         torch.get_num_threads(),
         torch.cuda.is_available(),
+        "DESCENT_TORCH_THREADS"
+        if settings.torch_threads
+        else f"this host's cores shared by {max(1, settings.worker_processes)} worker "
+        f"process(es) × concurrency {_concurrency}",
     )
 
 
@@ -194,3 +218,27 @@ def _serve_metrics(**_: object) -> None:
 def _stop_reaper(**_: object) -> None:
     if _reaper is not None:
         _reaper.stop()
+
+
+@worker_shutting_down.connect
+def _stop_gracefully(**_: object) -> None:
+    """SIGTERM (or Ctrl-C) reached the main process: Celery's warm shutdown waits for the
+    running jobs, which hand themselves back at their next batch boundary
+    (workers/stopping.py); past ``DESCENT_WORKER_STOP_SECONDS`` a cold shutdown ends
+    them. Runs in a signal handler: it only sets the shared flag and arms a timer."""
+    if stopping.worker_stopping():
+        return  # a second signal: the timer is armed already
+    stopping.set_worker_stopping()
+    seconds = get_settings().worker_stop_seconds
+    timer = threading.Timer(seconds, _cold_shutdown, args=(seconds,))
+    timer.daemon = True
+    timer.start()
+
+
+def _cold_shutdown(seconds: float) -> None:
+    log.warning(
+        "running jobs did not hand themselves back within %.0fs "
+        "(DESCENT_WORKER_STOP_SECONDS); ending them (they resume when their lease expires)",
+        seconds,
+    )
+    os.kill(os.getpid(), signal.SIGQUIT)

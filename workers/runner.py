@@ -60,7 +60,9 @@ from workers.engine.lr_finder import (
     resolve_auto,
     with_rates,
 )
+from workers.handback import HandBack, hand_back, pass_on
 from workers.lease import Lease, LeaseLost, retrying
+from workers.stopping import GracefulStop, worker_stopping
 from workers.trials import Trial, load_trial, sweep_of
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ class SqlReporter:
         retry_seconds: float,
         notifier: Notifier,
         trial: Trial | None = None,
+        finish_seconds: float = 0.0,
     ) -> None:
         self.lease = lease
         self.job_dir = job_dir
@@ -107,6 +110,7 @@ class SqlReporter:
         self.reported = 0  # the last row (epoch, step, grid row) reported
         #: What each epoch used, recorded with its row (None: not measured).
         self.meter: worker_metrics.ResourceMeter | None = None
+        self.graceful = GracefulStop(finish_seconds)  # a stopping worker (workers/stopping.py)
 
     def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None) -> None:
         """Record the epoch; then, for a sweep's trial, ask its pruner, which raises
@@ -135,6 +139,10 @@ class SqlReporter:
         )
         if self.trial is not None:
             self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
+        if checkpoint is not None:
+            self.graceful.epoch_recorded()
+            if self.graceful.after_epoch():
+                raise HandBack(f"the worker is stopping; handed back after epoch {epoch}")
 
     def _write(self, values: dict[str, object]) -> None:
         def write() -> None:
@@ -177,7 +185,11 @@ class SqlReporter:
                 os.replace(tmp, self.job_dir / CHECKPOINT)
 
     def should_stop(self) -> bool:
-        return self.lease.check()
+        if self.lease.check():
+            return True  # a cancel: it ends the job, stopping worker or not
+        if self.graceful.now():
+            raise HandBack("the worker is stopping: mid-epoch, from the last checkpoint")
+        return False
 
 
 def _resume_point(claimed: Claimed, job_dir: Path) -> Checkpoint | None:
@@ -222,6 +234,11 @@ def run_job(job_id: str, *, settings: Settings, send: Send, dispatch: int | None
     meanwhile carries the job's id, the dispatch and, once claimed, the attempt."""
     with logs.bound(job_id=job_id, dispatch=dispatch):
         sessions = _sessions(str(settings.database_url))
+        if worker_stopping():
+            # Celery may still deliver a message while it stops: pass it on untouched
+            # rather than start an attempt only to hand it back.
+            pass_on(sessions, job_id=job_id, dispatch=dispatch, send=send)
+            return
         claimed = retrying(
             lambda: claim(sessions, settings, job_id, dispatch),
             seconds=settings.db_retry_seconds,
@@ -258,6 +275,15 @@ def _run_claimed(
     try:
         _run_attempt(claimed, lease, sessions, settings, notifier)
         _advance_sweep(sessions, settings, notifier, job_id, send)
+    except HandBack:
+        hand_back(
+            sessions,
+            job_id=job_id,
+            attempt=claimed.attempt,
+            send=send,
+            retry_seconds=settings.db_retry_seconds,
+        )
+        notifier.job_changed(job_id)
     except LeaseLost as exc:
         log.warning("job %s attempt %d stopped: %s", job_id, claimed.attempt, exc)
         _end_attempt(sessions, claimed, lifecycle.SUPERSEDED)
@@ -302,7 +328,14 @@ def _run_attempt(
             status_reason=f"{type(exc).__name__}: {exc}",
         )
         return
-    reporter = SqlReporter(lease, job_dir, settings.db_retry_seconds, notifier, trial)
+    reporter = SqlReporter(
+        lease,
+        job_dir,
+        settings.db_retry_seconds,
+        notifier,
+        trial,
+        finish_seconds=settings.worker_stop_seconds / 2,
+    )
     reporter.meter = worker_metrics.ResourceMeter(spec.training.device)
     # A training job's rows are epochs: its outcome records each metric's best too.
     epochs_of = task if spec.kind == "train" else None
@@ -315,7 +348,7 @@ def _run_attempt(
             )
         else:
             (status, values), bundle_tmp = _lab(settings, spec, reporter), None
-    except LeaseLost:
+    except (LeaseLost, HandBack):
         raise
     except Exception as exc:
         if is_out_of_memory(exc):

@@ -104,9 +104,10 @@ class _Status:
         resumed = self.attempt and attempt > self.attempt
         self.status, self.attempt = status, attempt
         if resumed:
+            # Its worker was lost, or was stopped and handed the job back: the status
+            # reason told when it was queued again says which.
             return (
-                f"attempt {attempt}: the job lost its worker and resumes from "
-                f"epoch {data.get('epochs_completed', 0)}"
+                f"attempt {attempt}: the job resumes from epoch {data.get('epochs_completed', 0)}"
             )
         if changed:
             reason = f" ({data['status_reason']})" if data.get("status_reason") else ""

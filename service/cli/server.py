@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -76,21 +77,58 @@ def refuse_open_bind(host: str, auth: str) -> None:
         raise typer.Exit(2)
 
 
-class WorkerSupervisor:
-    """Keeps ``count`` worker processes running: a worker that dies is started again."""
+class Backoff:
+    """The delay before a dead worker is started again: ``first`` seconds, doubled after
+    each death up to ``cap``, and back to ``first`` once a worker had run for
+    ``stable_seconds`` — a worker that crashes now and then after hours of work restarts
+    at once, one that crashes as it starts does not spin."""
 
-    def __init__(self, count: int, env: dict[str, str]) -> None:
+    def __init__(self, first: float = 1.0, cap: float = 30.0, stable_seconds: float = 60.0) -> None:
+        self.first, self.cap, self.stable_seconds = first, cap, stable_seconds
+        self._next = first
+
+    def after_death(self, ran_seconds: float) -> float:
+        """The delay before restarting a worker that died after ``ran_seconds``."""
+        if ran_seconds >= self.stable_seconds:
+            self._next = self.first
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
+
+
+#: What ``descent up`` runs per worker: one Celery worker process on CPU.
+WORKER_COMMAND = (sys.executable, "-m", "workers", "--gpus", "0")
+
+
+class WorkerSupervisor:
+    """Keeps ``count`` worker processes running: a worker that dies is started again,
+    after a delay its ``Backoff`` chooses (``restart_delays`` keeps each one, in order)."""
+
+    def __init__(
+        self,
+        count: int,
+        env: dict[str, str],
+        *,
+        command: tuple[str, ...] = WORKER_COMMAND,
+        backoff: Callable[[], Backoff] = Backoff,
+        poll_seconds: float = 1.0,
+    ) -> None:
         self.count = count
         self.env = env
+        self.command = command
+        self.poll_seconds = poll_seconds
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
+        self.started = [0.0] * count  # time.monotonic() of each worker's start
+        self.backoffs = [backoff() for _ in range(count)]
+        self.restart_delays: list[float] = []
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
 
     def _spawn(self, i: int) -> None:
-        cmd = [sys.executable, "-m", "workers", "--gpus", "0"]
         # A process group per worker, so its pool processes go with it.
-        proc = subprocess.Popen(cmd, env=self.env, start_new_session=True)
+        proc = subprocess.Popen(list(self.command), env=self.env, start_new_session=True)
         self.procs[i] = proc
+        self.started[i] = time.monotonic()
         log.info("worker %d started (pid %d)", i, proc.pid)
 
     @staticmethod
@@ -104,23 +142,22 @@ class WorkerSupervisor:
         self._thread.start()
 
     def _watch(self) -> None:
-        backoff = [1.0] * self.count
-        while not self._stopping.wait(1.0):
+        while not self._stopping.wait(self.poll_seconds):
             for i, proc in enumerate(self.procs):
                 if proc is not None and proc.poll() is not None and not self._stopping.is_set():
                     self._kill_group(proc, signal.SIGKILL)  # orphaned pool processes
+                    delay = self.backoffs[i].after_death(time.monotonic() - self.started[i])
+                    self.restart_delays.append(delay)
                     log.warning(
-                        "worker %d exited with %s; restarting in %.0fs",
-                        i,
-                        proc.returncode,
-                        backoff[i],
+                        "worker %d exited with %s; restarting in %.0fs", i, proc.returncode, delay
                     )
-                    if self._stopping.wait(backoff[i]):
+                    if self._stopping.wait(delay):
                         return
-                    backoff[i] = min(backoff[i] * 2, 30.0)
                     self._spawn(i)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM each worker — its running jobs hand themselves back, within
+        ``DESCENT_WORKER_STOP_SECONDS`` — and SIGKILL what is left after ``timeout``."""
         self._stopping.set()
         live = [p for p in self.procs if p is not None]
         for p in live:
@@ -157,6 +194,17 @@ def prepare_embedded(settings: Settings) -> None:
         log.info("created the local admin user and its API token")
 
 
+def worker_env(workers: int, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of ``descent up``'s workers: each one's torch threads are this
+    host's cores shared among the ``workers`` started here (unless told otherwise)."""
+    return {"DESCENT_WORKER_PROCESSES": str(workers), **environ}
+
+
+#: How much longer than a worker's own bound (``DESCENT_WORKER_STOP_SECONDS``) ``descent
+#: up`` waits for it to exit before it kills it.
+STOP_MARGIN_SECONDS = 10.0
+
+
 def up(
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 8000,
@@ -167,10 +215,18 @@ def up(
             "[env DESCENT_DATA_DIR; default ./.descent]."
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes to supervise.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes to supervise; each one's torch threads default to this "
+            "host's cores ÷ N (DESCENT_TORCH_THREADS overrides).",
+        ),
+    ] = 1,
 ) -> None:
     """Run everything: migrations, the API and supervised worker(s) (embedded default).
 
+    A dead worker is restarted; on SIGTERM or Ctrl-C running jobs resume at the next start.
     The data directory is private: 0700, files 0600 (an older one is tightened).
 
     Timeouts, connection and upload bounds: DESCENT_* settings, docs/limits.md.
@@ -193,7 +249,7 @@ def up(
             "'Authorization: Bearer <token>')",
             settings.token_file.resolve(),
         )
-    supervisor = WorkerSupervisor(workers, _worker_env(settings))
+    supervisor = WorkerSupervisor(workers, worker_env(workers, _metrics_env(settings)))
     supervisor.start()
     # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's
     # default action the process would die there, before stopping its workers.
@@ -206,13 +262,13 @@ def up(
             )
         )
     finally:
-        supervisor.stop()
+        supervisor.stop(timeout=settings.worker_stop_seconds + STOP_MARGIN_SECONDS)
 
 
-def _worker_env(settings: Settings) -> dict[str, str]:
-    """The supervised workers' environment: they write their metrics to one folder (by
-    default <data_dir>/metrics, emptied now), which the API's /metrics reads too, so one
-    scrape shows them all. Only the workers run in multiprocess mode, not the API."""
+def _metrics_env(settings: Settings) -> dict[str, str]:
+    """The supervised workers' environment for their metrics: they write them to one
+    folder (by default <data_dir>/metrics, emptied now), which the API's /metrics reads
+    too, so one scrape shows them all. Only the workers run in multiprocess mode, not the API."""
     from service.metrics.multiproc import ENV, prepare
 
     folder = prepare(settings.metrics_dir or settings.data_dir / "metrics")

@@ -1,8 +1,8 @@
 """A job's life: every change of a job row's status — and every other write the claim,
 lease and fence protocol makes to it — as one named function.
 
-Each function is a conditional ``UPDATE jobs`` (two for ``fail_lost`` and
-``stop_trials``) in the caller's session that returns whether it took effect; when it
+Each function is a conditional ``UPDATE jobs`` (two for ``fail_lost``, ``hand_back``
+and ``stop_trials``) in the caller's session that returns whether it took effect; when it
 does not, the row is exactly as it was. The condition is the whole rule: a function
 never trusts what its caller read a moment earlier, so two processes racing for one job
 cannot both win. ``TRANSITIONS`` lists every allowed (from → to) pair; a contract test
@@ -11,17 +11,18 @@ SQLite and PostgreSQL, and the docs print the table.
 
 Nothing here commits: a transition is one statement of a transaction its caller owns,
 because what must happen atomically with it is the caller's business. A worker's fenced
-writes (:func:`fence`, :func:`record_outcome`) must be the FIRST statement of their
-transaction: on PostgreSQL the update locks the row until commit and on SQLite it takes
-the write lock, so whatever the caller does next inside that transaction (insert an
-epoch's metrics, rename a checkpoint into place) happens while no other attempt can take
-the job (workers/lease.py). Functions that end an attempt also write its ``JobAttempt``
-row, in the same transaction.
+writes (:func:`fence`, :func:`record_outcome`, :func:`hand_back`) must be the FIRST
+statement of their transaction: on PostgreSQL the update locks the row until commit and
+on SQLite it takes the write lock, so whatever the caller does next inside that
+transaction (insert an epoch's metrics, rename a checkpoint into place) happens while no
+other attempt can take the job (workers/lease.py). Functions that end an attempt also
+write its ``JobAttempt`` row, in the same transaction.
 
 Who calls what: the API (jobs/service.py) creates jobs ``queued`` and cancels them; a
 sweep's driver (sweeps/driver.py) stops the jobs of an ended sweep; a worker's claim
 (workers/claim.py) starts or takes over an attempt or ends a lost one; its lease
-(workers/lease.py) fences every write and records the outcome; the reaper
+(workers/lease.py) fences every write and records the outcome, and its runner hands the
+job back when the worker is stopping (workers/handback.py); the reaper
 (workers/reaper.py) requeues or ends jobs whose worker was lost and re-sends stale ones.
 """
 
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from service.db import rowcount
@@ -51,6 +52,9 @@ FAILED, CANCELLED, DIVERGED, PRUNED = (
 #: otherwise holds the job's status): its worker went quiet and the lease expired, or
 #: it found another attempt holding the job.
 LOST, SUPERSEDED = "lost", "superseded"
+#: An attempt whose worker was stopping (SIGTERM) gave its job back to the queue at a
+#: batch boundary (:func:`hand_back`). Not a loss: it never counts against max_restarts.
+HANDED_BACK = "handed_back"
 
 #: Columns only the functions below write: a fenced write may not set them.
 PROTOCOL_COLUMNS = frozenset(
@@ -112,6 +116,20 @@ TRANSITIONS: tuple[Transition, ...] = (
         "fail_lost", RUNNING, FAILED, f"{_LOST}, max_restarts used up", f"{_CLAIM}, {_REAPER}"
     ),
     Transition(
+        "hand_back",
+        RUNNING,
+        QUEUED,
+        f"{_HELD}, its worker is stopping, no cancel asked: a new dispatch",
+        _RUNNER,
+    ),
+    Transition(
+        "hand_back",
+        RUNNING,
+        CANCELLED,
+        f"{_HELD}, its worker is stopping, a cancel was asked",
+        _RUNNER,
+    ),
+    Transition(
         "redispatch",
         QUEUED,
         QUEUED,
@@ -167,6 +185,19 @@ def _lost(job_id: str, attempt: int, expired_before: datetime) -> list[ColumnEle
     return [*_held(job_id, attempt), _expired(expired_before)]
 
 
+def _losses() -> ColumnElement[int]:
+    # The job's attempts that counted against max_restarts: all of them but those handed
+    # back by a stopping worker (a correlated subquery, so the rule stays one statement).
+    handed_back = (
+        select(func.count())
+        .select_from(JobAttempt)
+        .where(JobAttempt.job_id == Job.id, JobAttempt.outcome == HANDED_BACK)
+        .correlate(Job)
+        .scalar_subquery()
+    )
+    return Job.attempt - handed_back
+
+
 def _resumable(
     job_id: str, attempt: int, max_restarts: int, expired_before: datetime
 ) -> list[ColumnElement[bool]]:
@@ -174,7 +205,7 @@ def _resumable(
     return [
         *_lost(job_id, attempt, expired_before),
         ~Job.cancel_requested,
-        Job.attempt <= max_restarts,
+        _losses() <= max_restarts,
     ]
 
 
@@ -309,10 +340,12 @@ def fail_lost(
         status = JobStatus.CANCELLED
     elif _update(
         session,
-        [*where, Job.attempt > max_restarts],
+        [*where, _losses() > max_restarts],
         {
             "status": JobStatus.FAILED,
-            "status_reason": lost_reason(attempt, max_restarts, epochs_completed),
+            "status_reason": lost_reason(
+                _lost_count(session, job_id, attempt), max_restarts, epochs_completed
+            ),
             "finished_at": now,
         },
     ):
@@ -321,6 +354,56 @@ def fail_lost(
         return None
     end_attempt(session, job_id=job_id, attempt=attempt, outcome=LOST, now=now)
     return status
+
+
+def _lost_count(session: Session, job_id: str, attempt: int) -> int:
+    # Only for the message: the condition above is the rule.
+    handed_back = session.scalar(
+        select(func.count())
+        .select_from(JobAttempt)
+        .where(JobAttempt.job_id == job_id, JobAttempt.outcome == HANDED_BACK)
+    )
+    return attempt - int(handed_back or 0)
+
+
+def hand_back(
+    session: Session, *, job_id: str, attempt: int, epochs_completed: int, now: datetime
+) -> JobStatus | None:
+    """running → queued with a new dispatch number: the worker of ``attempt`` is stopping
+    (SIGTERM), so the attempt ended at a batch boundary and gives the job back; the
+    caller sends the message (``dispatch + 1``) and the next worker resumes from the
+    checkpoint at once, without waiting for the lease to expire. Epochs recorded so far
+    stay; the attempt's row ends as ``HANDED_BACK``, which max_restarts does not count.
+    Or running → cancelled when a cancel was asked meanwhile: the job must not resume.
+    Returns the status it ended with, or None when ``attempt`` no longer holds the job.
+
+    A fenced write (the first statement of its transaction). Called by the runner."""
+    held = _held(job_id, attempt)
+    if _update(
+        session,
+        [*held, ~Job.cancel_requested],
+        {
+            "status": QUEUED,
+            "status_reason": f"waiting to resume: the worker of attempt {attempt} stopped "
+            f"and handed the job back after epoch {epochs_completed}",
+            "dispatch": Job.dispatch + 1,
+            "dispatched_at": now,
+        },
+    ):
+        end_attempt(session, job_id=job_id, attempt=attempt, outcome=HANDED_BACK, now=now)
+        return QUEUED
+    if _update(
+        session,
+        [*held, Job.cancel_requested.is_(True)],
+        {
+            "status": CANCELLED,
+            "status_reason": f"cancelled by request after {epochs_completed} epoch(s)",
+            "finished_at": now,
+        },
+    ):
+        end_attempt(session, job_id=job_id, attempt=attempt, outcome=CANCELLED, now=now)
+        return CANCELLED
+    return None
 
 
 def redispatch(
@@ -476,6 +559,7 @@ def _update_attempt(session: Session, job_id: str, attempt: int, values: Mapping
 
 
 __all__ = [
+    "HANDED_BACK",
     "LOST",
     "SUPERSEDED",
     "TRANSITIONS",
@@ -485,6 +569,7 @@ __all__ = [
     "end_attempt",
     "fail_lost",
     "fence",
+    "hand_back",
     "lost_reason",
     "markdown_table",
     "note_resume",

@@ -191,8 +191,9 @@ class AttemptRead(BaseModel):
     ended_at: datetime | None = None
     outcome: str | None = Field(
         None,
-        description="The job's status if this attempt ended it; `lost` (its worker died) or "
-        "`superseded` (another attempt took over); null while it runs.",
+        description="The job's status if this attempt ended it; `lost` (its worker died), "
+        "`superseded` (another attempt took over) or `handed_back` (its worker was stopped "
+        "and gave the job back to the queue, to resume at once); null while it runs.",
     )
 
 

@@ -176,6 +176,20 @@ def _failed_lost(before: dict[str, Any], after: dict[str, Any], target: JobStatu
     assert expected in after["job"]["status_reason"]
 
 
+def _handed_back(before: dict[str, Any], after: dict[str, Any], target: JobStatus) -> None:
+    job = after["job"]
+    outcome = lifecycle.HANDED_BACK if target == JobStatus.QUEUED else JobStatus.CANCELLED
+    assert _attempts(after) == {1: ("w0", NOW, outcome)}
+    # The epochs recorded so far stay: the next attempt resumes after them.
+    assert job["epochs_completed"] == before["job"]["epochs_completed"] == 4
+    assert "after epoch 4" in job["status_reason"] or "after 4 epoch" in job["status_reason"]
+    if target == JobStatus.QUEUED:
+        assert job["dispatch"] == 2 and job["dispatched_at"] == NOW and job["attempt"] == 1
+        assert job["finished_at"] is None
+    else:
+        assert job["dispatch"] == 1 and job["finished_at"] == NOW
+
+
 def _redispatched(before: dict[str, Any], after: dict[str, Any], _target: JobStatus) -> None:
     assert after["job"]["dispatch"] == 2 and after["job"]["dispatched_at"] == NOW
 
@@ -249,6 +263,17 @@ CASES: dict[str, Case] = {
         ),
         prepare=_lost_for_good,
         check=_failed_lost,
+    ),
+    "hand_back": Case(
+        call=lambda s, job_id, row, _t: lifecycle.hand_back(
+            s, job_id=job_id, attempt=row["attempt"], epochs_completed=4, now=NOW
+        ),
+        # A cancel asked while the worker was stopping ends the job instead.
+        prepare=lambda target: {
+            "epochs_completed": 4,
+            "cancel_requested": target == JobStatus.CANCELLED,
+        },
+        check=_handed_back,
     ),
     "redispatch": Case(
         call=lambda s, job_id, _row, _t: lifecycle.redispatch(
@@ -344,7 +369,7 @@ def test_a_transition_takes_effect_exactly_from_the_statuses_the_table_allows(
     [target] = expected
     assert case.took(result, job_id), f"{function} refused a {status} job"
     assert after["job"]["status"] == target
-    if function == "fail_lost":
+    if function in ("fail_lost", "hand_back"):
         assert result == target
     case.check(before, after, target)
     # Nothing else about the job changed than the transition says.
@@ -446,6 +471,54 @@ def test_a_lost_job_resumes_only_without_a_cancel_and_with_restarts_left(
     _refused(sessions, cancelled, lambda s: call(s, cancelled, {"attempt": 1}, None))
     worn_out = put(sessions, JobStatus.RUNNING, heartbeat_at=EXPIRED, attempt=MAX_RESTARTS + 1)
     _refused(sessions, worn_out, lambda s: call(s, worn_out, {"attempt": MAX_RESTARTS + 1}, None))
+
+
+@pytest.mark.parametrize("function", ["take_over", "requeue_lost", "fail_lost"])
+def test_attempts_handed_back_by_a_stopping_worker_are_not_restarts(
+    sessions: sessionmaker[Session], function: str
+) -> None:
+    """Attempt 5 of a job whose attempts 1-3 were handed back has lost one worker (its
+    own): it resumes under max_restarts=2, where five lost attempts would have failed."""
+    job_id = put(sessions, JobStatus.RUNNING, heartbeat_at=EXPIRED, attempt=5)
+    with sessions() as s, s.begin():
+        for attempt, outcome in ((1, lifecycle.HANDED_BACK), (2, "handed_back"), (3, None)):
+            s.add(
+                JobAttempt(
+                    job_id=job_id, attempt=attempt, worker="w", started_at=NOW, outcome=outcome
+                )
+            )
+        s.add(JobAttempt(job_id=job_id, attempt=4, worker="w", started_at=NOW, outcome="lost"))
+    with sessions() as s, s.begin():
+        result = CASES[function].call(s, job_id, {"attempt": 5}, None)
+    status = snapshot(sessions, job_id)["job"]["status"]
+    if function == "fail_lost":
+        # 5 - 2 = 3 losses: more than max_restarts=2 allows, so the job fails, and says 3.
+        assert result == JobStatus.FAILED and status == JobStatus.FAILED
+        assert "lost 3 time(s)" in snapshot(sessions, job_id)["job"]["status_reason"]
+    else:
+        assert not result and status == JobStatus.RUNNING
+
+    # With one more handed back, 2 losses are within max_restarts=2: it resumes.
+    job_id = put(sessions, JobStatus.RUNNING, heartbeat_at=EXPIRED, attempt=5)
+    with sessions() as s, s.begin():
+        for attempt in (1, 2, 3):
+            s.add(
+                JobAttempt(
+                    job_id=job_id,
+                    attempt=attempt,
+                    worker="w",
+                    started_at=NOW,
+                    outcome=lifecycle.HANDED_BACK,
+                )
+            )
+        s.add(JobAttempt(job_id=job_id, attempt=4, worker="w", started_at=NOW, outcome="lost"))
+    with sessions() as s, s.begin():
+        result = CASES[function].call(s, job_id, {"attempt": 5}, None)
+    status = snapshot(sessions, job_id)["job"]["status"]
+    if function == "fail_lost":
+        assert result is None and status == JobStatus.RUNNING
+    else:
+        assert result and status in (JobStatus.RUNNING, JobStatus.QUEUED)
 
 
 def test_a_lost_job_with_restarts_left_and_no_cancel_is_not_failed(
