@@ -1,10 +1,16 @@
-"""Helpers for the OpenAPI document's hand-written parts (pydantic only)."""
+"""The OpenAPI document: helpers for its hand-written parts, and the rewriting that makes
+client generators accept it. pydantic only at run time: the API's response schemas import
+this module, and the client side imports them without FastAPI."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from fastapi.routing import APIRoute
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -25,3 +31,86 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_resolve(v, defs) for v in node]
     return node
+
+
+# -- a document client generators accept ------------------------------------------------
+
+#: The schema of each non-JSON body the API answers with, for responses that name only
+#: the media type: without one, generators (openapi-python-client) drop the response and
+#: the method returns nothing.
+MEDIA_SCHEMAS: dict[str, dict[str, str]] = {
+    "text/csv": {"type": "string"},
+    "image/svg+xml": {"type": "string"},
+    "image/png": {"type": "string", "format": "binary"},
+    "application/zip": {"type": "string", "format": "binary"},
+    "application/octet-stream": {"type": "string", "format": "binary"},
+}
+
+#: Keywords whose values are data, not schemas: nothing inside them is rewritten.
+_DATA_KEYWORDS = frozenset({"default", "enum", "const", "example", "examples"})
+#: Keywords whose values map names (of properties, of components) to schemas: a property
+#: named ``const`` is a name there, not the keyword.
+_NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "schemas"})
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's ``operationId``: its function's name (``create_job``, ``list_jobs``), the
+    method name a generated client gives it. FastAPI's default appends the path and the
+    method (``create_job_v1_jobs_post``). tests/service/test_openapi.py keeps them unique."""
+    return route.name
+
+
+def install_generator_friendly_openapi(app: FastAPI) -> None:
+    """Serve ``app``'s OpenAPI document as client generators read it: every ``const``
+    written as a one-value ``enum`` and every image, CSV or file response with its schema
+    (:func:`generator_friendly`). Swagger UI, ReDoc and schemathesis read the same one."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = generator_friendly(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def generator_friendly(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` (changed in place) with what code generators stumble on rewritten, and what
+    it accepts unchanged.
+
+    - ``const: X`` becomes ``enum: [X]``, which validates the same values. pydantic
+      writes a ``Literal`` as ``const``; openapi-python-client turns a ``const`` inside
+      ``anyOf`` into a check that raises instead of trying the union's next member, so a
+      client parsing ``lr: 0.001`` against ``anyOf[number, const "auto"]`` failed.
+    - A response content naming one of :data:`MEDIA_SCHEMAS`' media types without a
+      schema gets that schema.
+    """
+    _enum_for_const(doc)
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for response in operation.get("responses", {}).values():
+                for media_type, media in response.get("content", {}).items():
+                    if media_type in MEDIA_SCHEMAS and "schema" not in media:
+                        media["schema"] = dict(MEDIA_SCHEMAS[media_type])
+    return doc
+
+
+def _enum_for_const(node: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            _enum_for_const(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key in _DATA_KEYWORDS:
+            continue
+        if key in _NAMED_SCHEMAS and isinstance(value, dict):
+            for schema in value.values():
+                _enum_for_const(schema)
+        else:
+            _enum_for_const(value)
+    if "const" in node and "enum" not in node:
+        node["enum"] = [node.pop("const")]

@@ -50,3 +50,112 @@ def test_the_event_streams_describe_their_events_inline(api: TestClient) -> None
             if "status" in s.get("properties", {})
         ]
         assert statuses and all("enum" in s for s in statuses), (path, statuses)
+
+
+# -- what client generators need ---------------------------------------------------------
+
+
+def test_operation_ids_are_the_route_names_and_unique(api: TestClient) -> None:
+    doc = api.get("/openapi.json").json()
+    ids = {
+        (method.upper(), path): op["operationId"]
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    }
+    assert ids[("POST", "/v1/jobs")] == "create_job"
+    assert ids[("GET", "/v1/jobs")] == "list_jobs"
+    assert ids[("GET", "/v1/jobs/{job_id}")] == "get_job"
+    assert ids[("POST", "/v1/jobs/{job_id}/cancel")] == "cancel_job"
+    assert ids[("GET", "/v1/jobs/{job_id}/metrics.csv")] == "job_metrics_csv"
+    assert ids[("POST", "/v1/sweeps")] == "create_sweep"
+    duplicated = sorted(i for i in set(ids.values()) if list(ids.values()).count(i) > 1)
+    assert not duplicated, duplicated
+    assert all(i.isidentifier() and i == i.lower() for i in ids.values()), ids
+
+
+def test_component_titles_are_unique(api: TestClient) -> None:
+    # Generators name each model's class after its schema's title.
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    titles = [s.get("title", name) for name, s in schemas.items()]
+    assert sorted(t for t in set(titles) if titles.count(t) > 1) == []
+
+
+def consts(node: Any) -> list[Any]:
+    """Every ``const`` keyword in a schema document (not inside examples or defaults)."""
+    if isinstance(node, list):
+        return [c for v in node for c in consts(v)]
+    if not isinstance(node, dict):
+        return []
+    own = [node["const"]] if "const" in node else []
+    inner = [
+        c
+        for k, v in node.items()
+        if k not in ("const", "default", "enum", "example", "examples")
+        for c in (consts(list(v.values())) if k == "properties" else consts(v))
+    ]
+    return own + inner
+
+
+def test_literals_are_one_value_enums_not_const(api: TestClient) -> None:
+    doc = api.get("/openapi.json").json()
+    assert consts(doc) == []
+    adam = doc["components"]["schemas"]["Adam"]["properties"]
+    assert {"type": "string", "enum": ["auto"]} in adam["lr"]["anyOf"]
+    assert adam["name"]["enum"] == ["adam"]
+
+
+def test_enum_for_const_accepts_and_refuses_what_const_did() -> None:
+    import copy
+
+    import jsonschema_rs
+
+    from service.openapi import generator_friendly
+    from service.spec import JobSpec
+
+    schema = JobSpec.model_json_schema()
+    assert consts(schema), "pydantic writes a Literal as const"
+    rewritten = generator_friendly(copy.deepcopy(schema))
+    assert not consts(rewritten)
+    base = {"dataset": {"name": "digits"}}
+    bodies = [
+        base,
+        {**base, "optimizer": {"name": "adam", "lr": 0.001}},
+        {**base, "optimizer": {"name": "adam", "lr": "auto"}},
+        {**base, "optimizer": {"name": "adam", "lr": "fast"}},
+        {**base, "optimizer": {"name": "adamx"}},
+        {**base, "schedule": {"name": "one_cycle", "max_lr": "auto"}},
+        {**base, "training": {"batch_size": "full"}},
+        {**base, "training": {"batch_size": "all"}},
+    ]
+    before = jsonschema_rs.validator_for(schema)
+    after = jsonschema_rs.validator_for(rewritten)
+    verdicts = [(before.is_valid(b), after.is_valid(b)) for b in bodies]
+    assert all(b == a for b, a in verdicts), verdicts
+    assert [v for v, _ in verdicts] == [True, True, True, False, False, True, True, False]
+
+
+#: The schema each non-JSON media type of a response has.
+MEDIA_SCHEMAS = {
+    "text/csv": {"type": "string"},
+    "image/svg+xml": {"type": "string"},
+    "image/png": {"type": "string", "format": "binary"},
+    "application/zip": {"type": "string", "format": "binary"},
+    "application/octet-stream": {"type": "string", "format": "binary"},
+}
+
+
+def test_csv_image_and_file_answers_have_their_schemas(api: TestClient) -> None:
+    doc = api.get("/openapi.json").json()
+    seen: set[str] = set()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            for status, response in op["responses"].items():
+                for media_type, media in response.get("content", {}).items():
+                    if media_type in ("application/json", "text/event-stream"):
+                        continue
+                    where = (method, path, status, media_type)
+                    assert media.get("schema") == MEDIA_SCHEMAS[media_type], where
+                    seen.add(media_type)
+    assert seen == set(MEDIA_SCHEMAS)
+    csv = doc["paths"]["/v1/jobs/{job_id}/metrics.csv"]["get"]["responses"]["200"]["content"]
+    assert list(csv) == ["text/csv"]
