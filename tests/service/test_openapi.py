@@ -159,3 +159,15 @@ def test_csv_image_and_file_answers_have_their_schemas(api: TestClient) -> None:
     assert seen == set(MEDIA_SCHEMAS)
     csv = doc["paths"]["/v1/jobs/{job_id}/metrics.csv"]["get"]["responses"]["200"]["content"]
     assert list(csv) == ["text/csv"]
+
+
+def test_the_operation_ids_docs_api_clients_names_exist(api: TestClient) -> None:
+    import re
+    from pathlib import Path
+
+    doc = api.get("/openapi.json").json()
+    ids = {op["operationId"] for ops in doc["paths"].values() for op in ops.values()}
+    text = (Path(__file__).parents[2] / "docs" / "api-clients.md").read_text()
+    table = text.split("| operationId | operation |", 1)[1].split("\n\n", 1)[0]
+    named = {n for row in table.splitlines()[2:] for n in re.findall(r"`(\w+)`", row.split("|")[1])}
+    assert len(named) >= 30 and named <= ids, sorted(named - ids)
