@@ -35,16 +35,23 @@ def _resolve(node: Any, defs: dict[str, Any]) -> Any:
 
 # -- a document client generators accept ------------------------------------------------
 
-#: The schema of each non-JSON body the API answers with, for responses that name only
-#: the media type: without one, generators (openapi-python-client) drop the response and
-#: the method returns nothing.
-MEDIA_SCHEMAS: dict[str, dict[str, str]] = {
-    "text/csv": {"type": "string"},
-    "image/svg+xml": {"type": "string"},
-    "image/png": {"type": "string", "format": "binary"},
-    "application/zip": {"type": "string", "format": "binary"},
-    "application/octet-stream": {"type": "string", "format": "binary"},
-}
+#: The schema of a non-JSON body, for responses that name only the media type: without
+#: one, generators (openapi-python-client) drop the response and the method returns
+#: nothing. Text (CSV, SVG, Prometheus' text format) is a string, anything else bytes.
+TEXT_SCHEMA: dict[str, str] = {"type": "string"}
+BINARY_SCHEMA: dict[str, str] = {"type": "string", "format": "binary"}
+
+
+def media_schema(media_type: str) -> dict[str, str] | None:
+    """The schema a ``media_type`` answer without one gets; None for JSON and event streams,
+    which carry their own."""
+    base = media_type.split(";")[0].strip().lower()
+    if base.endswith(("/json", "+json")) or base == "text/event-stream":
+        return None
+    if base.startswith("text/") or base.endswith("+xml"):
+        return dict(TEXT_SCHEMA)
+    return dict(BINARY_SCHEMA)
+
 
 #: Keywords whose values are data, not schemas: nothing inside them is rewritten.
 _DATA_KEYWORDS = frozenset({"default", "enum", "const", "example", "examples"})
@@ -82,8 +89,8 @@ def generator_friendly(doc: dict[str, Any]) -> dict[str, Any]:
       writes a ``Literal`` as ``const``; openapi-python-client turns a ``const`` inside
       ``anyOf`` into a check that raises instead of trying the union's next member, so a
       client parsing ``lr: 0.001`` against ``anyOf[number, const "auto"]`` failed.
-    - A response content naming one of :data:`MEDIA_SCHEMAS`' media types without a
-      schema gets that schema.
+    - A response's media type without a schema gets one (:func:`media_schema`): CSV and
+      SVG are strings, PNG, zip and other files binary.
     """
     _enum_for_const(doc)
     for operations in doc.get("paths", {}).values():
@@ -92,8 +99,8 @@ def generator_friendly(doc: dict[str, Any]) -> dict[str, Any]:
                 continue
             for response in operation.get("responses", {}).values():
                 for media_type, media in response.get("content", {}).items():
-                    if media_type in MEDIA_SCHEMAS and "schema" not in media:
-                        media["schema"] = dict(MEDIA_SCHEMAS[media_type])
+                    if "schema" not in media and (schema := media_schema(media_type)):
+                        media["schema"] = schema
     return doc
 
 
