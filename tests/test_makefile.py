@@ -3,6 +3,7 @@ first run installs, read from make's dry run (`make -n`: nothing is installed or
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,9 +18,11 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU 
 
 def dry_run(tmp_path: Path, *args: str) -> str:
     """What ``make -n ARGS`` would run, for a fresh checkout (a virtualenv not made yet)."""
+    # Not the flags of a `make test` this suite may run under (-s would hide the commands).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     out = subprocess.run(
         ["make", "--no-print-directory", "-n", *args, f"VENV={tmp_path / 'venv'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     return out.stdout
 
