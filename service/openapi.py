@@ -89,10 +89,14 @@ def generator_friendly(doc: dict[str, Any]) -> dict[str, Any]:
       writes a ``Literal`` as ``const``; openapi-python-client turns a ``const`` inside
       ``anyOf`` into a check that raises instead of trying the union's next member, so a
       client parsing ``lr: 0.001`` against ``anyOf[number, const "auto"]`` failed.
+    - A tuple of one type (``tuple[int, int, int]``: ``prefixItems`` of equal schemas and
+      as many items as it lists) becomes an array of that type with its length, which
+      generators make a list of that type (and schemathesis 4.32 checks answers against
+      without tripping over ``prefixItems``).
     - A response's media type without a schema gets one (:func:`media_schema`): CSV and
       SVG are strings, PNG, zip and other files binary.
     """
-    _enum_for_const(doc)
+    _rewrite_schemas(doc)
     for operations in doc.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):
@@ -104,10 +108,10 @@ def generator_friendly(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _enum_for_const(node: Any) -> None:
+def _rewrite_schemas(node: Any) -> None:
     if isinstance(node, list):
         for item in node:
-            _enum_for_const(item)
+            _rewrite_schemas(item)
         return
     if not isinstance(node, dict):
         return
@@ -116,8 +120,17 @@ def _enum_for_const(node: Any) -> None:
             continue
         if key in _NAMED_SCHEMAS and isinstance(value, dict):
             for schema in value.values():
-                _enum_for_const(schema)
+                _rewrite_schemas(schema)
         else:
-            _enum_for_const(value)
+            _rewrite_schemas(value)
     if "const" in node and "enum" not in node:
         node["enum"] = [node.pop("const")]
+    prefix = node.get("prefixItems")
+    if (
+        isinstance(prefix, list)
+        and prefix
+        and "items" not in node
+        and all(item == prefix[0] for item in prefix)
+        and node.get("minItems") == node.get("maxItems") == len(prefix)
+    ):
+        node["items"] = node.pop("prefixItems")[0]

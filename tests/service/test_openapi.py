@@ -3,6 +3,7 @@ stream schemas included, points at something the document has."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -99,12 +100,13 @@ def consts(node: Any) -> list[Any]:
 def test_literals_are_one_value_enums_not_const(api: TestClient) -> None:
     doc = api.get("/openapi.json").json()
     assert consts(doc) == []
+    assert "prefixItems" not in json.dumps(doc)  # tuples of one type: arrays of it
     adam = doc["components"]["schemas"]["Adam"]["properties"]
     assert {"type": "string", "enum": ["auto"]} in adam["lr"]["anyOf"]
     assert adam["name"]["enum"] == ["adam"]
 
 
-def test_enum_for_const_accepts_and_refuses_what_const_did() -> None:
+def test_the_rewritten_schema_accepts_and_refuses_what_the_original_did() -> None:
     import copy
 
     import jsonschema_rs
@@ -114,8 +116,9 @@ def test_enum_for_const_accepts_and_refuses_what_const_did() -> None:
 
     schema = JobSpec.model_json_schema()
     assert consts(schema), "pydantic writes a Literal as const"
+    assert "prefixItems" in json.dumps(schema), "and a tuple as prefixItems"
     rewritten = generator_friendly(copy.deepcopy(schema))
-    assert not consts(rewritten)
+    assert not consts(rewritten) and "prefixItems" not in json.dumps(rewritten)
     base = {"dataset": {"name": "digits"}}
     bodies = [
         base,
@@ -126,12 +129,21 @@ def test_enum_for_const_accepts_and_refuses_what_const_did() -> None:
         {**base, "schedule": {"name": "one_cycle", "max_lr": "auto"}},
         {**base, "training": {"batch_size": "full"}},
         {**base, "training": {"batch_size": "all"}},
+        {**base, "optimizer": {"name": "adam", "betas": [0.9, 0.99]}},
+        {**base, "optimizer": {"name": "adam", "betas": [0.9]}},
+        {**base, "optimizer": {"name": "adam", "betas": [0.9, 0.99, 0.9]}},
+        {**base, "optimizer": {"name": "adam", "betas": ["0.9", 0.99]}},
     ]
     before = jsonschema_rs.validator_for(schema)
     after = jsonschema_rs.validator_for(rewritten)
     verdicts = [(before.is_valid(b), after.is_valid(b)) for b in bodies]
     assert all(b == a for b, a in verdicts), verdicts
-    assert [v for v, _ in verdicts] == [True, True, True, False, False, True, True, False]
+    assert [v for v, _ in verdicts] == [True, True, True, False, False, True, True, False] + [
+        True,
+        False,
+        False,
+        False,
+    ]
 
 
 #: The schema each non-JSON media type of a response has.
