@@ -15,10 +15,19 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# Install torch before the project so nothing pulls a multi-GB CUDA build by accident.
-# Point TORCH_INDEX at a wheel index of your choice, e.g. the CPU-only one.
+# torch is installed first, from TORCH_INDEX when set (else PyPI). From PyPI, Linux x86_64
+# gets the CUDA build (GBs of NVIDIA libraries); macOS, Windows and Linux aarch64 get a CPU
+# build. TORCH_INDEX=https://download.pytorch.org/whl/cpu is the CPU-only build for Linux,
+# https://download.pytorch.org/whl/cu126 (or another cuXXX) a given CUDA build.
 TORCH       ?= torch==2.13.0
 TORCH_INDEX ?=
+TORCH_SOURCE = $(if $(TORCH_INDEX),installing $(TORCH) from $(TORCH_INDEX),installing $(TORCH) \
+  from PyPI: the CUDA build (GBs) on Linux x86_64, a CPU build elsewhere. For Linux's CPU-only \
+  build: make up TORCH_INDEX=https://download.pytorch.org/whl/cpu (see the README: Which torch build))
+# Where `make up` serves: PORT=8123 HOST=0.0.0.0 (a non-loopback HOST needs tokens, the
+# default). The CLI and examples/ find it through DESCENT_URL.
+PORT ?= 8000
+HOST ?= 127.0.0.1
 STAMP  := $(VENV)/.installed
 
 .PHONY: up test test-fast test-embedded screenshots lint format services chromium install \
@@ -43,7 +52,10 @@ endef
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@echo "$(TORCH_SOURCE)"
 	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	@$(PY) -c "import torch; c = torch.version.cuda; \
+	print('installed torch', torch.__version__ + ':', f'a CUDA {c} build' if c else 'a CPU build')"
 	$(PY) -m pip install --quiet -e ".[worker,dev]"
 	$(PY) scripts/vendor_assets.py
 	touch $(STAMP)
@@ -57,7 +69,7 @@ assets: $(STAMP)
 	$(PY) scripts/vendor_assets.py
 
 up: assets
-	$(VENV)/bin/descent up
+	$(VENV)/bin/descent up --port $(PORT) --host $(HOST)
 
 services:
 	@scripts/ensure-services.sh

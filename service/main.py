@@ -37,6 +37,7 @@ from service.live import Notifier
 from service.logs import REQUEST_ID_HEADER, RequestId
 from service.metrics import PATH as METRICS_PATH
 from service.metrics import install as install_metrics
+from service.openapi import install_generator_friendly_openapi, operation_id
 from service.playground.router import router as playground_router
 from service.plots.lab_router import router as lab_plots_router
 from service.plots.router import router as plots_router
@@ -100,7 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # serves them on the vendored copies instead (install_dashboard below).
         docs_url=None,
         redoc_url=None,
+        # `create_job`, not `create_job_v1_jobs_post`: generated clients name methods so.
+        generate_unique_id_function=operation_id,
     )
+    install_generator_friendly_openapi(app)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)

@@ -3,5 +3,5 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/common.sh"
-curl -sf "${auth[@]}" -X POST "$DESCENT_URL/v1/jobs/$1/cancel"
+api -X POST "$DESCENT_URL/v1/jobs/$1/cancel"
 echo

@@ -18,3 +18,27 @@ export DESCENT_TOKEN
 
 # Every request sends it: curl "${auth[@]}" …
 auth=(-H "Authorization: Bearer $DESCENT_TOKEN")
+
+# api CURL_ARGS...: one request with the token. The answer's body goes to stdout; when
+# the API answers an error (4xx, 5xx), its body — {"error": {"message", "fields", …}},
+# which says what was wrong — goes to stderr instead and api returns 22, as `curl -f`
+# does (which would throw the body away). Connection problems: curl's own message and
+# exit status.
+api() {
+  local body status rc=0
+  body=$(mktemp)
+  status=$(curl -sS "${auth[@]}" -o "$body" -w '%{http_code}' "$@") || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    rm -f "$body"
+    return "$rc"
+  fi
+  if [ "$status" -ge 400 ]; then
+    echo "HTTP $status from $DESCENT_URL:" >&2
+    cat "$body" >&2
+    echo >&2
+    rm -f "$body"
+    return 22
+  fi
+  cat "$body"
+  rm -f "$body"
+}

@@ -18,5 +18,5 @@ fi
 
 # The CSV as the body; --data-binary keeps its line breaks. JSON works too:
 #   -H 'content-type: application/json' -d '{"rows": [[0.057, 2.625, 3.7]]}'
-curl -sf "${auth[@]}" -X POST "$DESCENT_URL/v1/jobs/$job/predict?format=csv" \
+api -X POST "$DESCENT_URL/v1/jobs/$job/predict?format=csv" \
   -H 'content-type: text/csv' --data-binary @"$rows"

@@ -6,13 +6,13 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/common.sh"
 spec="${1:-$here/../digits-adam.json}"
 
-job=$(curl -sf "${auth[@]}" -X POST "$DESCENT_URL/v1/jobs" -H 'content-type: application/json' \
+job=$(api -X POST "$DESCENT_URL/v1/jobs" -H 'content-type: application/json' \
   -d @"$spec")
 id=$(printf '%s' "$job" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 echo "submitted job $id"
 
 while :; do
-  job=$(curl -sf "${auth[@]}" "$DESCENT_URL/v1/jobs/$id")
+  job=$(api "$DESCENT_URL/v1/jobs/$id")
   status=$(printf '%s' "$job" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["status"], j["epochs_completed"], sep=" ")')
   echo "status: $status"
   case "$status" in succeeded*|failed*|cancelled*|diverged*) break ;; esac
@@ -20,4 +20,4 @@ while :; do
 done
 
 printf '%s' "$job" | python3 -c 'import json,sys; j=json.load(sys.stdin); print("reason:", j["status_reason"]) if j["status_reason"] else None'
-curl -sf "${auth[@]}" "$DESCENT_URL/v1/jobs/$id/metrics?format=csv"
+api "$DESCENT_URL/v1/jobs/$id/metrics?format=csv"

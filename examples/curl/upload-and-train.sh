@@ -7,7 +7,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 csv="${1:-$here/../data/three-kinds.csv}"
 target="${2:-kind}"
 
-ds=$(curl -sf "${auth[@]}" -X POST "$DESCENT_URL/v1/datasets" -F "file=@$csv" -F "target=$target")
+ds=$(api -X POST "$DESCENT_URL/v1/datasets" -F "file=@$csv" -F "target=$target")
 id=$(printf '%s' "$ds" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 echo "dataset $id: $ds"
 

@@ -77,6 +77,17 @@ def refuse_open_bind(host: str, auth: str) -> None:
         raise typer.Exit(2)
 
 
+def client_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses for a server bound to ``host``:``port`` (the
+    loopback address for a server bound to every interface)."""
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class Backoff:
     """The delay before a dead worker is started again: ``first`` seconds, doubled after
     each death up to ``cap``, and back to ``first`` once a worker had run for
@@ -249,6 +260,8 @@ def up(
             "'Authorization: Bearer <token>')",
             settings.token_file.resolve(),
         )
+    # The CLI and examples/ default to 127.0.0.1:8000; elsewhere they need telling.
+    log.info("clients reach this server with: export DESCENT_URL=%s", client_url(host, port))
     supervisor = WorkerSupervisor(workers, worker_env(workers, _metrics_env(settings)))
     supervisor.start()
     # uvicorn re-raises the signal that stopped it once it has shut down; with SIGTERM's

@@ -28,6 +28,7 @@ from service.errors import (
     NOT_FOUND_SCHEMA,
     TOO_LARGE_SCHEMA,
 )
+from service.gate import Db
 from service.jobs import bundles, events, service
 from service.jobs.models import Job
 from service.jobs.schemas import (
@@ -384,35 +385,76 @@ async def job_events(
     return follow(request.app.state.events, feed, after=after, settings=settings)
 
 
+MetricNames = Annotated[
+    str | None,
+    Query(
+        description="Comma-separated metric names; default: all. A name the job's task "
+        "does not record (`val_r2` of a classification job) is a 422.",
+        json_schema_extra={"pattern": comma_list_pattern(ALL_METRICS)},
+    ),
+]
+EpochBound = Annotated[int | None, Query(ge=1, le=MAX_QUERY_INT)]
+#: The CSV answer's schema: a header row of metric names, then a row per epoch.
+METRICS_CSV = {
+    "schema": {"type": "string"},
+    "example": "epoch,train_loss,val_loss\n1,0.9,0.7\n",
+}
+
+
 @router.get(
     "/{job_id}/metrics",
     response_model=MetricsRead,
-    responses={
-        404: NOT_FOUND_SCHEMA,
-        200: {"content": {"text/csv": {"example": "epoch,train_loss,val_loss\n1,0.9,0.7\n"}}},
-    },
+    responses={404: NOT_FOUND_SCHEMA, 200: {"content": {"text/csv": METRICS_CSV}}},
 )
 async def job_metrics(
     job_id: JobId,
     user: CurrentUser,
     db: DbDep,
-    names: Annotated[
-        str | None,
-        Query(
-            description="Comma-separated metric names; default: all. A name the job's task "
-            "does not record (`val_r2` of a classification job) is a 422.",
-            json_schema_extra={"pattern": comma_list_pattern(ALL_METRICS)},
-        ),
-    ] = None,
-    epoch_from: Annotated[int | None, Query(ge=1, le=MAX_QUERY_INT)] = None,
-    epoch_to: Annotated[int | None, Query(ge=1, le=MAX_QUERY_INT)] = None,
+    names: MetricNames = None,
+    epoch_from: EpochBound = None,
+    epoch_to: EpochBound = None,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> MetricsRead | PlainTextResponse:
     """Per-epoch metrics, as recorded at the end of each epoch (JSON or `?format=csv`);
     the JSON also has each epoch's resources (device, peak memory)."""
+    csv_wanted = format == "csv"
+    read = await _metrics(db, job_id, user.id, names, epoch_from, epoch_to, not csv_wanted)
+    return _csv(read) if csv_wanted else read
 
-    def work(session: Session) -> MetricsRead | PlainTextResponse:
-        job = service.get(session=session, job_id=job_id, owner=user.id)
+
+@router.get(
+    "/{job_id}/metrics.csv",
+    # Not PlainTextResponse: its text/plain would hold the error schemas in the document.
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": METRICS_CSV}, "description": "A row per epoch."},
+        404: NOT_FOUND_SCHEMA,
+    },
+)
+async def job_metrics_csv(
+    job_id: JobId,
+    user: CurrentUser,
+    db: DbDep,
+    names: MetricNames = None,
+    epoch_from: EpochBound = None,
+    epoch_to: EpochBound = None,
+) -> PlainTextResponse:
+    """Per-epoch metrics as CSV: `…/metrics?format=csv` at a path of its own, for clients
+    (generated ones above all) that expect one media type per operation."""
+    return _csv(await _metrics(db, job_id, user.id, names, epoch_from, epoch_to, False))
+
+
+async def _metrics(
+    db: Db,
+    job_id: str,
+    owner: str,
+    names: str | None,
+    epoch_from: int | None,
+    epoch_to: int | None,
+    with_resources: bool,
+) -> MetricsRead:
+    def work(session: Session) -> MetricsRead:
+        job = service.get(session=session, job_id=job_id, owner=owner)
         columns, rows = service.metrics(
             session=session,
             job=job,
@@ -420,20 +462,26 @@ async def job_metrics(
             epoch_from=epoch_from,
             epoch_to=epoch_to,
         )
-        if format == "csv":
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            return PlainTextResponse(buf.getvalue(), media_type="text/csv")
-        used = service.epoch_resources(
-            session=session, job=job, epoch_from=epoch_from, epoch_to=epoch_to
+        used = (
+            service.epoch_resources(
+                session=session, job=job, epoch_from=epoch_from, epoch_to=epoch_to
+            )
+            if with_resources
+            else []
         )
         return MetricsRead(
             job_id=job.id, status=job.status, names=columns, epochs=rows, resources=used
         )
 
     return await db.run(work)
+
+
+def _csv(read: MetricsRead) -> PlainTextResponse:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=read.names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(read.epochs)
+    return PlainTextResponse(buf.getvalue(), media_type="text/csv")
 
 
 @router.get(

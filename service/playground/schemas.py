@@ -301,7 +301,10 @@ class WindowRead(BaseModel):
     y: tuple[float, float]
 
 
-class Trajectory(BaseModel):
+class PlaygroundTrajectory(BaseModel):
+    # Not `Trajectory`: a landscape's result has one (service.spec.results), and client
+    # generators name their classes after the schemas' titles.
+
     points: list[tuple[float, float]] = Field(
         description="(x, y) before the first step, then after each step taken: "
         "`steps_taken` + 1 points."
@@ -332,7 +335,7 @@ class RunResult(BaseModel):
     reached_minimum: int | None = Field(description="Which one: an index into `minima`.")
     final_point: tuple[float, float]
     final_value: float
-    trajectory: Trajectory
+    trajectory: PlaygroundTrajectory
 
 
 class PlaygroundResult(BaseModel):

@@ -340,6 +340,19 @@ def test_an_unreachable_server_exits_1_with_a_clear_message(live: Live) -> None:
     )
 
 
+def test_descent_url_points_the_cli_at_a_server_on_any_port(live: Live, tmp_path: Path) -> None:
+    # The live server is on a free port, not the default 8000; a config file names another
+    # server, and DESCENT_URL wins over it (as `descent up --port` tells a user to set it).
+    config = tmp_path / "xdg" / "descent" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('url = "http://127.0.0.1:9"\n')
+    env = live.env(XDG_CONFIG_HOME=str(tmp_path / "xdg"))
+    assert env["DESCENT_URL"] == live.url and not live.url.endswith(":8000")
+    out = live.run("job", "list", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "items" in json.loads(out.stdout)
+
+
 def test_no_token_says_how_to_get_one(live: Live) -> None:
     out = live.run("jobs", env=live.env(DESCENT_TOKEN=""))
     assert out.returncode == 1

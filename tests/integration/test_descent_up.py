@@ -123,6 +123,7 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
 
     try:
         wait_for(healthy, 60, what="descent up to answer /healthz")
+        assert f"export DESCENT_URL={base}" in output()  # what clients are told to use
         # Migrations ran and the embedded files are where the docs say.
         assert (data_dir / "descent.sqlite").is_file()
         assert (data_dir / "broker.sqlite").is_file()

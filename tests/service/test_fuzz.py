@@ -95,6 +95,7 @@ SEMANTIC_422 = [
     "POST /v1/jobs",
     "POST /v1/datasets",
     "GET /v1/jobs/{job_id}/metrics",
+    "GET /v1/jobs/{job_id}/metrics.csv",
     "GET /v1/jobs/{job_id}/plot.png",
     "GET /v1/jobs/{job_id}/plot.svg",
     "GET /v1/plots/compare.png",
