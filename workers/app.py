@@ -12,6 +12,7 @@ from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from service.config import get_settings
 from service.queue import make_celery, sender
+from workers import fleet
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def _start_reaper(**_: object) -> None:
 
     settings = get_settings()
     sessions = make_sessionmaker(make_engine(str(settings.database_url)))
-    _reaper = Reaper(sessions, settings, sender(app, settings.queue))
+    _reaper = Reaper(sessions, settings, sender(app, settings.queue), broker=app)
     _reaper.start()
     log.info(
         "reaper started: leases of %.0fs, at most %d restarts per job",
@@ -86,3 +87,8 @@ def _start_reaper(**_: object) -> None:
 def _stop_reaper(**_: object) -> None:
     if _reaper is not None:
         _reaper.stop()
+
+
+# The worker's row in the fleet registry (workers/fleet.py): after the handlers above, so
+# a pool process reports torch's settings once they are made.
+fleet.install()

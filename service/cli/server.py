@@ -147,6 +147,8 @@ def up(
     """Run everything: migrations, the API and supervised worker(s) (embedded default)."""
     if data_dir is not None:
         os.environ["DESCENT_DATA_DIR"] = str(data_dir)
+    # /readyz waits for the supervised worker: ready means a job submitted now will run.
+    os.environ.setdefault("DESCENT_READY_NEEDS_WORKER", "1")
     settings = _settings()
     refuse_open_bind(host, settings.auth)
 
