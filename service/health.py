@@ -107,13 +107,26 @@ class HealthCheck:
         body |= error_body(503, "unavailable", f"unreachable: {', '.join(down)}")
         return JSONResponse(body, status_code=503)
 
-    def _worker(self) -> None:
+    def _worker_ready(self) -> bool:
         assert self.worker_queue is not None
         with Session(self.engine) as session:
-            if not ready_on(
+            return ready_on(
                 session, queue=self.worker_queue, now=utcnow(), lease_seconds=self.lease_seconds
-            ):
-                raise LookupError(f"no ready worker on queue {self.worker_queue!r}")
+            )
+
+    async def _worker(self) -> str:
+        """``ready``, ``missing`` (none is: not a fault, the API is starting), or
+        ``unknown`` (the workers table could not be read in time)."""
+        with anyio.move_on_after(CHECK_SECONDS):
+            try:
+                ready = await anyio.to_thread.run_sync(
+                    self._worker_ready, abandon_on_cancel=True, limiter=self._threads()
+                )
+            except Exception as exc:
+                log.warning("readiness: could not read the workers table: %s", exc)
+                return "unknown"
+            return "ready" if ready else "missing"
+        return "unknown"
 
     async def ready(self) -> JSONResponse:
         """``/readyz``: 200 when everything it needs answers, else 503 saying what not."""
@@ -128,9 +141,8 @@ class HealthCheck:
         elif body["database"] != "ok":
             body["worker"] = "unknown"
         else:
-            await self._check("worker", self._worker, checks)
-            body["worker"] = "ready" if checks["worker"] == "ok" else "missing"
-            if body["worker"] == "missing":
+            body["worker"] = await self._worker()
+            if body["worker"] != "ready":
                 missing.append(
                     f"no worker on queue {self.worker_queue!r} is ready (one must have said "
                     "ready and heartbeat within DESCENT_LEASE_SECONDS)"
