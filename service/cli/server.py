@@ -144,7 +144,10 @@ def up(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes to supervise.")] = 1,
 ) -> None:
-    """Run everything: migrations, the API and supervised worker(s) (embedded default)."""
+    """Run everything: migrations, the API and supervised worker(s) (embedded default).
+
+    GET /readyz answers 200 once a supervised worker is ready (DESCENT_READY_NEEDS_WORKER).
+    """
     if data_dir is not None:
         os.environ["DESCENT_DATA_DIR"] = str(data_dir)
     # /readyz waits for the supervised worker: ready means a job submitted now will run.
