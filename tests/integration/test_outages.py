@@ -75,7 +75,7 @@ def test_the_database_going_away_pauses_a_job_and_the_api_answers_503(
     )
     stack = Stack(pg_backend, tmp_path)
     try:
-        stack.start_worker()
+        worker = stack.start_worker()
         job_id = stack.submit(spec(10))
         stack.wait(job_id, lambda j: j.epochs_completed >= 2, what="epoch 2")
         proxy.cut()
@@ -94,6 +94,9 @@ def test_the_database_going_away_pauses_a_job_and_the_api_answers_503(
         assert job.status == "succeeded", (job.status_reason, stack.logs())
         assert stack.epochs(job_id) == list(range(1, 11))
         assert "database unavailable" in stack.logs()
+        # Its row in the fleet registry could not be written meanwhile; it is again.
+        assert "fleet: could not write worker" in worker.output()
+        wait_for(lambda: "row written again" in worker.output(), 10, what="the registry back")
         # The worker waited for the database and carried on: no other attempt took over.
         assert [a.outcome for a in stack.attempts(job_id)] == ["succeeded"]
         record_figures(
