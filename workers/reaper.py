@@ -114,27 +114,34 @@ def _lost_messages(
     # Sent before now, in a restart; else long enough ago to have been received.
     cutoff = now if restarted else fresh_since(now, settings.lease_seconds)
     own = func.coalesce(Job.queue, settings.queue)
-    waiting = select(Job.id, Job.dispatch, Job.queue, own).where(
-        Job.status == JobStatus.QUEUED, Job.held_by.is_(None), Job.dispatched_at < cutoff
-    )
+    unheld = [Job.status == JobStatus.QUEUED, Job.held_by.is_(None), Job.dispatched_at < cutoff]
     with sessions() as s:
-        rows = s.execute(waiting.order_by(Job.created_at, Job.id)).all()
-    depths: dict[str, int] = {}
-    for job_id, dispatch, queue, target in rows:
-        if restarted:
-            out.append((job_id, dispatch, queue, None, "the broker restarted"))
-            continue
-        if target not in depths:
-            try:
-                depths[target] = broker.depth(target)
-            except Exception as exc:
-                log.warning("reaper: could not read the depth of queue %s: %s", target, exc)
-                depths[target] = -1
-        if depths[target] == 0:
-            out.append((job_id, dispatch, queue, None, f"its queue {target} is empty"))
+        queues = s.scalars(select(own).where(*unheld).distinct()).all()
+    if restarted:
+        empty, why = list(queues), "the broker restarted"
+    else:
+        # A long backlog is only read when its queue is empty: one query per queue first.
+        empty = [q for q in queues if _depth(broker, q) == 0]
+        why = "its queue is empty"
+    if not empty:
+        return out
+    with sessions() as s:
+        rows = s.execute(
+            select(Job.id, Job.dispatch, Job.queue)
+            .where(*unheld, own.in_(empty))
+            .order_by(Job.created_at, Job.id)
+        ).all()
     if restarted:
         log.warning("reaper: the broker restarted; re-sending %d queued job(s)", len(rows))
-    return out
+    return out + [(job_id, dispatch, queue, None, why) for job_id, dispatch, queue in rows]
+
+
+def _depth(broker: BrokerWatch, queue: str) -> int | None:
+    try:
+        return broker.depth(queue)
+    except Exception as exc:
+        log.warning("reaper: could not read the depth of queue %s: %s", queue, exc)
+        return None
 
 
 def reap_once(
