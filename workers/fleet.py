@@ -188,7 +188,10 @@ class Registry:
         self.engine.dispose()
 
     def hold(self, job_id: str, dispatch: int) -> None:
-        self._holds.submit(self._hold, job_id, dispatch)
+        try:
+            self._holds.submit(self._hold, job_id, dispatch)
+        except RuntimeError:  # stopped: the message goes back to the broker unstarted
+            log.info("job %s: message received while stopping; not held", job_id)
 
     def _hold(self, job_id: str, dispatch: int) -> None:
         try:
@@ -205,8 +208,9 @@ class Registry:
 
     def _write(self) -> None:
         try:
+            running = [] if self.state == STOPPED else _running_jobs()
             if not self._registered or not beat(
-                self.sessions, wid=self.wid, state=self.state, running=_running_jobs()
+                self.sessions, wid=self.wid, state=self.state, running=running
             ):
                 register(
                     self.sessions,

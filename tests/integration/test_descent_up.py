@@ -214,6 +214,7 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
     pids = [int(p) for p in re.findall(r"worker 0 started \(pid (\d+)\)", output())]
     time.sleep(0.5)
     assert not any(pid_alive(p) for p in pids), "worker processes outlived descent up"
+    assert check_fleet(data_dir, pids[-1], "stopped")  # it said so as it shut down
 
 
 def test_descent_up_refuses_to_listen_beyond_loopback_without_auth(tmp_path: Path) -> None:
