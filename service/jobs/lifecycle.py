@@ -56,17 +56,8 @@ LOST, SUPERSEDED = "lost", "superseded"
 
 #: Columns only the functions below write: a fenced write may not set them.
 PROTOCOL_COLUMNS = frozenset(
-    {
-        "status",
-        "attempt",
-        "heartbeat_at",
-        "dispatch",
-        "dispatched_at",
-        "cancel_requested",
-        "held_by",
-        "held_at",
-    }
-)
+    {"status", "attempt", "heartbeat_at", "dispatch", "dispatched_at", "cancel_requested"}
+) | {"held_by", "held_at"}
 #: A new dispatch, or an attempt started: no worker holds an unstarted message any more.
 _UNHELD: dict[str, Any] = {"held_by": None, "held_at": None}
 
