@@ -115,8 +115,8 @@ class Settings(BaseSettings):
     # Requests.
     auth: Literal["token", "none"] = Field(
         "token",
-        description="`token`: every endpoint but /healthz and the docs needs an API token. "
-        "`none`: no accounts, every request acts as the local admin (loopback only).",
+        description="`token`: every endpoint but /healthz, /readyz and the docs needs an API "
+        "token. `none`: no accounts, every request acts as the local admin (loopback only).",
     )
     session_hours: float = Field(
         12.0,
@@ -312,6 +312,12 @@ class Settings(BaseSettings):
         gt=0,
         description="A job queued this long with no worker taking it is sent again, in case "
         "the broker lost its message (a Redis restart without persistence).",
+    )
+    ready_needs_worker: bool = Field(
+        False,
+        description="GET /readyz answers 200 only once a worker consuming this API's queue "
+        "is ready (its heartbeat fresh). `descent up` turns it on: its API is ready when its "
+        "supervised worker is. Off by default: in the full stack API and workers scale apart.",
     )
     worker_max_memory_mb: int = Field(
         0,

@@ -1,5 +1,8 @@
 """``GET /healthz``: whether the database and the broker answer — also while the API is
-saturated, and truthfully when either is down.
+saturated, and truthfully when either is down. ``GET /readyz``: the same, and, where the
+settings ask for it (``DESCENT_READY_NEEDS_WORKER``, set by ``descent up``), whether a
+worker consuming the API's queue is ``ready`` with a fresh heartbeat (the ``workers``
+table, service/fleet/liveness.py).
 
 The database check does not queue behind requests: it has an engine of its own (two
 connections at most) and threads of its own, so a full gate (service/gate.py) cannot
@@ -18,9 +21,11 @@ import anyio.to_thread
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from service.db import make_engine
+from service.db import make_engine, utcnow
 from service.errors import ErrorDetail, error_body
+from service.fleet.liveness import ready_on
 from service.gate import LoopLimiter
 from service.queue import Producer
 
@@ -42,12 +47,33 @@ class HealthDown(Health):
     error: ErrorDetail
 
 
-class HealthCheck:
-    """The checks behind ``/healthz``; :meth:`close` with the app."""
+class Ready(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unreachable"]
+    broker: Literal["ok", "unreachable"]
+    worker: Literal["ready", "missing", "unknown", "not required"]
 
-    def __init__(self, database_url: str, producer: Producer) -> None:
+
+class ReadyDown(Ready):
+    error: ErrorDetail
+
+
+class HealthCheck:
+    """The checks behind ``/healthz`` and ``/readyz``; :meth:`close` with the app.
+    ``worker_queue``: ``/readyz`` also needs a ready worker on that queue (None: not)."""
+
+    def __init__(
+        self,
+        database_url: str,
+        producer: Producer,
+        *,
+        worker_queue: str | None = None,
+        lease_seconds: float = 30.0,
+    ) -> None:
         self.engine = make_engine(database_url, pool_size=CONNECTIONS, pool_timeout=CHECK_SECONDS)
         self.producer = producer
+        self.worker_queue = worker_queue
+        self.lease_seconds = lease_seconds
         self._threads = LoopLimiter(2 * CONNECTIONS)
 
     def _database(self) -> None:
@@ -79,6 +105,52 @@ class HealthCheck:
             return JSONResponse({"status": "ok", **checks})
         body = {"status": "unavailable", **checks}
         body |= error_body(503, "unavailable", f"unreachable: {', '.join(down)}")
+        return JSONResponse(body, status_code=503)
+
+    def _worker_ready(self) -> bool:
+        assert self.worker_queue is not None
+        with Session(self.engine) as session:
+            return ready_on(
+                session, queue=self.worker_queue, now=utcnow(), lease_seconds=self.lease_seconds
+            )
+
+    async def _worker(self) -> str:
+        """``ready``, ``missing`` (none is: not a fault, the API is starting), or
+        ``unknown`` (the workers table could not be read in time)."""
+        with anyio.move_on_after(CHECK_SECONDS):
+            try:
+                ready = await anyio.to_thread.run_sync(
+                    self._worker_ready, abandon_on_cancel=True, limiter=self._threads()
+                )
+            except Exception as exc:
+                log.warning("readiness: could not read the workers table: %s", exc)
+                return "unknown"
+            return "ready" if ready else "missing"
+        return "unknown"
+
+    async def ready(self) -> JSONResponse:
+        """``/readyz``: 200 when everything it needs answers, else 503 saying what not."""
+        checks: dict[str, str] = {}
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._check, "database", self._database, checks)
+            tg.start_soon(self._check, "broker", self.producer.ping, checks)
+        body: dict[str, object] = {name: checks[name] for name in ("database", "broker")}
+        missing = [f"{name} unreachable" for name, state in body.items() if state != "ok"]
+        if self.worker_queue is None:
+            body["worker"] = "not required"
+        elif body["database"] != "ok":
+            body["worker"] = "unknown"
+        else:
+            body["worker"] = await self._worker()
+            if body["worker"] != "ready":
+                missing.append(
+                    f"no worker on queue {self.worker_queue!r} is ready (one must have said "
+                    "ready and heartbeat within DESCENT_LEASE_SECONDS)"
+                )
+        if not missing:
+            return JSONResponse({"status": "ok", **body})
+        body = {"status": "unavailable", **body}
+        body |= error_body(503, "unavailable", f"not ready: {'; '.join(missing)}")
         return JSONResponse(body, status_code=503)
 
     def close(self) -> None:

@@ -28,7 +28,7 @@ from service.deps import current_user
 from service.errors import UNAUTHORIZED_SCHEMA, UNAVAILABLE_SCHEMA, install_error_handlers
 from service.fleet.router import router as fleet_router
 from service.gate import STREAM_CONNECTIONS, DatabaseGate
-from service.health import Health, HealthCheck, HealthDown
+from service.health import Health, HealthCheck, HealthDown, Ready, ReadyDown
 from service.jobs import events as job_events
 from service.jobs.router import router as jobs_router
 from service.jobs.service import limits
@@ -57,10 +57,10 @@ Descent trains neural networks from declarative job specs. POST a job (model, da
 optimizer, learning-rate schedule, regularization); a Celery worker trains it with
 PyTorch and records every epoch's metrics as the epoch ends.
 
-Every endpoint but `/healthz`, these docs and the dashboard's pages and files needs an API
-token, sent as `Authorization: Bearer <token>` (`descent token` prints the embedded
-default's local one), or, from a browser, the session cookie `POST /v1/session` sets
-(writes then also send its `X-CSRF-Token`); jobs and datasets belong to the user who
+Every endpoint but `/healthz`, `/readyz`, these docs and the dashboard's pages and files
+needs an API token, sent as `Authorization: Bearer <token>` (`descent token` prints the
+embedded default's local one), or, from a browser, the session cookie `POST /v1/session`
+sets (writes then also send its `X-CSRF-Token`); jobs and datasets belong to the user who
 created them, and nobody else sees them.
 
 `GET /v1/catalog` lists everything a spec accepts. Every error has the same body:
@@ -114,7 +114,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wait_seconds=settings.db_queue_seconds,
     )
     app.state.producer = Producer(settings)
-    app.state.health = HealthCheck(str(settings.database_url), app.state.producer)
+    app.state.health = HealthCheck(
+        str(settings.database_url),
+        app.state.producer,
+        worker_queue=settings.queue if settings.ready_needs_worker else None,
+        lease_seconds=settings.lease_seconds,
+    )
     app.state.notifier = Notifier(settings.redis_url)
     # Trained models loaded for predictions (onnxruntime sessions, imported on first use).
     app.state.model_cache = ModelCache(
@@ -134,7 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_body_limits(app, settings)
     if settings.auth != "none":
         # Added last, so it runs first: no body is read before the token is checked.
-        public = {"/", app.openapi_url, DOCS_URL, REDOC_URL, "/healthz", *SIGN_IN}
+        public = {"/", app.openapi_url, DOCS_URL, REDOC_URL, "/healthz", "/readyz", *SIGN_IN}
         public.add(app.swagger_ui_oauth2_redirect_url)
         if settings.metrics_auth == "none":
             public.add(METRICS_PATH)
@@ -205,5 +210,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> JSONResponse:
         """Whether the database and the broker are reachable (200) or not (503)."""
         return await app.state.health.answer()
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        response_model=Ready,
+        responses={
+            503: {
+                "model": ReadyDown,
+                "description": "The database or the broker is down, or no worker is ready",
+            }
+        },
+    )
+    async def readyz() -> JSONResponse:
+        """Whether the API can serve and run jobs (200) or not yet (503, saying what is
+        missing): the database and the broker answer and, with DESCENT_READY_NEEDS_WORKER
+        (`descent up`), a worker on the API's queue is ready."""
+        return await app.state.health.ready()
 
     return app

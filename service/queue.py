@@ -6,10 +6,9 @@ Task names are constants: renaming a function never strands a queued message.
 
 from __future__ import annotations
 
-import functools
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from celery import Celery
 from kombu.transport import sqlalchemy as kombu_sqla
@@ -19,8 +18,13 @@ from service.config import Settings
 
 TRAIN_JOB = "descent.train_job"
 
-#: Sends a job's message: (job_id, dispatch) -> None.
-Send = Callable[[str, int], None]
+
+class Send(Protocol):
+    """Sends a job's message: ``(job_id, dispatch, queue)``. ``queue`` is the job's own
+    (``jobs.queue``), so a re-sent job stays in its pool (a GPU queue, a CPU queue); None,
+    for rows from before queues were recorded, sends to the sender's own queue."""
+
+    def __call__(self, job_id: str, dispatch: int, queue: str | None = None, /) -> None: ...
 
 
 class EmbeddedSqlTransport(kombu_sqla.Transport):
@@ -106,8 +110,13 @@ def send_train_job(app: Celery, queue: str, job_id: str, dispatch: int) -> None:
 
 
 def sender(app: Celery, queue: str) -> Send:
-    """``send_train_job`` bound to ``app`` and ``queue``."""
-    return functools.partial(send_train_job, app, queue)
+    """``send_train_job`` bound to ``app``, sending to the job's queue when it is given and
+    to ``queue`` (the sender's own) otherwise."""
+
+    def send(job_id: str, dispatch: int, job_queue: str | None = None, /) -> None:
+        send_train_job(app, job_queue or queue, job_id, dispatch)
+
+    return send
 
 
 def queue_depth(app: Celery, queue: str) -> int:
@@ -140,9 +149,10 @@ class Producer:
         self.settings = settings
         self.app = make_celery(settings, name="descent-api")
 
-    def enqueue_training(self, job_id: str, dispatch: int) -> None:
-        """Send the job's message (``send_train_job``)."""
-        send_train_job(self.app, self.settings.queue, job_id, dispatch)
+    def enqueue_training(self, job_id: str, dispatch: int, queue: str | None = None) -> None:
+        """Send the job's message (``send_train_job``) to ``queue``, the job's own (default:
+        this API's)."""
+        send_train_job(self.app, queue or self.settings.queue, job_id, dispatch)
 
     def queue_depth(self, queue: str | None = None) -> int:
         """Messages waiting in ``queue`` (default: this API's own)."""

@@ -26,7 +26,7 @@ from celery.signals import (
 from service import logs
 from service.config import get_settings
 from service.queue import TRAIN_JOB, make_celery, sender
-from workers import stopping
+from workers import fleet, stopping
 from workers.threads import torch_threads
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def _start_reaper(**_: object) -> None:
 
     settings = get_settings()
     sessions = make_sessionmaker(make_engine(str(settings.database_url)))
-    _reaper = Reaper(sessions, settings, sender(app, settings.queue))
+    _reaper = Reaper(sessions, settings, sender(app, settings.queue), broker=app)
     _reaper.start()
     log.info(
         "reaper started: leases of %.0fs, at most %d restarts per job",
@@ -242,3 +242,8 @@ def _cold_shutdown(seconds: float) -> None:
         seconds,
     )
     os.kill(os.getpid(), signal.SIGQUIT)
+
+
+# The worker's row in the fleet registry (workers/fleet.py): after the handlers above, so
+# a pool process reports torch's settings once they are made.
+fleet.install()

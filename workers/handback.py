@@ -37,10 +37,12 @@ def hand_back(
     cancelled (a cancel came meanwhile), or None (another attempt holds it)."""
     # Stable while this attempt holds the job: only its own fenced writes move them.
     with sessions() as s:
-        row = s.execute(select(Job.epochs_completed, Job.dispatch).where(Job.id == job_id)).first()
+        row = s.execute(
+            select(Job.epochs_completed, Job.dispatch, Job.queue).where(Job.id == job_id)
+        ).first()
     if row is None:
         return None
-    epochs, dispatch = row
+    epochs, dispatch, queue = row
 
     def write() -> JobStatus | None:
         with sessions() as s, s.begin():
@@ -51,7 +53,7 @@ def hand_back(
     status = retrying(write, seconds=retry_seconds, what=f"job {job_id} hand back")
     if status == JobStatus.QUEUED:
         try:
-            send(job_id, dispatch + 1)
+            send(job_id, dispatch + 1, queue)  # to the job's own queue
         except Exception:
             # The reaper sends it again after DESCENT_REDISPATCH_SECONDS.
             log.exception("job %s: handed back, but its message could not be sent", job_id)
@@ -69,13 +71,14 @@ def pass_on(
 ) -> None:
     """Send the message of ``job_id`` again as it came, for another worker (or this one's
     next start): a stopping worker's claim would only start an attempt to hand back."""
-    if dispatch is None:  # a message from before dispatch numbers: the current one
-        with sessions() as s:
-            dispatch = s.scalar(select(Job.dispatch).where(Job.id == job_id))
-        if dispatch is None:
-            return  # no such job
+    with sessions() as s:
+        row = s.execute(select(Job.dispatch, Job.queue).where(Job.id == job_id)).first()
+    if row is None:
+        return  # no such job
+    # A message from before dispatch numbers stands for the current one.
+    current, queue = row
     try:
-        send(job_id, dispatch)
+        send(job_id, current if dispatch is None else dispatch, queue)
     except Exception:
         log.exception("job %s: could not pass its message on", job_id)
         return

@@ -240,10 +240,13 @@ def up(
     A dead worker is restarted; on SIGTERM or Ctrl-C running jobs resume at the next start.
     The data directory is private: 0700, files 0600 (an older one is tightened).
 
+    GET /readyz answers 200 once a supervised worker is ready (DESCENT_READY_NEEDS_WORKER).
     Timeouts, connection and upload bounds: DESCENT_* settings, docs/limits.md.
     """
     if data_dir is not None:
         os.environ["DESCENT_DATA_DIR"] = str(data_dir)
+    # /readyz waits for the supervised worker: ready means a job submitted now will run.
+    os.environ.setdefault("DESCENT_READY_NEEDS_WORKER", "1")
     settings = _settings()
     refuse_open_bind(host, settings.auth)
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from service.auth.models import User
 from service.errors import Invalid
+from service.fleet import liveness
 from service.fleet.models import Worker
 from service.fleet.schemas import (
     DeviceRead,
@@ -52,13 +53,10 @@ _RANK = {
 
 
 def derived_state(worker: Worker, *, now: datetime, lease_seconds: float) -> WorkerState:
-    """The state a worker is shown in: its own, or ``lost`` when it went silent."""
-    if worker.state == WorkerState.STOPPED:
-        return WorkerState.STOPPED
-    if (now - worker.heartbeat_at).total_seconds() > lease_seconds:
-        return WorkerState.LOST
+    """The state a worker is shown in: its own, or ``lost`` when it went silent (the rule
+    of service/fleet/liveness.py, which the reaper and /readyz apply too)."""
     try:
-        return WorkerState(worker.state)
+        return WorkerState(liveness.state_of(worker, now, lease_seconds))
     except ValueError:  # a state a newer worker writes: alive, and no more is known
         return WorkerState.STARTING
 

@@ -23,7 +23,9 @@ sweep's driver (sweeps/driver.py) stops the jobs of an ended sweep; a worker's c
 (workers/claim.py) starts or takes over an attempt or ends a lost one; its lease
 (workers/lease.py) fences every write and records the outcome, and its runner hands the
 job back when the worker is stopping (workers/handback.py); the reaper
-(workers/reaper.py) requeues or ends jobs whose worker was lost and re-sends stale ones.
+(workers/reaper.py) requeues or ends jobs whose worker was lost and re-sends those whose
+message was lost or is stale; a worker's main process notes which job's message it holds
+(workers/fleet.py).
 """
 
 from __future__ import annotations
@@ -59,7 +61,9 @@ HANDED_BACK = "handed_back"
 #: Columns only the functions below write: a fenced write may not set them.
 PROTOCOL_COLUMNS = frozenset(
     {"status", "attempt", "heartbeat_at", "dispatch", "dispatched_at", "cancel_requested"}
-)
+) | {"held_by", "held_at"}
+#: A new dispatch, or an attempt started: no worker holds an unstarted message any more.
+_UNHELD: dict[str, Any] = {"held_by": None, "held_at": None}
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Transition:
 
 
 _CLAIM, _LEASE, _REAPER = "workers/claim.py", "workers/lease.py", "workers/reaper.py"
+_FLEET = "workers/fleet.py (task_received)"
 _API, _DRIVER = "jobs/service.py (cancel)", "sweeps/driver.py (end, tick)"
 _LOST = "lease expired"
 _HELD = "the writing attempt holds the lease"
@@ -128,6 +133,20 @@ TRANSITIONS: tuple[Transition, ...] = (
         CANCELLED,
         f"{_HELD}, its worker is stopping, a cancel was asked",
         _RUNNER,
+    ),
+    Transition(
+        "hold",
+        QUEUED,
+        QUEUED,
+        "a worker received the current dispatch's message: sets held_by",
+        _FLEET,
+    ),
+    Transition(
+        "resend",
+        QUEUED,
+        QUEUED,
+        "its message is lost (holder gone, broker restarted or its queue empty): a new dispatch",
+        _REAPER,
     ),
     Transition(
         "redispatch",
@@ -217,6 +236,7 @@ def _next_attempt(previous: int, worker: str, now: datetime) -> dict[str, Any]:
         "started_at": func.coalesce(Job.started_at, now),
         "worker": worker,
         "status_reason": None,
+        **_UNHELD,
     }
 
 
@@ -294,6 +314,7 @@ def requeue_lost(
         f"after epoch {epochs_completed}",
         "dispatch": Job.dispatch + 1,
         "dispatched_at": now,
+        **_UNHELD,
     }
     if not _update(session, where, values):
         return False
@@ -424,7 +445,47 @@ def redispatch(
                 Job.dispatch == dispatch,
                 Job.dispatched_at < stale_before,
             ],
-            {"dispatch": dispatch + 1, "dispatched_at": now},
+            {"dispatch": dispatch + 1, "dispatched_at": now, **_UNHELD},
+        )
+    )
+
+
+def hold(session: Session, *, job_id: str, dispatch: int, worker: str, now: datetime) -> bool:
+    """queued → queued with ``held_by = worker``: that worker (``workers.id``, its main
+    process) received the message of dispatch ``dispatch`` and has not started it yet. If
+    the worker is lost before it starts the job, the reaper re-sends at once
+    (:func:`resend`) rather than after ``redispatch_seconds``.
+
+    When: queued and still at ``dispatch`` (a leftover copy holds nothing). A later
+    delivery of the same message (a broker's redelivery) moves the hold to its receiver.
+    :func:`start_attempt` and every new dispatch clear it. Called by a worker's main
+    process as it receives a message (workers/fleet.py)."""
+    return bool(
+        _update(
+            session,
+            [Job.id == job_id, Job.status == QUEUED, Job.dispatch == dispatch],
+            {"held_by": worker, "held_at": now},
+        )
+    )
+
+
+def resend(
+    session: Session, *, job_id: str, dispatch: int, held_by: str | None, now: datetime
+) -> bool:
+    """queued → queued with dispatch ``dispatch + 1``: the message of ``dispatch`` is known
+    to be lost — the worker holding it (``held_by``) is gone, or the broker restarted or
+    its queue is empty while the job waits. The caller sends a new one; a copy that was
+    not lost after all is dropped by its worker (its dispatch number is old).
+
+    When: queued, still at ``dispatch`` and still held by ``held_by`` (None: by no one),
+    as the reaper read it — so of two reapers judging one job only one re-sends it. Called
+    by the reaper."""
+    holder = Job.held_by.is_(None) if held_by is None else Job.held_by == held_by
+    return bool(
+        _update(
+            session,
+            [Job.id == job_id, Job.status == QUEUED, Job.dispatch == dispatch, holder],
+            {"dispatch": dispatch + 1, "dispatched_at": now, **_UNHELD},
         )
     )
 
@@ -570,6 +631,7 @@ __all__ = [
     "fail_lost",
     "fence",
     "hand_back",
+    "hold",
     "lost_reason",
     "markdown_table",
     "note_resume",
@@ -577,6 +639,7 @@ __all__ = [
     "redispatch",
     "request_stop",
     "requeue_lost",
+    "resend",
     "start_attempt",
     "stop_trials",
     "take_over",

@@ -95,13 +95,13 @@ def create(
     errors = check_job(spec, shape, limits(settings))
     if errors:
         raise SpecError(errors)
-    job = new_job(spec, shape, owner, **columns)
+    job = new_job(spec, shape, owner, queue=settings.queue, **columns)
     if labels is not None:
         projects.organise(session=session, owner=owner, row=job, labels=labels)
     session.add(job)
     session.commit()
     try:
-        producer.enqueue_training(job.id, job.dispatch)
+        producer.enqueue_training(job.id, job.dispatch, job.queue)
     except Exception as exc:
         log.warning("could not enqueue job %s: %s", job.id, exc, extra={"job_id": job.id})
         session.delete(job)

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, func, or_, select
 from sqlalchemy.orm import Session
 
 from service.db import make_engine, utcnow
+from service.fleet.liveness import shown_state
 from service.fleet.models import Worker
 from service.jobs.models import EpochMetric, Job
 from service.jobs.states import JobKind, JobStatus
@@ -166,9 +167,8 @@ class ServiceState:
             ["state"],
         )
         states = dict.fromkeys(WORKER_STATES, 0)
-        stale = now - timedelta(seconds=self.lease_seconds)
         for state, heartbeat_at in s.execute(select(Worker.state, Worker.heartbeat_at)).all():
-            shown = "lost" if state != "stopped" and heartbeat_at < stale else state
+            shown = shown_state(state, heartbeat_at, now, self.lease_seconds)
             states[shown] = states.get(shown, 0) + 1
         for state, n in states.items():
             workers.add_metric([state], n)

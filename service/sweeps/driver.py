@@ -180,9 +180,9 @@ def advance(
         if jobs is None:
             continue  # someone else created trial ``number`` first: look again
         created += 1
-        for job_id, dispatch in jobs:
+        for job_id, dispatch, queue in jobs:
             try:
-                send(job_id, dispatch)
+                send(job_id, dispatch, queue)
             except Exception as exc:
                 # Committed and queued: the reaper re-sends it (DESCENT_REDISPATCH_SECONDS).
                 log.warning("sweep %s: could not send job %s: %s", sweep_id, job_id, exc)
@@ -267,8 +267,9 @@ def _trial_jobs(
     spec: SweepSpec | ComparisonSpec,
     trials: list[TrialRow],
     number: int,
-) -> list[tuple[str, int]] | None:
-    """Create trial ``number`` and its jobs, if nobody did; their (id, dispatch) to send."""
+) -> list[tuple[str, int, str | None]] | None:
+    """Create trial ``number`` and its jobs, if nobody did; their (id, dispatch, queue) to
+    send."""
     if isinstance(spec, ComparisonSpec):
         conf = sweep.spec["configurations"][number]
         params: dict[str, Any] = dict(conf["set"])
@@ -300,14 +301,14 @@ def _trial_jobs(
         if (active or 0) >= spec.parallelism:
             raise _Full  # rolls the claim of ``number`` back
         s.add(SweepTrial(sweep_id=sweep.id, number=number, params=params, optuna=record))
-        out: list[tuple[str, int]] = []
+        out: list[tuple[str, int, str | None]] = []
         for repeat, seed in enumerate(seeds):
             values = dict(params)
             values.setdefault("training.seed", seed)
             job = _job_for(s, settings, sweep, base, values, number, repeat, len(seeds) > 1)
             s.add(job)
             if job.status == JobStatus.QUEUED:
-                out.append((job.id, job.dispatch))
+                out.append((job.id, job.dispatch, job.queue))
     return out
 
 
@@ -332,6 +333,8 @@ def _job_for(
         "trial_number": number,
         "repeat": repeat,
         "project_id": sweep.project_id,
+        # The sweep's pool; a sweep from before queues were recorded: the driver's own.
+        "queue": sweep.queue or settings.queue,
     }
     problem: str | None = None
     body: dict[str, Any] = base

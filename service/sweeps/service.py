@@ -101,7 +101,7 @@ def create(
         body["name"] = f"{name[:170]} · range test"
         job_spec = JobSpec.model_validate(body)
         shape = dataset_shape(session=session, spec=job_spec, owner=owner)
-        test = new_job(job_spec, shape, owner, sweep_id=sweep_id)
+        test = new_job(job_spec, shape, owner, sweep_id=sweep_id, queue=settings.queue)
         # Its ends come when the test has ended (driver.resolve_auto).
         auto = AutoBounds(job_id=test.id, paths=spec.auto_paths())
     sweep = Sweep(
@@ -113,6 +113,8 @@ def create(
         spec=stored,
         task=task,
         max_trials=max_trials_of(kind, stored),
+        # Its trials go to this API's queue, whichever worker's driver creates them.
+        queue=settings.queue,
         auto_bounds=auto,
         trials_created=0,
         event_seq=0,
@@ -128,7 +130,7 @@ def create(
     session.commit()
     if test is not None and producer is not None:
         try:
-            producer.enqueue_training(test.id, test.dispatch)
+            producer.enqueue_training(test.id, test.dispatch, test.queue)
         except Exception as exc:
             log.warning("sweep %s: could not send its range test %s: %s", sweep_id, test.id, exc)
     return sweep

@@ -81,6 +81,29 @@ def check_metrics(base: str, headers: dict[str, str]) -> None:
     wait_for(lambda: scrape()[epochs] > before[epochs], 30, what="the epoch histogram to move")
 
 
+def check_fleet(data_dir: Path, pid: int, state: str, job_id: str | None = None) -> bool:
+    """Whether the ``workers`` table shows the worker whose main process is ``pid`` in
+    ``state`` (``lost`` derived as every reader derives it), training on the CPU, and
+    running ``job_id`` when one is given."""
+    from service.db import make_engine, make_sessionmaker, utcnow
+    from service.fleet.liveness import state_of
+    from service.fleet.models import Worker
+
+    engine = make_engine(f"sqlite:///{data_dir / 'descent.sqlite'}")
+    try:
+        with make_sessionmaker(engine)() as s:
+            row = s.get(Worker, f"{socket.gethostname()}:{pid}")
+    finally:
+        engine.dispose()
+    lease = float(FAST_RECOVERY_ENV["DESCENT_LEASE_SECONDS"])
+    return (
+        row is not None
+        and state_of(row, utcnow(), lease) == state
+        and row.devices == [{"name": "cpu", "kind": "cpu"}]
+        and (job_id is None or job_id in (row.running or []))
+    )
+
+
 def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "up.log"
@@ -124,6 +147,12 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
     try:
         wait_for(healthy, 60, what="descent up to answer /healthz")
         assert f"export DESCENT_URL={base}" in output()  # what clients are told to use
+        # Ready once its supervised worker is (DESCENT_READY_NEEDS_WORKER, set by `up`).
+        wait_for(
+            lambda: httpx.get(f"{base}/readyz", timeout=5).status_code == 200,
+            60,
+            what="/readyz",
+        )
         # Migrations ran and the embedded files are where the docs say.
         assert (data_dir / "descent.sqlite").is_file()
         assert (data_dir / "broker.sqlite").is_file()
@@ -175,11 +204,22 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         )
         check_metrics(base, headers)
         (first_pid,) = map(int, re.findall(r"worker 0 started \(pid (\d+)\)", output()))
+        job_id = url.rsplit("/", 1)[-1]
+        wait_for(lambda: check_fleet(data_dir, first_pid, "ready", job_id), 10, what="fleet")
         os.kill(first_pid, signal.SIGKILL)
         wait_for(
             lambda: len(re.findall(r"worker 0 started", output())) == 2,
             30,
             what="the supervisor to restart the worker",
+        )
+        second_pid = int(re.findall(r"worker 0 started \(pid (\d+)\)", output())[-1])
+        wait_for(
+            lambda: (
+                check_fleet(data_dir, first_pid, "lost")
+                and check_fleet(data_dir, second_pid, "ready")
+            ),
+            30,
+            what="the killed worker lost, its successor ready",
         )
         job = wait_for(
             lambda: (
@@ -208,6 +248,7 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
     pids = [int(p) for p in re.findall(r"worker 0 started \(pid (\d+)\)", output())]
     time.sleep(0.5)
     assert not any(pid_alive(p) for p in pids), "worker processes outlived descent up"
+    assert check_fleet(data_dir, pids[-1], "stopped")  # it said so as it shut down
 
 
 def test_descent_up_refuses_to_listen_beyond_loopback_without_auth(tmp_path: Path) -> None:

@@ -30,20 +30,24 @@ def test_a_redis_restart_loses_no_job(pg_backend: Backend, tmp_path: Path):
     redis = RedisServer(tmp_path / "redis")
     redis.start()
     pg_backend.env["DESCENT_BROKER_URL"] = redis.url
-    pg_backend.env["DESCENT_REDISPATCH_SECONDS"] = "3"
+    # Far beyond the test: the queued jobs run because the reaper saw the broker restart
+    # (its run_id changed), not because a timer ran out.
+    pg_backend.env["DESCENT_REDISPATCH_SECONDS"] = "3600"
     stack = Stack(pg_backend, tmp_path)
     try:
         worker = stack.start_worker()
-        # Its pool process imports torch and the engine after `ready.`: submitted sooner,
-        # the jobs would outwait DESCENT_REDISPATCH_SECONDS and be sent again before the
-        # first started, which this test is not about.
         wait_for(lambda: "worker process ready" in worker.output(), 60, what="the pool process")
         jobs = [stack.submit(spec(6)) for _ in range(3)]
         stack.wait(jobs[0], lambda j: j.epochs_completed >= 1, what="the first job running")
+        # Queued, and no worker holds their messages: they wait in Redis alone.
         assert all(stack.row(j).status == "queued" for j in jobs[1:])
+        assert all(stack.row(j).held_by is None for j in jobs[1:])
         redis.restart()  # no persistence: the queued messages are gone
         done = [stack.wait_terminal(j, timeout=180) for j in jobs]
         assert [j.status for j in done] == ["succeeded"] * 3, [j.status_reason for j in done]
+        assert "the broker restarted" in worker.output()
+        # The queued ones were sent again (their first message lost), the running one not.
+        assert [j.dispatch for j in done] == [1, 2, 2], stack.logs()
         for j in jobs:
             assert stack.epochs(j) == list(range(1, 7))
         record_figures(
@@ -71,7 +75,7 @@ def test_the_database_going_away_pauses_a_job_and_the_api_answers_503(
     )
     stack = Stack(pg_backend, tmp_path)
     try:
-        stack.start_worker()
+        worker = stack.start_worker()
         job_id = stack.submit(spec(10))
         stack.wait(job_id, lambda j: j.epochs_completed >= 2, what="epoch 2")
         proxy.cut()
@@ -90,6 +94,9 @@ def test_the_database_going_away_pauses_a_job_and_the_api_answers_503(
         assert job.status == "succeeded", (job.status_reason, stack.logs())
         assert stack.epochs(job_id) == list(range(1, 11))
         assert "database unavailable" in stack.logs()
+        # Its row in the fleet registry could not be written meanwhile; it is again.
+        assert "fleet: could not write worker" in worker.output()
+        wait_for(lambda: "row written again" in worker.output(), 10, what="the registry back")
         # The worker waited for the database and carried on: no other attempt took over.
         assert [a.outcome for a in stack.attempts(job_id)] == ["succeeded"]
         record_figures(

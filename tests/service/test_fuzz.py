@@ -560,8 +560,10 @@ def test_without_a_valid_token_every_operation_answers_401(world: World, credent
         # body variants and the stateful phase's sequences would all meet the same 401.
         thorough=False,
     )
-    # /healthz, and signing a browser in (it is how a page gets credentials), need none.
-    schema = schema.exclude(path="/healthz").exclude(path_regex="^/v1/session/")
+    # /healthz, /readyz, and signing a browser in (it is how a page gets credentials),
+    # need none.
+    schema = schema.exclude(path="/healthz").exclude(path="/readyz")
+    schema = schema.exclude(path_regex="^/v1/session/")
     schema = schema.exclude(path="/v1/session", method=["GET", "POST"])
     local = Tally()
 

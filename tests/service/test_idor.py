@@ -26,7 +26,7 @@ from support import BACKENDS, Backend, bearer, make_backend, make_user
 from service.deps import admin_user
 from service.main import create_app
 
-PUBLIC = {"/", "/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+PUBLIC = {"/", "/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 #: Signing a browser in needs no credentials (it is how a page gets them): what each
 #: answers here — nobody signed in (200), an empty body (422), the methods (200), no
 #: local sign-in for a test client that is not on the loopback address (403).

@@ -191,8 +191,14 @@ def test_a_lost_job_resumes_fails_or_cancels_by_its_state(sessions, settings):
     for job_id in (resumable, worn_out, cancelled):
         expire(sessions, job_id)
 
-    counts = reap_once(sessions, settings, lambda j, d: sent.append((j, d)))
-    assert counts == {"requeued": 1, "failed": 1, "cancelled": 1, "redispatched": 0}
+    counts = reap_once(sessions, settings, lambda j, d, q=None: sent.append((j, d)))
+    assert counts == {
+        "requeued": 1,
+        "failed": 1,
+        "cancelled": 1,
+        "resent": 0,
+        "redispatched": 0,
+    }
     assert sent == [(resumable, 2)]
     job = row(sessions, resumable)
     assert (
@@ -208,7 +214,7 @@ def test_a_lost_job_resumes_fails_or_cancels_by_its_state(sessions, settings):
     assert claim(sessions, settings, resumable, 1) is None
     assert claim(sessions, settings, resumable, 2).attempt == 2
     # A second reaper pass finds nothing more to do.
-    assert reap_once(sessions, settings, lambda j, d: sent.append((j, d)))["requeued"] == 0
+    assert reap_once(sessions, settings, lambda j, d, q=None: sent.append((j, d)))["requeued"] == 0
     assert len(sent) == 1
 
 
@@ -232,7 +238,7 @@ def test_a_long_queued_job_is_sent_again_in_case_its_message_was_lost(sessions, 
             .where(Job.id == old)
             .values(dispatched_at=utcnow() - timedelta(seconds=settings.redispatch_seconds + 1))
         )
-    counts = reap_once(sessions, settings, lambda j, d: sent.append((j, d)))
+    counts = reap_once(sessions, settings, lambda j, d, q=None: sent.append((j, d)))
     assert counts["redispatched"] == 1 and sent == [(old, 2)]
     assert row(sessions, fresh).dispatch == 1
 

@@ -69,11 +69,15 @@ class Harness:
         self.lock = threading.Lock()
         self.max_active: dict[str, int] = {}
 
-    def send(self, job_id: str, dispatch: int) -> None:
+    def send(self, job_id: str, dispatch: int, queue: str | None = None) -> None:
         with self.lock:
             self.queue.append((job_id, dispatch))
         with self.sessions() as s:
-            sweep_id = s.scalar(select(Job.sweep_id).where(Job.id == job_id))
+            sweep_id, recorded = s.execute(
+                select(Job.sweep_id, Job.queue).where(Job.id == job_id)
+            ).one()
+            # Every trial goes to its sweep's queue, recorded with the job.
+            assert queue == recorded == self.settings.queue, (queue, recorded)
             active = s.scalar(
                 select(func.count(func.distinct(Job.trial_number))).where(
                     Job.sweep_id == sweep_id, Job.status.in_(JobStatus.ACTIVE)
@@ -719,8 +723,8 @@ def _create_auto(harness: Harness, **kw: Any) -> str:
     message goes to the harness's queue."""
 
     class Producer:
-        def enqueue_training(self, job_id: str, dispatch: int) -> None:
-            harness.send(job_id, dispatch)
+        def enqueue_training(self, job_id: str, dispatch: int, queue: str | None = None) -> None:
+            harness.send(job_id, dispatch, queue)
 
     body = {
         "base": BASE,

@@ -194,6 +194,16 @@ def _redispatched(before: dict[str, Any], after: dict[str, Any], _target: JobSta
     assert after["job"]["dispatch"] == 2 and after["job"]["dispatched_at"] == NOW
 
 
+def _held(before: dict[str, Any], after: dict[str, Any], _target: JobStatus) -> None:
+    assert after["job"]["held_by"] == "host:1" and after["job"]["held_at"] == NOW
+    assert after["job"]["dispatch"] == 1
+
+
+def _resent(before: dict[str, Any], after: dict[str, Any], target: JobStatus) -> None:
+    _redispatched(before, after, target)
+    assert after["job"]["held_by"] is None and after["job"]["held_at"] is None
+
+
 def _cancelled(before: dict[str, Any], after: dict[str, Any], target: JobStatus) -> None:
     job = after["job"]
     assert job["cancel_requested"] is True
@@ -281,6 +291,19 @@ CASES: dict[str, Case] = {
         ),
         prepare=lambda _t: {"dispatched_at": STALE_BEFORE - timedelta(seconds=1)},
         check=_redispatched,
+    ),
+    "hold": Case(
+        call=lambda s, job_id, _row, _t: lifecycle.hold(
+            s, job_id=job_id, dispatch=1, worker="host:1", now=NOW
+        ),
+        check=_held,
+    ),
+    "resend": Case(
+        call=lambda s, job_id, _row, _t: lifecycle.resend(
+            s, job_id=job_id, dispatch=1, held_by="host:1", now=NOW
+        ),
+        prepare=lambda _t: {"held_by": "host:1", "held_at": EXPIRED},
+        check=_resent,
     ),
     "cancel_queued": Case(
         call=lambda s, job_id, _row, _t: lifecycle.cancel_queued(
@@ -561,6 +584,36 @@ def test_only_a_stale_message_of_the_current_dispatch_is_sent_again(
             s, job_id=resent, dispatch=1, now=NOW, stale_before=STALE_BEFORE
         ),
     )
+
+
+def test_a_hold_names_the_current_dispatch_and_a_start_or_resend_clears_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    # A leftover copy (an older dispatch) holds nothing.
+    job_id = put(sessions, JobStatus.QUEUED, dispatch=2)
+    _refused(
+        sessions,
+        job_id,
+        lambda s: lifecycle.hold(s, job_id=job_id, dispatch=1, worker="host:1", now=NOW),
+    )
+    with sessions() as s, s.begin():
+        assert lifecycle.hold(s, job_id=job_id, dispatch=2, worker="host:1", now=NOW)
+    # A reaper that read another holder (or none) re-sends nothing: it judged another hold.
+    for holder in ("host:2", None):
+        _refused(
+            sessions,
+            job_id,
+            lambda s, h=holder: lifecycle.resend(s, job_id=job_id, dispatch=2, held_by=h, now=NOW),
+        )
+    with sessions() as s, s.begin():
+        assert lifecycle.start_attempt(s, job_id=job_id, previous=1, worker="w1", now=NOW)
+    job = snapshot(sessions, job_id)["job"]
+    assert job["status"] == JobStatus.RUNNING and job["held_by"] is job["held_at"] is None
+    # Not held by anyone and queued: a resend of its current dispatch (its queue emptied).
+    unheld = put(sessions, JobStatus.QUEUED)
+    with sessions() as s, s.begin():
+        assert lifecycle.resend(s, job_id=unheld, dispatch=1, held_by=None, now=NOW)
+    assert snapshot(sessions, unheld)["job"]["dispatch"] == 2
 
 
 def test_a_stop_is_asked_once_and_a_sweep_stops_only_its_own_jobs(
