@@ -251,7 +251,10 @@ def config(fmt: LogFormat = "text", level: str = "INFO") -> dict[str, Any]:
             }
         },
         "root": {"level": level.upper(), "handlers": ["descent"]},
-        "loggers": {name: {"handlers": [], "propagate": True} for name in _OWN_HANDLERS},
+        # NOTSET: the root's level rules them, whatever level an earlier set-up gave them.
+        "loggers": {
+            name: {"handlers": [], "propagate": True, "level": "NOTSET"} for name in _OWN_HANDLERS
+        },
     }
 
 

@@ -81,7 +81,11 @@ def example_files(kind: str) -> list[Path]:
     """The example files of ``kind``: ``job`` (POST /v1/jobs), ``sweep`` (POST /v1/sweeps or
     /v1/comparisons) or ``playground`` (POST /v1/playground), as tests/test_examples.py
     finds them."""
-    every = sorted([*EXAMPLES.glob("**/*.json"), *EXAMPLES.glob("**/*.yaml")])
+    every = sorted(
+        p
+        for p in [*EXAMPLES.glob("**/*.json"), *EXAMPLES.glob("**/*.yaml")]
+        if "monitoring" not in p.relative_to(EXAMPLES).parts  # Prometheus and Grafana files
+    )
     if kind == "job":
         return [p for p in every if p.parent.name not in ("sweeps", "playground")]
     return [p for p in every if p.parent.name == ("sweeps" if kind == "sweep" else kind)]

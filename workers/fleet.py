@@ -40,6 +40,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import logs
 from service.config import Settings, get_settings
 from service.db import make_engine, make_sessionmaker, rowcount, utcnow
 from service.fleet.liveness import READY, STARTING, STOPPED, STOPPING
@@ -191,9 +192,15 @@ class Registry:
         try:
             self._holds.submit(self._hold, job_id, dispatch)
         except RuntimeError:  # stopped: the message goes back to the broker unstarted
-            log.info("job %s: message received while stopping; not held", job_id)
+            with logs.bound(job_id=job_id, dispatch=dispatch):
+                log.info("job %s: message received while stopping; not held", job_id)
 
     def _hold(self, job_id: str, dispatch: int) -> None:
+        # A thread of its own: its lines carry the job's fields only if bound here.
+        with logs.bound(job_id=job_id, dispatch=dispatch):
+            self._note_held(job_id, dispatch)
+
+    def _note_held(self, job_id: str, dispatch: int) -> None:
         try:
             with self.sessions() as s, s.begin():
                 held = lifecycle.hold(

@@ -44,6 +44,7 @@ from celery import Celery
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import logs
 from service.config import Settings
 from service.db import utcnow
 from service.fleet.liveness import STOPPED, fresh_since
@@ -184,13 +185,14 @@ def reap_once(
         if status is not None:
             notify(job.id)
             counts["requeued" if status == JobStatus.QUEUED else status] += 1
-            log.warning(
-                "job %s: worker of attempt %d lost after epoch %d; job %s",
-                job.id,
-                job.attempt,
-                job.epochs_completed,
-                "requeued to resume" if status == JobStatus.QUEUED else status,
-            )
+            with logs.bound(job_id=job.id, attempt=job.attempt):
+                log.warning(
+                    "job %s: worker of attempt %d lost after epoch %d; job %s",
+                    job.id,
+                    job.attempt,
+                    job.epochs_completed,
+                    "requeued to resume" if status == JobStatus.QUEUED else status,
+                )
 
     # Oldest first: re-sent messages keep the jobs' order in the queue.
     for job_id, dispatch, queue, held_by, why in _lost_messages(sessions, settings, broker, now):
@@ -199,7 +201,8 @@ def reap_once(
         if done:
             to_send.append((job_id, dispatch + 1, queue))
             counts["resent"] += 1
-            log.warning("job %s: its message is lost (%s); sent again", job_id, why)
+            with logs.bound(job_id=job_id, dispatch=dispatch + 1):
+                log.warning("job %s: its message is lost (%s); sent again", job_id, why)
 
     stale = now - timedelta(seconds=settings.redispatch_seconds)
     with sessions() as s:
@@ -222,7 +225,8 @@ def reap_once(
             send(job_id, dispatch, queue)
         except Exception as exc:
             # The job stays queued; the redispatch pass sends it once the broker is back.
-            log.warning("job %s: could not send its message: %s", job_id, exc)
+            with logs.bound(job_id=job_id, dispatch=dispatch):
+                log.warning("job %s: could not send its message: %s", job_id, exc)
     return counts
 
 

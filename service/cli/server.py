@@ -245,10 +245,11 @@ def up(
     """
     if data_dir is not None:
         os.environ["DESCENT_DATA_DIR"] = str(data_dir)
-    # /readyz waits for the supervised worker: ready means a job submitted now will run.
-    os.environ.setdefault("DESCENT_READY_NEEDS_WORKER", "1")
     settings = _settings()
     refuse_open_bind(host, settings.auth)
+    if "DESCENT_READY_NEEDS_WORKER" not in os.environ:
+        # /readyz waits for the supervised worker: ready means a job submitted now runs.
+        settings.ready_needs_worker = True
 
     from service.main import create_app
     from service.serving import run, uvicorn_config

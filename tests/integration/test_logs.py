@@ -112,7 +112,9 @@ def test_one_jobs_json_lines_join_by_job_id_across_api_and_worker(tmp_path: Path
     # Every line that mentions the job says so in its job_id field: the access lines of
     # the polls (GET /v1/jobs/{id}) too.
     about_job = [x for x in lines if job_id in json.dumps(x)]
-    assert all(x.get("job_id") == job_id for x in about_job), about_job
+    assert all(x.get("job_id") == job_id for x in about_job), [
+        x for x in about_job if x.get("job_id") != job_id
+    ]
     polls = [x for x in about_job if x["logger"] == "uvicorn.access"]
     assert polls and all(x["request_id"] != "submit-1" for x in polls)
     api = [x for x in about_job if x["logger"].startswith("service.")]

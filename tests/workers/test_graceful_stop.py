@@ -150,6 +150,10 @@ def _clear_flag() -> Iterator[None]:
     stopping.clear_worker_stopping()
 
 
+#: The queue the jobs here were submitted to: not the worker's own.
+HANDED_QUEUE = "gpu-pool"
+
+
 def new_job(sessions: sessionmaker[Session]) -> str:
     job_id = str(uuid.uuid4())
     with sessions() as s, s.begin():
@@ -162,6 +166,7 @@ def new_job(sessions: sessionmaker[Session]) -> str:
                 n_parameters=10,
                 dispatch=1,
                 dispatched_at=utcnow(),
+                queue=HANDED_QUEUE,
             )
         )
     return job_id
@@ -205,9 +210,11 @@ def test_a_stopping_worker_hands_its_job_back_and_the_next_attempt_resumes_it_ex
 ) -> None:
     settings = settings.model_copy(update={"worker_stop_seconds": stop_seconds})
     sent: list[tuple[str, int]] = []
+    queues: list[str | None] = []
 
-    def send(job_id: str, dispatch: int) -> None:
+    def send(job_id: str, dispatch: int, queue: str | None = None) -> None:
         sent.append((job_id, dispatch))
+        queues.append(queue)
 
     # The numbers of an uninterrupted run of the same spec.
     straight = new_job(sessions)
@@ -226,6 +233,7 @@ def test_a_stopping_worker_hands_its_job_back_and_the_next_attempt_resumes_it_ex
         assert job.epochs_completed == kept
         assert job.status_reason and f"handed the job back after epoch {kept}" in job.status_reason
     assert sent == [(job_id, 2)]  # its new message: the next worker takes it at once
+    assert queues == [HANDED_QUEUE]  # to the job's own queue, not the sender's
     assert epochs_of(sessions, job_id) == expected[:kept]
 
     # The same worker, still stopping, passes a message on rather than start an attempt.
