@@ -81,6 +81,16 @@ def check_metrics(base: str, headers: dict[str, str]) -> None:
     wait_for(lambda: scrape()[epochs] > before[epochs], 30, what="the epoch histogram to move")
 
 
+def fleet_cli(env: dict[str, str]) -> list[dict]:
+    """The workers ``descent workers --json`` lists, through the API of ``env``'s
+    DESCENT_URL."""
+    out = subprocess.run(
+        [sys.executable, "-m", "service.cli", "workers", "--json"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    return json.loads(out)["workers"]
+
+
 def check_fleet(data_dir: Path, pid: int, state: str, job_id: str | None = None) -> bool:
     """Whether the ``workers`` table shows the worker whose main process is ``pid`` in
     ``state`` (``lost`` derived as every reader derives it), training on the CPU, and
@@ -206,6 +216,15 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         (first_pid,) = map(int, re.findall(r"worker 0 started \(pid (\d+)\)", output()))
         job_id = url.rsplit("/", 1)[-1]
         wait_for(lambda: check_fleet(data_dir, first_pid, "ready", job_id), 10, what="fleet")
+        # What an operator sees: `descent workers` lists it with its device and its job.
+        cli_env = {**env, "DESCENT_URL": base, "DESCENT_TOKEN": token}
+        (shown,) = fleet_cli(cli_env)
+        assert (shown["pid"], shown["state"], shown["devices"][0]["name"]) == (
+            first_pid,
+            "ready",
+            "cpu",
+        )
+        assert [j["id"] for j in shown["running"]] == [job_id] and shown["torch_threads"] >= 1
         os.kill(first_pid, signal.SIGKILL)
         wait_for(
             lambda: len(re.findall(r"worker 0 started", output())) == 2,
@@ -221,6 +240,8 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
             30,
             what="the killed worker lost, its successor ready",
         )
+        states = {w["pid"]: w["state"] for w in fleet_cli(cli_env)}
+        assert states == {first_pid: "lost", second_pid: "ready"}
         job = wait_for(
             lambda: (
                 (j := httpx.get(url, headers=headers, timeout=5).json())["status"]
