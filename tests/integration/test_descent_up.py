@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from descent_up import Up
 from faults import FAST_RECOVERY_ENV
 from support import COMMON_ENV, ROOT, wait_for
 
@@ -33,12 +34,6 @@ LONG_JOB = {
     "model": {"kind": "mlp", "hidden": [256, 256]},
     "training": {"epochs": 12, "batch_size": 8},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pid_alive(pid: int) -> bool:
@@ -115,28 +110,12 @@ def check_fleet(data_dir: Path, pid: int, state: str, job_id: str | None = None)
 
 
 def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> None:
-    port = free_port()
-    log_path = tmp_path / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
     # Short leases, so the lost worker's job is noticed in seconds rather than 30.
     env.update(COMMON_ENV, PYTHONUNBUFFERED="1", **FAST_RECOVERY_ENV)
     data_dir = tmp_path / "data"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "up", "--port", str(port),
-             "--data-dir", str(data_dir)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-
-    def output() -> str:
-        return log_path.read_text(errors="replace")
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+    up = Up(data_dir, tmp_path / "up.log", env)
+    base, output = up.base, up.output
 
     headers: dict[str, str] = {}
 
@@ -155,7 +134,7 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
             raise AssertionError(f"{exc}\n{output()[-3000:]}") from None
 
     try:
-        wait_for(healthy, 60, what="descent up to answer /healthz")
+        up.wait_healthy()
         assert f"export DESCENT_URL={base}" in output()  # what clients are told to use
         # Ready once its supervised worker is (DESCENT_READY_NEEDS_WORKER, set by `up`).
         wait_for(
@@ -260,12 +239,7 @@ def test_descent_up_serves_trains_and_restarts_a_dead_worker(tmp_path: Path) -> 
         assert run_job()["status"] == "succeeded"
     finally:
         # SIGTERM, as docker and systemd stop it (Ctrl-C's SIGINT takes the same path).
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise AssertionError(f"descent up did not stop:\n{output()[-3000:]}") from None
+        up.stop(30)
     pids = [int(p) for p in re.findall(r"worker 0 started \(pid (\d+)\)", output())]
     time.sleep(0.5)
     assert not any(pid_alive(p) for p in pids), "worker processes outlived descent up"

@@ -4,17 +4,14 @@ was handed back, not left `running` with a lease to wait out, and resumes at onc
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from faults import free_port
-from support import COMMON_ENV, ROOT, wait_for
+from descent_up import Up
+from support import COMMON_ENV, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.server]
 
@@ -27,45 +24,6 @@ JOB = {
 }
 #: A lease the old way (kill the job, resume once its lease expired) would visibly wait for.
 LEASE_SECONDS = 120
-
-
-class Up:
-    """One `descent up` on ``data_dir``, its output in ``log``."""
-
-    def __init__(self, data_dir: Path, log: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.log = log
-        self.base = f"http://127.0.0.1:{self.port}"
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "up", "--port", str(self.port),
-                 "--data-dir", str(data_dir)],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_healthy(self) -> None:
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        try:
-            wait_for(healthy, 90, what="descent up to answer /healthz")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.output()[-3000:]}") from None
-
-    def stop(self, timeout: float) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"descent up did not stop:\n{self.output()[-3000:]}") from None
 
 
 def row(data_dir: Path, job_id: str) -> tuple[str, int, int, int]:

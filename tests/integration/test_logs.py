@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from support import COMMON_ENV, ROOT, wait_for
+from descent_up import Up
+from support import COMMON_ENV, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.server]
 
@@ -26,12 +23,6 @@ JOB = {
     "model": {"kind": "mlp", "hidden": [8]},
     "training": {"epochs": 3, "batch_size": 16},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse(text: str) -> list[dict]:
@@ -48,31 +39,13 @@ def parse(text: str) -> list[dict]:
 
 
 def test_one_jobs_json_lines_join_by_job_id_across_api_and_worker(tmp_path: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DESCENT_")}
     env.update(COMMON_ENV, PYTHONUNBUFFERED="1", DESCENT_LOG_FORMAT="json")
-    data_dir = tmp_path / "data"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "up", "--port", str(port),
-             "--data-dir", str(data_dir)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-    def output() -> str:
-        return log_path.read_text(errors="replace")
-
-    def healthy() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
+    up = Up(tmp_path / "data", tmp_path / "up.log", env)
+    base, output = up.base, up.output
     try:
-        wait_for(healthy, 60, what="descent up to answer /healthz")
-        token = (data_dir / "token").read_text().strip()
+        up.wait_healthy()
+        token = up.token()
         headers = {"Authorization": f"Bearer {token}", "X-Request-ID": "submit-1"}
 
         # A token in the query string is refused, and not written down either.
@@ -96,12 +69,7 @@ def test_one_jobs_json_lines_join_by_job_id_across_api_and_worker(tmp_path: Path
         # The worker's last lines about the job come after its row says succeeded.
         wait_for(lambda: "succeeded in" in output(), 30, what="Celery's task-succeeded line")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        up.stop(30)
 
     text = output()
     lines = parse(text)

@@ -7,11 +7,11 @@ refilled, and readiness that waits for a ready worker."""
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from job_rows import new_job
 from sqlalchemy import update
 from support import Backend, wait_for
 
@@ -24,11 +24,8 @@ from service.jobs.models import Job
 from service.jobs.states import JobStatus
 from service.main import create_app
 from service.queue import Producer, queue_depth, sender
-from service.spec import JobSpec
 from workers import fleet
 from workers.reaper import BrokerWatch, reap_once
-
-SPEC = JobSpec.model_validate({"dataset": {"name": "iris"}}).model_dump(mode="json")
 
 
 @pytest.fixture
@@ -36,26 +33,6 @@ def settings(backend: Backend) -> Settings:
     return backend.settings().model_copy(
         update={"heartbeat_seconds": 0.2, "lease_seconds": 2.0, "redispatch_seconds": 3600.0}
     )
-
-
-def new_job(sessions, **values) -> str:  # noqa: ANN001
-    job_id = str(uuid.uuid4())
-    with sessions() as s, s.begin():
-        s.add(
-            Job(
-                **{
-                    "id": job_id,
-                    "name": "t",
-                    "spec": SPEC,
-                    "task": "classification",
-                    "n_parameters": 10,
-                    "dispatch": 1,
-                    "dispatched_at": utcnow(),
-                    **values,
-                }
-            )
-        )
-    return job_id
 
 
 def worker_row(sessions, wid: str, **values) -> None:  # noqa: ANN001

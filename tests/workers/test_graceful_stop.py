@@ -8,18 +8,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import job_rows
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from support import IN_PROCESS_WORKER, ROOT, Backend
 
 from service.config import Settings
-from service.db import utcnow
 from service.jobs import lifecycle
 from service.jobs.models import EpochMetric, Job, JobAttempt
 from service.jobs.states import JobStatus
@@ -155,21 +154,7 @@ HANDED_QUEUE = "gpu-pool"
 
 
 def new_job(sessions: sessionmaker[Session]) -> str:
-    job_id = str(uuid.uuid4())
-    with sessions() as s, s.begin():
-        s.add(
-            Job(
-                id=job_id,
-                name="t",
-                spec=SPEC,
-                task="classification",
-                n_parameters=10,
-                dispatch=1,
-                dispatched_at=utcnow(),
-                queue=HANDED_QUEUE,
-            )
-        )
-    return job_id
+    return job_rows.new_job(sessions, spec=SPEC, queue=HANDED_QUEUE)
 
 
 def epochs_of(sessions: sessionmaker[Session], job_id: str) -> list[tuple[int, Any]]:

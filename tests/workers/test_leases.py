@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from job_rows import new_job
 from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from support import Backend
@@ -18,12 +19,9 @@ from service.config import Settings
 from service.db import utcnow
 from service.jobs.models import EpochMetric, Job, JobAttempt
 from service.jobs.states import JobStatus
-from service.spec import JobSpec
 from workers.claim import claim
 from workers.lease import Lease, LeaseLost, retrying
 from workers.reaper import reap_once
-
-SPEC = JobSpec.model_validate({"dataset": {"name": "iris"}}).model_dump(mode="json")
 
 
 @pytest.fixture
@@ -37,26 +35,6 @@ def settings(backend: Backend) -> Settings:
             "redispatch_seconds": 5.0,
         }
     )
-
-
-def new_job(sessions, **values) -> str:  # noqa: ANN001
-    job_id = str(uuid.uuid4())
-    with sessions() as s, s.begin():
-        s.add(
-            Job(
-                **{
-                    "id": job_id,
-                    "name": "t",
-                    "spec": SPEC,
-                    "task": "classification",
-                    "n_parameters": 10,
-                    "dispatch": 1,
-                    "dispatched_at": utcnow(),
-                    **values,
-                }
-            )
-        )
-    return job_id
 
 
 def row(sessions, job_id: str) -> Job:  # noqa: ANN001
