@@ -47,7 +47,6 @@ from workers.engine import (
     TrainResult,
     is_out_of_memory,
     load_checkpoint,
-    save_checkpoint,
     train,
 )
 from workers.engine.bundle import BundleTarget
@@ -62,12 +61,13 @@ from workers.engine.lr_finder import (
 )
 from workers.handback import HandBack, hand_back, pass_on
 from workers.lease import Lease, LeaseLost, retrying
-from workers.stopping import GracefulStop, worker_stopping
+from workers.reporter import CHECKPOINT, SqlReporter
+from workers.stopping import worker_stopping
 from workers.trials import Trial, load_trial, sweep_of
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT, MODEL = "checkpoint.pt", WEIGHTS
+MODEL = WEIGHTS
 #: A job with ``training.save_trajectory``: its weights after each epoch, for landscapes.
 TRAJECTORY = "trajectory"
 #: The bundle's files, in the order they are moved into place: the manifest last, so a
@@ -85,111 +85,6 @@ def _sessions(database_url: str) -> sessionmaker[Session]:
 def _notifier(redis_url: str | None) -> Notifier:
     # Tells the API's event streams a job changed, after each commit (service/live.py).
     return Notifier(redis_url)
-
-
-class SqlReporter:
-    """The engine's Reporter. At the end of each epoch: the checkpoint is written to a
-    file of this attempt's own, then one fenced transaction records the epoch's metrics,
-    moves the checkpoint into place and advances ``epochs_completed``. Either all of it
-    happens or none, and only while this attempt holds the lease."""
-
-    def __init__(
-        self,
-        lease: Lease,
-        job_dir: Path,
-        retry_seconds: float,
-        notifier: Notifier,
-        trial: Trial | None = None,
-        finish_seconds: float = 0.0,
-    ) -> None:
-        self.lease = lease
-        self.job_dir = job_dir
-        self.retry_seconds = retry_seconds
-        self.notifier = notifier
-        self.trial = trial  # the job is one of a sweep's trials
-        self.reported = 0  # the last row (epoch, step, grid row) reported
-        #: What each epoch used, recorded with its row (None: not measured).
-        self.meter: worker_metrics.ResourceMeter | None = None
-        self.graceful = GracefulStop(finish_seconds)  # a stopping worker (workers/stopping.py)
-
-    def report(self, epoch: int, metrics: dict[str, float], checkpoint: Checkpoint | None) -> None:
-        """Record the epoch; then, for a sweep's trial, ask its pruner, which raises
-        ``PruneTrial`` to end the run (the epoch is recorded by then)."""
-        tmp = None
-        if checkpoint is not None:  # the lab's rows come without
-            tmp = self.job_dir / f"{CHECKPOINT}.a{self.lease.attempt}.tmp"
-            save_checkpoint(checkpoint, tmp)
-            _fsync(tmp)  # on disk before the database says it is there
-        used = self.meter.sample() if self.meter is not None else None
-        retrying(
-            lambda: self.record(epoch, metrics, tmp, used),
-            seconds=self.retry_seconds,
-            what=f"job {self.lease.job_id} epoch {epoch}",
-        )
-        self.notifier.job_changed(self.lease.job_id)
-        worker_metrics.epoch_recorded(metrics)
-        self.reported = epoch
-        # A training epoch (it comes with a checkpoint) is worth a line; the lab's rows,
-        # hundreds a job, only at DEBUG.
-        log.log(
-            logging.INFO if checkpoint is not None else logging.DEBUG,
-            "job %s: epoch %d recorded",
-            self.lease.job_id,
-            epoch,
-        )
-        if self.trial is not None:
-            self.trial.ask_pruner(self.lease.sessions, epoch, self._write)
-        if checkpoint is not None:
-            self.graceful.epoch_recorded()
-            if self.graceful.after_epoch():
-                raise HandBack(f"the worker is stopping; handed back after epoch {epoch}")
-
-    def _write(self, values: dict[str, object]) -> None:
-        def write() -> None:
-            with self.lease.fenced("pruner notes", **values):
-                pass
-
-        retrying(write, seconds=self.retry_seconds, what=f"job {self.lease.job_id} pruner notes")
-
-    def record(
-        self,
-        epoch: int,
-        metrics: dict[str, float],
-        tmp: Path | None,
-        resources: dict[str, object] | None = None,
-    ) -> None:
-        extra = self.trial.observe(epoch, metrics) if self.trial is not None else {}
-        with self.lease.fenced(f"epoch {epoch}", epochs_completed=epoch, **extra) as s:
-            # The row can exist only if an earlier attempt recorded this epoch and then
-            # died before its checkpoint could follow, or if this very write committed and
-            # lost its answer: the first record stands, nothing is written twice.
-            exists = s.scalar(
-                select(EpochMetric.epoch).where(
-                    EpochMetric.job_id == self.lease.job_id, EpochMetric.epoch == epoch
-                )
-            )
-            if exists is None:
-                # JSON has no NaN or infinity (PostgreSQL refuses them): stored as null.
-                values = {k: v if math.isfinite(v) else None for k, v in metrics.items()}
-                seq = self.trial.next_event(s) if self.trial is not None else None
-                s.add(
-                    EpochMetric(
-                        job_id=self.lease.job_id,
-                        epoch=epoch,
-                        values=values,
-                        sweep_seq=seq,
-                        resources=resources,
-                    )
-                )
-            if tmp is not None and tmp.exists():
-                os.replace(tmp, self.job_dir / CHECKPOINT)
-
-    def should_stop(self) -> bool:
-        if self.lease.check():
-            return True  # a cancel: it ends the job, stopping worker or not
-        if self.graceful.now():
-            raise HandBack("the worker is stopping: mid-epoch, from the last checkpoint")
-        return False
 
 
 def _resume_point(claimed: Claimed, job_dir: Path) -> Checkpoint | None:
@@ -210,11 +105,6 @@ def _resume_point(claimed: Claimed, job_dir: Path) -> Checkpoint | None:
         )
         return None
     return ckpt
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
 
 
 def _clean_stale_files(job_dir: Path) -> None:
