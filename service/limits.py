@@ -274,7 +274,7 @@ class BodyLimits:
         self, scope: Scope, receive: Receive, send: Send, cap: int, kind: str
     ) -> None:
         size = 0
-        exceeded = started = False
+        exceeded = False
 
         async def counted() -> Message:
             nonlocal size, exceeded
@@ -286,23 +286,34 @@ class BodyLimits:
                     raise _TooLarge
             return message
 
-        async def guarded(message: Message) -> None:
-            nonlocal started
-            if exceeded and not started:
-                return  # what the route made of the cut-off body; the 413 replaces it
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, guarded)
-        except Exception:
-            # The route may have wrapped _TooLarge in an error of its own (FastAPI turns a
-            # failed body read into a 400); once the cap is passed, only the 413 counts.
-            if not exceeded:
-                raise
-        if exceeded and not started:
+        if await _serve_cutting_off(self.app, scope, counted, send, lambda: exceeded):
             await _too_large(send, None, kind=kind, cap=cap)
+
+
+async def _serve_cutting_off(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, cut: Callable[[], bool]
+) -> bool:
+    """Serve ``scope`` with ``receive``, which raises once it cuts the body off (and then
+    makes ``cut()`` true). From then on, what the route makes of the cut-off body is not
+    sent — it may have wrapped the error in one of its own (FastAPI turns a failed body
+    read into a 400) — unless its answer had already started. Returns whether the body was
+    cut before any answer: the caller then sends the one that says why (413, 408)."""
+    started = False
+
+    async def guarded(message: Message) -> None:
+        nonlocal started
+        if cut() and not started:
+            return
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    try:
+        await app(scope, receive, guarded)
+    except Exception:
+        if not cut():
+            raise
+    return cut() and not started
 
 
 class _BodyTimedOut(Exception):
@@ -331,7 +342,7 @@ class BodyTimeout:
             await self.app(scope, receive, send)
             return
         received = 0
-        complete = timed_out = started = False
+        complete = timed_out = False
         start: float | None = None
 
         async def timed() -> Message:
@@ -357,20 +368,7 @@ class BodyTimeout:
                 complete = True
             return message
 
-        async def guarded(message: Message) -> None:
-            nonlocal started
-            if timed_out and not started:
-                return  # what the route made of the cut-off body; the 408 replaces it
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, timed, guarded)
-        except Exception:
-            if not timed_out:  # (a route may wrap _BodyTimedOut in an error of its own)
-                raise
-        if timed_out and not started:
+        if await _serve_cutting_off(self.app, scope, timed, send, lambda: timed_out):
             message = (
                 f"the request body arrived too slowly: {received:,} bytes in "
                 f"{time.monotonic() - (start or 0):.0f} s; a body must arrive within "

@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import logs
 from service.config import Settings
 from service.db import utcnow
-from service.fleet.liveness import STOPPED, fresh_since
+from service.fleet.liveness import alive, fresh_since
 from service.fleet.models import Worker
 from service.jobs import lifecycle
 from service.jobs.models import Job
@@ -86,8 +86,7 @@ def _holder_gone(now: datetime, settings: Settings) -> ColumnElement[bool]:
     received the message (same host and pid, a new start)."""
     return or_(
         Worker.id.is_(None),
-        Worker.state == STOPPED,
-        Worker.heartbeat_at < fresh_since(now, settings.lease_seconds),
+        ~alive(now, settings.lease_seconds),
         Job.held_at < Worker.started_at,
     )
 

@@ -31,6 +31,11 @@ def alive(now: datetime, lease_seconds: float) -> ColumnElement[bool]:
     return and_(Worker.state != STOPPED, Worker.heartbeat_at >= fresh_since(now, lease_seconds))
 
 
+def lost(now: datetime, lease_seconds: float) -> ColumnElement[bool]:
+    """The worker went silent for a lease period without saying it stopped."""
+    return and_(Worker.state != STOPPED, Worker.heartbeat_at < fresh_since(now, lease_seconds))
+
+
 def shown_state(state: str, heartbeat_at: datetime, now: datetime, lease_seconds: float) -> str:
     """A worker's stored ``state``, or ``lost`` when it went silent without stopping."""
     if state != STOPPED and heartbeat_at < fresh_since(now, lease_seconds):

@@ -75,13 +75,13 @@ def parse_states(values: Iterable[str]) -> set[WorkerState]:
     return out
 
 
-def _state_clause(state: WorkerState, silent_since: datetime) -> ColumnElement[bool]:
+def _state_clause(state: WorkerState, now: datetime, lease_seconds: float) -> ColumnElement[bool]:
     """Where the workers shown in ``state`` are, in SQL (the rule of :func:`derived_state`)."""
     if state == WorkerState.STOPPED:
         return Worker.state == WorkerState.STOPPED.value
     if state == WorkerState.LOST:
-        return and_(Worker.state != WorkerState.STOPPED.value, Worker.heartbeat_at < silent_since)
-    return and_(Worker.state == state.value, Worker.heartbeat_at >= silent_since)
+        return liveness.lost(now, lease_seconds)
+    return and_(Worker.state == state.value, liveness.alive(now, lease_seconds))
 
 
 @dataclass
@@ -117,10 +117,9 @@ def read_fleet(
     but those that ended more than :data:`ENDED_SHOWN_FOR` ago), at most ``limit``, those
     alive most recently first; and every queue in use with its jobs and live workers.
     Jobs sent before their queue was recorded count as ``default_queue``'s."""
-    silent_since = now - timedelta(seconds=lease_seconds)
     where: list[ColumnElement[bool]] = []
     if states:
-        where.append(or_(false(), *(_state_clause(s, silent_since) for s in states)))
+        where.append(or_(false(), *(_state_clause(s, now, lease_seconds) for s in states)))
     elif not show_all:
         where.append(func.coalesce(Worker.stopped_at, Worker.heartbeat_at) >= now - ENDED_SHOWN_FOR)
     rows = session.scalars(
@@ -135,9 +134,8 @@ def read_fleet(
     workers = [
         _read(row, state, now=now, jobs=jobs, held=held.get(row.id, [])) for row, state in shown
     ]
-    return FleetRows(
-        workers, hidden=total - len(workers), queues=_queues(session, silent_since, default_queue)
-    )
+    queues = _queues(session, now, lease_seconds, default_queue)
+    return FleetRows(workers, hidden=total - len(workers), queues=queues)
 
 
 def _jobs(session: Session, ids: set[str]) -> dict[str, WorkerJob]:
@@ -207,7 +205,9 @@ def _read(
     )
 
 
-def _queues(session: Session, silent_since: datetime, default_queue: str) -> dict[str, QueueCounts]:
+def _queues(
+    session: Session, now: datetime, lease_seconds: float, default_queue: str
+) -> dict[str, QueueCounts]:
     out: dict[str, QueueCounts] = {default_queue: QueueCounts()}
     # Grouped by the stored column (NULL included), not by COALESCE(queue, :default):
     # PostgreSQL cannot tell that the SELECT's and the GROUP BY's parameters are equal.
@@ -228,7 +228,7 @@ def _queues(session: Session, silent_since: datetime, default_queue: str) -> dic
             counts.oldest_queued_at = oldest
     alive = (
         select(Worker.queue, func.count())
-        .where(Worker.state != WorkerState.STOPPED.value, Worker.heartbeat_at >= silent_since)
+        .where(liveness.alive(now, lease_seconds))
         .group_by(Worker.queue)
     )
     for queue, count in session.execute(alive).all():

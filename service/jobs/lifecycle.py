@@ -41,14 +41,14 @@ from sqlalchemy.orm import Session
 from service.db import rowcount
 from service.jobs.models import Job, JobAttempt
 from service.jobs.states import JobStatus
-from service.jobs.transitions import TRANSITIONS, Transition, allowed, markdown_table
-
-QUEUED, RUNNING, SUCCEEDED = JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.SUCCEEDED
-FAILED, CANCELLED, DIVERGED, PRUNED = (
-    JobStatus.FAILED,
-    JobStatus.CANCELLED,
-    JobStatus.DIVERGED,
-    JobStatus.PRUNED,
+from service.jobs.transitions import (
+    CANCELLED,
+    QUEUED,
+    RUNNING,
+    TRANSITIONS,
+    Transition,
+    allowed,
+    markdown_table,
 )
 
 #: How an attempt ended when it did not record the job's outcome (``JobAttempt.outcome``
